@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make book` builds the book, `make test` runs every check.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+NOTEBOOK_TIMEOUT ?= 900
+
+.PHONY: book test venv vendor notebooks html unit nbval browser bench clean
+
+book: venv vendor notebooks html
+
+test: venv vendor unit nbval html browser
+
+# Pinned environment. torch comes first, alone and pinned: its CPU wheel is local, an unpinned torch pulls CUDA.
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+vendor:
+	bash scripts/vendor_assets.sh
+
+notebooks: venv
+	$(PY) scripts/run_notebooks.py --timeout $(NOTEBOOK_TIMEOUT)
+
+html: venv vendor
+	rm -rf _build/html
+	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+
+unit: venv
+	$(PY) -m pytest tests --ignore=tests/browser --doctest-modules recon -q
+
+nbval: venv
+	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -q
+
+browser: venv
+	$(PY) -m pytest tests/browser -q
+
+bench: venv
+	$(PY) benchmarks/operator_throughput.py
+
+clean:
+	rm -rf _build _vendor

@@ -1,0 +1,93 @@
+"""Axial brain slices from the MNI152 (ICBM 2009a) template shipped with nilearn, with tissue-contrast augmentation.
+
+Train, validation and test images come from disjoint axial slabs separated by 6 mm gaps, so no test slice is a
+near-copy of a training slice. Each image mixes the template's grey-matter, white-matter and CSF probability maps
+with random T1-like contrasts, then applies a random affine map, a smooth elastic warp and a smooth bias field.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+
+from recon.data.splits import check_request, split_rng
+
+FAMILY = 29
+
+# Axial slabs (voxel index along z, 1 mm; z = 100 is about 28 mm above the AC, the bodies of the lateral ventricles).
+SLABS = {"train": ((40, 88), (124, 140)), "test": ((94, 106),), "val": ((112, 118),)}
+GAP_MM = 6
+FIELD_OF_VIEW_MM = 196
+
+
+@functools.lru_cache(maxsize=1)
+def _tissue_maps() -> np.ndarray:
+    """Grey matter, white matter and CSF probability maps, ``(3, X, Y, Z)`` float32 (nilearn ships them; no download)."""
+    from nilearn import datasets
+
+    t1 = datasets.load_mni152_template(resolution=1).get_fdata()
+    gm = datasets.load_mni152_gm_template(resolution=1).get_fdata()
+    wm = datasets.load_mni152_wm_template(resolution=1).get_fdata()
+    csf = np.clip((t1 > 0).astype(np.float64) - gm - wm, 0.0, 1.0)  # brain mask minus tissue: ventricles and sulci
+    return np.stack([gm, wm, csf]).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _prepared(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Tissue maps low-pass filtered in-plane for sampling at ``size`` pixels, and the brain centre in voxels."""
+    maps = _tissue_maps()
+    sigma = 0.45 * FIELD_OF_VIEW_MM / size  # anti-aliasing before resampling to the output grid
+    blurred = np.stack([ndi.gaussian_filter(m, (sigma, sigma, 0.0)) for m in maps])
+    tissue = maps[0] + maps[1]
+    xs, ys, _ = np.nonzero(tissue > 0.5)
+    return blurred, np.array([xs.mean(), ys.mean()])
+
+
+def _smooth_field(rng: np.random.Generator, size: int, amplitude: float) -> np.ndarray:
+    field = ndi.gaussian_filter(rng.normal(size=(size, size)), size / 8, mode="wrap")
+    return field * (amplitude / (np.abs(field).max() + 1e-12))
+
+
+def brain_slice(size: int, z: float, rng: np.random.Generator) -> np.ndarray:
+    """One augmented slice at axial position ``z`` (voxels), ``size x size``, anterior up, max value 1."""
+    maps, centre = _prepared(size)
+    coords = (np.arange(size) + 0.5) / size * 2 - 1
+    v, u = np.meshgrid(coords, coords, indexing="ij")
+    angle = np.deg2rad(rng.uniform(-10, 10))
+    scale = rng.uniform(0.92, 1.08, size=2)
+    shift = rng.uniform(-0.03, 0.03, size=2)
+    c, s = np.cos(angle), np.sin(angle)
+    uu = scale[0] * (c * u - s * v) + shift[0] + _smooth_field(rng, size, 0.025)
+    vv = scale[1] * (s * u + c * v) + shift[1] + _smooth_field(rng, size, 0.025)
+    half = FIELD_OF_VIEW_MM / 2
+    x = centre[0] + uu * half
+    y = centre[1] - vv * half  # rows run posterior-ward so that anterior is up
+    points = np.stack([x, y, np.full_like(x, z)])
+    gm, wm, csf = (ndi.map_coordinates(m, points, order=1, mode="constant", cval=0.0) for m in maps)
+    contrast = rng.uniform([0.45, 0.80, 0.05], [0.65, 1.00, 0.25])
+    bias = np.exp(rng.normal(0, 0.08, size=5) @ np.stack([u, v, u * v, u**2 - 1 / 3, v**2 - 1 / 3]).reshape(5, -1))
+    image = (contrast[0] * gm + contrast[1] * wm + contrast[2] * csf) * bias.reshape(size, size)
+    return image / image.max()
+
+
+def brain_slices(n: int, size: int = 64, split: str = "train", seed: int = 0) -> torch.Tensor:
+    """``n`` augmented axial brain slices ``(n, 1, size, size)`` in [0, 1] from the ``split``'s slabs.
+
+    Slabs (axial voxel ranges, 1 mm): train {SLABS[train]}, test {SLABS[test]}, val {SLABS[val]}; 6 mm gaps
+    separate them. Image ``i`` depends only on ``(split, seed, i)``.
+    """
+    check_request(n, size, split, seed)
+    slabs = np.array(SLABS[split], dtype=np.float64)
+    lengths = slabs[:, 1] - slabs[:, 0]
+    images = []
+    for i in range(n):
+        rng = split_rng(split, seed, i, FAMILY)
+        lo, hi = slabs[rng.choice(len(slabs), p=lengths / lengths.sum())]
+        images.append(brain_slice(size, rng.uniform(lo, hi), rng))
+    return torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+
+
+brain_slices.__doc__ = brain_slices.__doc__.format(SLABS=SLABS)

@@ -1,0 +1,67 @@
+"""Figure helpers shared by the notebooks: image grids, and a slider over precomputed images that needs no kernel."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def _as_array(image) -> np.ndarray:
+    if torch.is_tensor(image):
+        image = image.detach().cpu()
+        image = image.abs() if image.is_complex() else image
+        image = image.double().numpy()
+    image = np.asarray(image)
+    return image.reshape(image.shape[-2:]) if image.ndim > 2 else image
+
+
+def image_grid(rows: Sequence[Sequence], *, row_labels: Sequence[str] | None = None,
+               col_labels: Sequence[str] | None = None, titles: Sequence[Sequence[str]] | None = None,
+               cmap="gray", vmin=0.0, vmax=1.0, size: float = 1.9, aspect="equal"):
+    """A grid of images; ``vmin``/``vmax`` of None scales each panel to its own range. Returns the figure."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j >= len(row) or row[j] is None:
+                ax.axis("off")
+                continue
+            ax.imshow(_as_array(row[j]), cmap=cmap, vmin=vmin, vmax=vmax, aspect=aspect, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[i][j], fontsize=8)
+            if col_labels is not None and i == 0 and titles is None:
+                ax.set_title(col_labels[j], fontsize=9)
+            if row_labels is not None and j == 0:
+                ax.set_ylabel(row_labels[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def png_bytes(image, *, cmap="gray", vmin=0.0, vmax=1.0, scale: int = 4) -> bytes:
+    """One image as PNG bytes, upscaled by pixel replication (for widgets)."""
+    array = np.kron(_as_array(image), np.ones((scale, scale)))
+    buffer = io.BytesIO()
+    plt.imsave(buffer, array, cmap=cmap, vmin=vmin, vmax=vmax, format="png")
+    return buffer.getvalue()
+
+
+def image_slider(frames: Sequence, labels: Sequence[str], *, description: str = "", **png_options):
+    """A slider that swaps precomputed images, linked in the browser (``jslink``): it works in the static book with no
+    kernel, and live in Jupyter or Binder. Returns an ``ipywidgets.VBox``."""
+    import ipywidgets as widgets
+
+    if len(frames) != len(labels) or not frames:
+        raise ValueError(f"need one label per frame and at least one frame; got {len(frames)} frames, {len(labels)} labels.")
+    images = [widgets.Image(value=png_bytes(f, **png_options), format="png") for f in frames]
+    stack = widgets.Stack(images, selected_index=0)
+    slider = widgets.SelectionSlider(options=list(labels), value=labels[0], description=description,
+                                     continuous_update=True, layout=widgets.Layout(width="420px"))
+    widgets.jslink((slider, "index"), (stack, "selected_index"))
+    return widgets.VBox([slider, stack])

@@ -1,0 +1,61 @@
+"""The rendered book, opened in a real browser without network: maths typeset, figures loaded, widgets alive."""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+PAGES_WITH_MATH = ["book/intro.html", "book/inverse_problems.html", "notebooks/01_measurements.html"]
+PAGES_WITH_FIGURES = ["book/inverse_problems.html", "book/data.html", "notebooks/01_measurements.html"]
+WIDGET_PAGES = ["notebooks/01_measurements.html"]
+
+
+def _open(browser, site, page):
+    browser.get(f"{site}/{page}")
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_MATH)
+def test_math_is_typeset(browser, site, page):
+    _open(browser, site, page)
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return document.querySelectorAll('mjx-container').length > 0"),
+        message=f"MathJax typeset nothing on {page}",
+    )
+    main = browser.find_element(By.CSS_SELECTOR, "main").text
+    for raw in ("\\(", "\\[", "$$"):
+        assert raw not in main, f"raw TeX {raw!r} left on {page}"
+    errors = browser.execute_script("return document.querySelectorAll('mjx-merror, .MathJax_Error').length")
+    assert errors == 0, f"{errors} MathJax errors on {page}"
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_FIGURES)
+def test_every_figure_loaded(browser, site, page):
+    _open(browser, site, page)
+    images = browser.execute_script(
+        "return Array.from(document.querySelectorAll('main img')).map(i => [i.src, i.complete, i.naturalWidth])"
+    )
+    assert len(images) >= 1, f"no figures on {page}"
+    broken = [src for src, complete, width in images if not (complete and width > 0)]
+    assert not broken, f"images that did not load on {page}: {broken}"
+
+
+@pytest.mark.parametrize("page", WIDGET_PAGES)
+def test_widget_renders_and_responds_without_a_kernel(browser, site, page):
+    _open(browser, site, page)
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("return document.querySelectorAll('.widget-slider, .jupyter-widget-slider').length > 0"),
+        message=f"no widget slider rendered on {page}",
+    )
+    visible = """
+        return Array.from(document.querySelectorAll('.widget-image, .jupyter-widget-image'))
+            .filter(i => i.offsetParent !== null && i.naturalWidth > 0).map(i => i.src)"""
+    before = browser.execute_script(visible)
+    assert len(before) == 1, f"expected one visible frame, got {len(before)}"
+    handle = browser.find_element(By.CSS_SELECTOR, ".noUi-handle, .ui-slider-handle")
+    handle.send_keys(Keys.ARROW_RIGHT)
+    WebDriverWait(browser, 10).until(
+        lambda d: d.execute_script(visible) not in ([], before), message="moving the slider did not swap the frame"
+    )
