@@ -174,9 +174,9 @@ def test_ct_agrees_with_scikit_image():
 
 def test_ct_norm_and_rank_deficiency():
     op = operators.ParallelBeamCT(16, 8)
-    s = op.spectral.singular_values
+    s = op.spectrum.singular_values
     assert abs(op.norm() - float(s[0])) < 1e-6 * float(s[0])
-    assert op.spectral.rank < op.n_measurements  # rays that miss the image and too few views: not full row rank
+    assert op.spectrum.rank < op.n_measurements  # rays that miss the image and too few views: not full row rank
 
 
 def test_mri_lam_one_replaces_acquired_kspace():
@@ -207,7 +207,7 @@ def test_mri_masks_have_exact_counts_and_are_seeded():
 
 def test_gaussian_hospitals_differ_and_are_full_rank():
     a, b = operators.GaussianCS(16, 10, seed=0), operators.GaussianCS(16, 25, seed=1)
-    assert a.spectral.rank == 10 and b.spectral.rank == 25
+    assert a.spectrum.rank == 10 and b.spectrum.rank == 25
     with pytest.raises(ValueError, match="exceeds"):
         operators.GaussianCS(4, 17)
 
@@ -218,3 +218,36 @@ def test_sparse_products_are_differentiable_and_exact():
     y = random_measurement(op, batch=2)
     (op.A(x) * y).sum().backward()
     assert torch.allclose(x.grad, op.A_adjoint(y), atol=1e-12)
+
+
+SPECTRAL = [n for n in NAMES if make(n).has_spectrum]
+
+
+@pytest.mark.parametrize("name", SPECTRAL)
+def test_spectral_filters_match_dense_linear_algebra(name):
+    """row_filter(., 1) projects onto the row space; pinv_filtered with w/(w+d) is Tikhonov's (A^T A + d I)^-1 A^T."""
+    op, tol = make(name), OPERATORS[name][1]
+    x, y = random_image(op), random_measurement(op)
+    assert (op.row_filter(x, torch.ones_like) - op.A_pinv(op.A(x))).abs().max() < 10 * tol * x.abs().max()
+    if op.n_pixels > 256:
+        return
+    n = op.n_pixels
+    eye = torch.eye(n, dtype=torch.float64).reshape(n, 1, *op.image_shape)
+    AtA = op.A_adjoint(op.A(eye)).reshape(n, n)
+    delta = 0.3 * float(torch.linalg.eigvalsh(AtA).max())
+    ref = torch.linalg.solve(AtA + delta * torch.eye(n, dtype=torch.float64), op.A_adjoint(y).reshape(y.shape[0], n).T).T
+    ours = op.pinv_filtered(y, lambda w: w / (w + delta)).reshape(y.shape[0], n)
+    assert (ours - ref).abs().max() < 1e-8 * ref.abs().max()
+
+
+@pytest.mark.parametrize("name", SPECTRAL)
+def test_truncated_pinv_keeps_only_large_singular_values(name):
+    op = make(name)
+    x = random_image(op)
+    w = op.spectrum.w if hasattr(op, "spectrum") else op.m_sym[op.m_sym > 0]  # eigenvalues of A^T A
+    cutoff = 0.5 * float(w.max()) if float(w.min()) < 0.5 * float(w.max()) else 0.999 * float(w.max())
+    kept = op.row_filter(x, lambda w: (w > cutoff).double())
+    # idempotent, and the gated pseudo-inverse inverts A exactly on the kept directions
+    assert (op.row_filter(kept, lambda w: (w > cutoff).double()) - kept).abs().max() < 1e-8 * kept.abs().max()
+    gated = op.pinv_filtered(op.A(kept), lambda w: (w > cutoff).double())
+    assert (gated - kept).abs().max() < 1e-6 * kept.abs().max()

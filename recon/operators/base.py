@@ -38,8 +38,33 @@ class LinearOperator:
         raise NotImplementedError
 
     def _A_pinv(self, y: torch.Tensor) -> torch.Tensor:
-        """Minimum-norm least-squares solution by CGLS (run in float64 to reach ``cg_tol``)."""
+        """Exact through the spectrum when there is one; otherwise the minimum-norm least-squares solution by CGLS
+        (run in float64 to reach ``cg_tol``)."""
+        if self.has_spectrum:
+            return self.pinv_filtered(y, _ones)
         return cgls(self._A, self._A_adjoint, y, tol=self.cg_tol, maxiter=self.cg_maxiter).to(_real_dtype(y))
+
+    # -- spectral interface (operators with an exact decomposition) ----------------------------------------------
+    @property
+    def has_spectrum(self) -> bool:
+        """Whether ``pinv_filtered`` and ``row_filter`` are available (a cached or closed-form SVD)."""
+        return False
+
+    def pinv_filtered(self, y: torch.Tensor, f) -> torch.Tensor:
+        """``V diag(f(w) / s) U^T y`` with ``A = U S V^T`` and ``w = s^2``: ``f = 1`` is ``A^+``, ``f = 1[w > c]`` a
+        truncated pseudo-inverse, ``f = w / (w + delta)`` the Tikhonov-regularised one. ``f`` maps a tensor of
+        eigenvalues of ``A^T A`` to gains."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no spectral decomposition at this size; noise-aware steps need one "
+            "(for CT, raise svd_max)."
+        )
+
+    def row_filter(self, x: torch.Tensor, f) -> torch.Tensor:
+        """``f(A^T A) x = V diag(f(w)) V^T x``; ``f = 1`` projects onto the row space of ``A``."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no spectral decomposition at this size; noise-aware steps need one "
+            "(for CT, raise svd_max)."
+        )
 
     # -- public, validated ---------------------------------------------------------------------------------------
     def A(self, x: torch.Tensor) -> torch.Tensor:
@@ -140,6 +165,34 @@ class LinearOperator:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(image_shape={self.image_shape}, measurement_shape={self.measurement_shape})"
+
+
+def _ones(w: torch.Tensor) -> torch.Tensor:
+    return torch.ones_like(w)
+
+
+class GramSpectrumMixin:
+    """Spectral interface from a ``GramSpectrum`` (``self.spectrum``) over flattened ``A`` and ``A^T``."""
+
+    def _flat_ops(self):
+        return (lambda v: self._A(v.reshape(v.shape[0], 1, *self.image_shape)).reshape(v.shape[0], -1),
+                lambda v: self._A_adjoint(v.reshape(v.shape[0], *self.measurement_shape)).reshape(v.shape[0], -1))
+
+    @property
+    def has_spectrum(self) -> bool:
+        return self.spectrum is not None
+
+    def pinv_filtered(self, y, f):
+        if self.spectrum is None:
+            return LinearOperator.pinv_filtered(self, y, f)
+        B = y.shape[0]
+        return self.spectrum.pinv_filtered(y.reshape(B, -1), f, *self._flat_ops()).reshape(B, 1, *self.image_shape)
+
+    def row_filter(self, x, f):
+        if self.spectrum is None:
+            return LinearOperator.row_filter(self, x, f)
+        B = x.shape[0]
+        return self.spectrum.row_filter(x.reshape(B, -1), f, *self._flat_ops()).reshape(x.shape)
 
 
 def _real_dtype(t: torch.Tensor) -> torch.dtype:

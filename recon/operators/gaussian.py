@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 
 from recon._checks import check_positive_int
-from recon.operators.base import LinearOperator
-from recon.operators.spectral import GramPseudoInverse
+from recon.operators.base import GramSpectrumMixin, LinearOperator
+from recon.operators.spectral import GramSpectrum
 
 
 def gaussian_matrix(m: int, n: int, seed: int) -> torch.Tensor:
@@ -15,7 +15,7 @@ def gaussian_matrix(m: int, n: int, seed: int) -> torch.Tensor:
     return torch.randn(m, n, generator=g, dtype=torch.float64) / m**0.5
 
 
-class GaussianCS(LinearOperator):
+class GaussianCS(GramSpectrumMixin, LinearOperator):
     """Compressed sensing ``y = A x`` with a Gaussian ``A`` of ``n_measurements`` rows: the post's hospitals.
 
     Each hospital (seed) has its own ``A``; ``m = 10`` and ``m = 25`` are the post's example. Measurements have shape
@@ -39,7 +39,7 @@ class GaussianCS(LinearOperator):
         self.measurement_shape = (n_measurements,)
         self.matrix = gaussian_matrix(n_measurements, n, seed)
         self._matrix32 = self.matrix.float()
-        self.spectral = GramPseudoInverse((self.matrix @ self.matrix.T).numpy(), row_space=True, rcond=1e-7)
+        self.spectrum = GramSpectrum((self.matrix @ self.matrix.T).numpy(), row_space=True, rcond=1e-7)
 
     def _weights(self, dtype):
         return self.matrix if dtype == torch.float64 else self._matrix32.to(dtype)
@@ -49,9 +49,6 @@ class GaussianCS(LinearOperator):
 
     def _A_adjoint(self, y):
         return (y @ self._weights(y.dtype)).reshape(y.shape[0], 1, *self.image_shape)
-
-    def _A_pinv(self, y):
-        return self._A_adjoint(self.spectral.apply(y))
 
     def __repr__(self) -> str:
         return f"GaussianCS(image_size={self.image_size}, n_measurements={self.measurement_shape[0]}, seed={self.seed})"

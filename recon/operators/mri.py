@@ -50,8 +50,7 @@ class CartesianMRI(LinearOperator):
         self.mask_centered = cartesian_mask(image_size, acceleration, center_fraction, pattern, seed)
         self.mask = torch.fft.ifftshift(self.mask_centered)  # FFT order
         mirrored = self.mask[(-torch.arange(image_size)) % image_size]
-        m_sym = (self.mask.double() + mirrored.double()) / 2
-        self._inv_m_sym = torch.where(m_sym > 0, 1.0 / m_sym.clamp_min(0.5), torch.zeros_like(m_sym))
+        self.m_sym = (self.mask.double() + mirrored.double()) / 2  # eigenvalues of A^T A per k-space column
 
     def _A(self, x):
         k = torch.fft.fft2(x, norm="ortho")
@@ -60,10 +59,26 @@ class CartesianMRI(LinearOperator):
     def _A_adjoint(self, y):
         return torch.fft.ifft2(y * self.mask.to(y.device), norm="ortho").real
 
-    def _A_pinv(self, y):
-        z = self._A_adjoint(y)
-        k = torch.fft.fft2(z, norm="ortho") * self._inv_m_sym.to(device=z.device, dtype=z.dtype)
+    @property
+    def has_spectrum(self) -> bool:
+        return True
+
+    def _fourier_filter(self, x, gain):
+        k = torch.fft.fft2(x, norm="ortho") * gain.to(device=x.device, dtype=x.dtype)
         return torch.fft.ifft2(k, norm="ortho").real
+
+    def _gain(self, f, power: float) -> torch.Tensor:
+        sampled = self.m_sym > 0
+        w = self.m_sym[sampled]
+        gain = torch.zeros_like(self.m_sym)
+        gain[sampled] = torch.as_tensor(f(w), dtype=torch.float64) * w**power
+        return gain
+
+    def pinv_filtered(self, y, f):
+        return self._fourier_filter(self._A_adjoint(y), self._gain(f, -1.0))
+
+    def row_filter(self, x, f):
+        return self._fourier_filter(x, self._gain(f, 0.0))
 
     def acquired(self, y):
         return y * self.mask.to(y.device)

@@ -10,9 +10,9 @@ import scipy.sparse
 import torch
 
 from recon._checks import check_positive_int
-from recon.operators.base import LinearOperator
+from recon.operators.base import GramSpectrumMixin, LinearOperator
 from recon.operators.sparse import SparseMatrix
-from recon.operators.spectral import GramPseudoInverse
+from recon.operators.spectral import GramSpectrum
 
 
 def parallel_beam_angles(n_views: int) -> np.ndarray:
@@ -75,14 +75,14 @@ def _cached_system(image_size: int, n_views: int) -> SparseMatrix:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_spectral(image_size: int, n_views: int, rcond: float) -> GramPseudoInverse:
+def _cached_spectrum(image_size: int, n_views: int, rcond: float) -> GramSpectrum:
     M = _cached_system(image_size, n_views).scipy
     m, n = M.shape
     gram = (M @ M.T) if m <= n else (M.T @ M)
-    return GramPseudoInverse(gram.toarray(), row_space=m <= n, rcond=rcond)
+    return GramSpectrum(gram.toarray(), row_space=m <= n, rcond=rcond)
 
 
-class ParallelBeamCT(LinearOperator):
+class ParallelBeamCT(GramSpectrumMixin, LinearOperator):
     """Sparse-view parallel-beam CT ``y = R x``: ``n_views`` equispaced angles over [0, pi), ``N`` detector bins.
 
     Measurements have shape ``(B, 1, n_views, N)`` (a sinogram, one row per view) in units of pixel values times
@@ -127,20 +127,11 @@ class ParallelBeamCT(LinearOperator):
         return self.matrix.rmatmul(y.reshape(B, -1)).reshape(B, 1, *self.image_shape)
 
     @property
-    def spectral(self) -> GramPseudoInverse | None:
+    def spectrum(self) -> GramSpectrum | None:
         """Cached eigendecomposition behind ``A_pinv``, or None when the Gram matrix exceeds ``svd_max``."""
         if min(self.matrix.shape) > self.svd_max:
             return None
-        return _cached_spectral(self.image_size, self.n_views, self.rcond)
-
-    def _A_pinv(self, y):
-        spectral = self.spectral
-        if spectral is None:
-            return super()._A_pinv(y)
-        B = y.shape[0]
-        if spectral.row_space:
-            return self._A_adjoint(spectral.apply(y.reshape(B, -1)).reshape(y.shape))
-        return spectral.apply(self._A_adjoint(y).reshape(B, -1)).reshape(B, 1, *self.image_shape)
+        return _cached_spectrum(self.image_size, self.n_views, self.rcond)
 
     def fbp(self, y: torch.Tensor) -> torch.Tensor:
         """Filtered back-projection: ramp-filter each view, back-project with ``A^T``, scale by ``pi / n_views``."""

@@ -1,4 +1,11 @@
-"""Truncated pseudo-inverse from the eigendecomposition of the smaller Gram matrix (cached, float64)."""
+"""Spectral filters of ``A^T A`` from the eigendecomposition of the smaller Gram matrix (cached, float64).
+
+With the SVD ``A = U S V^T`` (``w = s^2``), two primitives cover every pseudo-inverse the samplers need:
+
+* ``pinv_filtered(y, f) = V diag(f(w) / s) U^T y``: ``f = 1`` is the Moore–Penrose ``A^+``, ``f = 1[w > c]`` a
+  truncated one, ``f = w / (w + delta)`` Tikhonov's ``(A^T A + delta I)^-1 A^T``;
+* ``row_filter(x, f) = V diag(f(w)) V^T x``: ``f = 1`` is the projector onto the row space.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +13,47 @@ import numpy as np
 import torch
 
 
-class GramPseudoInverse:
-    """``A^+`` through ``G = A A^T`` (when ``m <= n``) or ``G = A^T A`` (when ``m > n``), eigendecomposed once.
+class GramSpectrum:
+    """Eigendecomposition of ``G = A A^T`` (``row_space=True``, when ``m <= n``) or ``G = A^T A`` (when ``m > n``).
 
-    With ``G = U diag(w) U^T`` and ``K = U diag(1/w) U^T`` over the eigenvalues kept, ``A^+ y = A^T K y`` in the first
-    case and ``K A^T y`` in the second. Eigenvalues below ``(rcond * s_max)^2`` are treated as zero: that is the
-    truncated pseudo-inverse, exact on the range of ``A`` up to the discarded directions (float64 resolves
-    ``w / w_max`` to about 1e-14, so ``rcond`` much below 1e-7 would keep round-off).
-
-    Args:
-        gram: the dense Gram matrix, ``(m, m)`` or ``(n, n)``.
-        row_space: True when ``gram = A A^T`` (apply ``K`` before ``A^T``), False when ``gram = A^T A``.
-        rcond: relative singular-value cut-off.
+    Eigenvalues below ``(rcond * s_max)^2`` are dropped: float64 resolves ``w / w_max`` to about 1e-14, so ``rcond``
+    much below 1e-7 would keep round-off. The callers pass ``A`` and ``A^T`` on flattened batches ``(B, d)``.
     """
 
     def __init__(self, gram: np.ndarray, row_space: bool, rcond: float = 1e-6):
         if not 0 < rcond < 1:
             raise ValueError(f"rcond must lie in (0, 1); got {rcond}.")
-        w, U = np.linalg.eigh(np.asarray(gram, dtype=np.float64))
+        w, vecs = np.linalg.eigh(np.asarray(gram, dtype=np.float64))
         keep = w > (rcond**2) * w.max()
         self.row_space = row_space
         self.rcond = rcond
-        self.singular_values = torch.from_numpy(np.sqrt(np.clip(w[keep], 0, None))[::-1].copy())
-        self.rank = int(keep.sum())
-        Uk = U[:, keep]
-        self._K = torch.from_numpy((Uk / w[keep]) @ Uk.T)
+        self.w = torch.from_numpy(w[keep].copy())
+        self.vecs = torch.from_numpy(vecs[:, keep].copy())
 
-    def apply(self, v: torch.Tensor) -> torch.Tensor:
-        """Multiply a batch of flattened vectors ``(B, d)`` by ``K`` in float64."""
-        return (v.to(torch.float64) @ self._K).to(v.dtype)
+    @property
+    def singular_values(self) -> torch.Tensor:
+        return self.w.sqrt().flip(0)
+
+    @property
+    def rank(self) -> int:
+        return int(self.w.numel())
+
+    def _gain(self, f, scale_power: float) -> torch.Tensor:
+        gain = torch.as_tensor(f(self.w), dtype=torch.float64)
+        return gain * self.w**scale_power
+
+    def pinv_filtered(self, y: torch.Tensor, f, A, At) -> torch.Tensor:
+        """``V diag(f(w)/s) U^T y`` for flattened ``y`` (B, m); returns (B, n)."""
+        dtype = y.dtype
+        y = y.to(torch.float64)
+        if self.row_space:  # U = vecs, V = A^T U W^-1/2
+            return At(((y @ self.vecs) * self._gain(f, -1.0)) @ self.vecs.T).to(dtype)
+        return (((At(y) @ self.vecs) * self._gain(f, -1.0)) @ self.vecs.T).to(dtype)  # V = vecs
+
+    def row_filter(self, x: torch.Tensor, f, A, At) -> torch.Tensor:
+        """``V diag(f(w)) V^T x`` for flattened ``x`` (B, n); returns (B, n)."""
+        dtype = x.dtype
+        x = x.to(torch.float64)
+        if self.row_space:
+            return At(((A(x) @ self.vecs) * self._gain(f, -1.0)) @ self.vecs.T).to(dtype)
+        return (((x @ self.vecs) * self._gain(f, 0.0)) @ self.vecs.T).to(dtype)

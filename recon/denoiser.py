@@ -1,0 +1,108 @@
+"""Denoisers ``D(x, sigma) -> x0_hat`` in image units: the learned one owns its preconditioning (EDM)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recon._checks import check_finite
+
+
+def _sigma_batch(sigma, x: torch.Tensor) -> torch.Tensor:
+    sigma = torch.as_tensor(sigma, dtype=torch.float32 if x.dtype == torch.bfloat16 else x.dtype, device=x.device)
+    if sigma.dim() == 0:
+        sigma = sigma.expand(x.shape[0])
+    if sigma.shape != (x.shape[0],):
+        raise ValueError(f"sigma must be a number or a (B,) tensor with B = {x.shape[0]}; got {tuple(sigma.shape)}.")
+    if not torch.isfinite(sigma).all() or (sigma <= 0).any():
+        raise ValueError(f"sigma must be finite and > 0; got min {float(sigma.min())}.")
+    return sigma
+
+
+class Denoiser:
+    """The contract every sampler uses: ``D(x, sigma)`` estimates the clean image from ``x = x0 + sigma z``.
+
+    ``score(x, sigma) = (D(x, sigma) - x) / sigma**2``. ``sigma_min``/``sigma_max`` bound the noise levels the
+    denoiser was built for; samplers draw their schedules inside them.
+    """
+
+    sigma_min: float
+    sigma_max: float
+    image_size: int | None = None
+
+    def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        raise NotImplementedError
+
+    def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        """Score of the noised marginal, ``grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2``."""
+        s = _sigma_batch(sigma, x).reshape(-1, *([1] * (x.dim() - 1)))
+        return (self(x, sigma) - x) / s**2
+
+
+class EDMDenoiser(Denoiser, nn.Module):
+    """EDM preconditioning (Karras et al. 2022, Table 1, "Ours") around a network ``F(x, c_noise)``.
+
+    Images live in [0, 1]; internally they are mapped to [-1, 1] (``x -> 2x - 1``, ``sigma -> 2 sigma``), where
+    ``sigma_data = 0.5``:  ``D = c_skip x + c_out F(c_in x, c_noise)`` with ``c_skip = sd^2 / (s^2 + sd^2)``,
+    ``c_out = s sd / sqrt(s^2 + sd^2)``, ``c_in = 1 / sqrt(s^2 + sd^2)``, ``c_noise = ln(s) / 4``.
+
+    Args:
+        net: a module ``F(x, c_noise)`` on ``(B, 1, H, W)``.
+        image_size: the size it was trained at; other sizes are refused.
+        sigma_min, sigma_max: noise range in image units.
+        sigma_data: data standard deviation in the [-1, 1] space.
+    """
+
+    def __init__(self, net: nn.Module, image_size: int, sigma_min: float = 0.002, sigma_max: float = 40.0,
+                 sigma_data: float = 0.5):
+        nn.Module.__init__(self)
+        self.net = net
+        self.image_size = image_size
+        self.sigma_min, self.sigma_max, self.sigma_data = sigma_min, sigma_max, sigma_data
+
+    def precondition(self, sigma: torch.Tensor):
+        """``c_skip, c_out, c_in, c_noise`` for image-unit ``sigma`` (B,), in the [-1, 1] space."""
+        s, sd = 2 * sigma, self.sigma_data
+        c_skip = sd**2 / (s**2 + sd**2)
+        c_out = s * sd / (s**2 + sd**2).sqrt()
+        c_in = 1 / (s**2 + sd**2).sqrt()
+        c_noise = s.log() / 4
+        return c_skip, c_out, c_in, c_noise
+
+    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 1 or tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+            raise ValueError(
+                f"this denoiser was trained on {self.image_size}x{self.image_size} images (B, 1, "
+                f"{self.image_size}, {self.image_size}); got {tuple(x.shape)}. Resize the images or train a prior "
+                "at this size with `python -m recon.train --size ...`."
+            )
+        check_finite(x, "denoiser input x")
+        sigma = _sigma_batch(sigma, x)
+        c_skip, c_out, c_in, c_noise = (c.reshape(-1, 1, 1, 1) if c.dim() else c for c in self.precondition(sigma))
+        xs = 2 * x - 1
+        dtype = next(self.net.parameters()).dtype
+        F = self.net((c_in * xs).to(dtype), c_noise.reshape(-1).to(dtype)).to(x.dtype)
+        return (c_skip * xs + c_out * F + 1) / 2
+
+    __call__ = nn.Module.__call__
+
+
+class GaussianDenoiser(Denoiser):
+    """The exact denoiser of a Gaussian prior ``x0 ~ N(mean, cov)``: ``D = mean + cov (cov + sigma^2 I)^-1 (x - mean)``.
+
+    With it a sampler's output distribution is known in closed form, which the tests use.
+    """
+
+    def __init__(self, mean: torch.Tensor, cov: torch.Tensor, sigma_min: float = 1e-3, sigma_max: float = 100.0):
+        self.mean = mean.double()
+        self.cov = cov.double()
+        self.shape = tuple(mean.shape)
+        self.image_size = self.shape[-1]
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max
+        self._evals, self._evecs = torch.linalg.eigh(self.cov)
+
+    def __call__(self, x, sigma):
+        sigma = _sigma_batch(sigma, x.double())
+        d = (x.double() - self.mean).reshape(x.shape[0], -1) @ self._evecs
+        gain = self._evals / (self._evals + sigma[:, None] ** 2)
+        return (self.mean.reshape(1, -1) + (d * gain) @ self._evecs.T).reshape(x.shape).to(x.dtype)
