@@ -52,10 +52,10 @@ def main(argv=None) -> None:
                 x = head_ct_phantoms(batch, size, "test", 0)
                 images = x[:, 0].double().numpy()
 
-                def ours():
+                def ours(op=op, x=x):
                     op.A_adjoint(op.A(x))
 
-                def skimage():
+                def skimage(images=images, theta=theta):
                     for image in images:
                         sino = radon(image, theta=theta, circle=True)
                         iradon(sino, theta=theta, filter_name=None, circle=True)

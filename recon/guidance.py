@@ -28,9 +28,11 @@ class ProximalGuide:
         noise_std: standard deviation of the measurement noise in ``y`` (0: noise-free, the paper's step).
     """
 
-    def __init__(self, operator: LinearOperator, y: torch.Tensor, lam=1.0, noise_std: float = 0.0):
+    def __init__(self, operator: LinearOperator, y: torch.Tensor, lam=1.0, noise_std: float = 0.0,
+                 history: list | None = None):
         operator._check_measurement(y, "y")
         self.operator, self.y = operator, y
+        self.history = history  # if a list, every call appends {sigma, x, x_proj} (for the process figures)
         self.lam = check_lam(lam, y.shape[0], torch.zeros((y.shape[0], 1, 1, 1)))
         self.noise_std = check_noise_std(noise_std)
         if self.noise_std > 0 and not operator.has_spectrum:
@@ -58,5 +60,9 @@ class ProximalGuide:
         target, gate = self.target(sigma, generator, x)
         lam = self.lam.to(x.dtype)
         if gate is None:
-            return x + lam * (target - op.A_pinv(op.A(x)))  # x + lam A^+(y_t - A x)
-        return x + lam * (target - op.row_filter(x, gate))  # the same, on the directions the data still informs
+            x_proj = x + lam * (target - op.A_pinv(op.A(x)))  # x + lam A^+(y_t - A x)
+        else:
+            x_proj = x + lam * (target - op.row_filter(x, gate))  # the same, on the directions the data still informs
+        if self.history is not None:
+            self.history.append({"sigma": sigma, "x": x, "x_proj": x_proj, "A_target": op.A(target)})
+        return x_proj

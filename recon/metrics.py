@@ -35,3 +35,11 @@ def relative_error(x: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     a, b = _pairs(x, reference)
     a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
     return torch.from_numpy(np.linalg.norm(a - b, axis=1) / np.linalg.norm(b, axis=1))
+
+
+def ssim(x: torch.Tensor, reference: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Structural similarity per image (scikit-image's implementation, default 7x7 window), shape ``(B,)``."""
+    from skimage.metrics import structural_similarity
+
+    a, b = _pairs(x, reference)
+    return torch.tensor([structural_similarity(r[0], i[0], data_range=data_range) for i, r in zip(a, b)])

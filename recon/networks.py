@@ -50,7 +50,7 @@ class UNet(nn.Module):
     def __init__(self, base: int = 32, mults: tuple[int, ...] = (1, 2, 4), blocks: int = 1, emb_dim: int = 128,
                  dropout: float = 0.0):
         super().__init__()
-        self.config = dict(base=base, mults=tuple(mults), blocks=blocks, emb_dim=emb_dim, dropout=dropout)
+        self.config = {"base": base, "mults": tuple(mults), "blocks": blocks, "emb_dim": emb_dim, "dropout": dropout}
         self.emb_dim = emb_dim
         self.embed = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.stem = nn.Conv2d(1, base, 3, padding=1)

@@ -65,3 +65,22 @@ def image_slider(frames: Sequence, labels: Sequence[str], *, description: str = 
                                      continuous_update=True, layout=widgets.Layout(width="420px"))
     widgets.jslink((slider, "index"), (stack, "selected_index"))
     return widgets.VBox([slider, stack])
+
+
+def save_gif(frames: Sequence, path, *, duration_ms: int = 80, scale: int = 4, vmin=0.0, vmax=1.0) -> None:
+    """Write images as an animated GIF (gray, upscaled by pixel replication), the last frame held longer."""
+    from PIL import Image
+
+    images = [Image.fromarray((np.clip((np.kron(_as_array(f), np.ones((scale, scale))) - vmin) / (vmax - vmin), 0, 1)
+                               * 255).astype(np.uint8)) for f in frames]
+    durations = [duration_ms] * (len(images) - 1) + [duration_ms * 15]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+
+
+def error_map(x, reference):
+    """Absolute error image, for panels shown with their own colour scale."""
+    return (_as_tensor(x) - _as_tensor(reference)).abs()
+
+
+def _as_tensor(x):
+    return torch.as_tensor(_as_array(x))

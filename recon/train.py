@@ -40,6 +40,11 @@ def edm_loss(denoiser: EDMDenoiser, x0: torch.Tensor, generator: torch.Generator
     return (weight.reshape(-1, 1, 1, 1) * error.float() ** 2).mean()
 
 
+def ema_beta(step: int, halflife: float, rampup: float) -> float:
+    """EMA decay after ``step`` steps: half-life ``min(halflife, rampup * step)`` steps (Karras et al. 2022, App. F)."""
+    return 0.5 ** (1.0 / max(min(halflife, rampup * step), 1e-8))
+
+
 def hardware(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
@@ -55,7 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--warmup", type=int, default=200)
-    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--ema-halflife", type=float, default=300.0, help="EMA half-life in steps")
+    p.add_argument("--ema-rampup", type=float, default=0.25, help="half-life at most this fraction of the steps so far")
     p.add_argument("--base", type=int, default=32)
     p.add_argument("--mults", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--blocks", type=int, default=1)
@@ -116,9 +122,10 @@ def main(argv=None) -> Path:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         optimizer.step()
-        with torch.no_grad():
+        with torch.no_grad():  # EMA with a ramped half-life, so early weights do not linger (EDM's ema_rampup)
+            beta = ema_beta(step + 1, args.ema_halflife, args.ema_rampup)
             for pe, pn in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(pn, 1 - args.ema)
+                pe.lerp_(pn, 1 - beta)
         step += 1
         window.append(float(loss.detach()))
         if step % 50 == 0 or step == args.steps:
@@ -134,7 +141,8 @@ def main(argv=None) -> Path:
     config = {"data": args.data, "image_size": args.size, "n_train": args.n_train, "split": "train", "seed": args.seed,
               "net": net.config, "denoiser": {"sigma_min": denoiser.sigma_min, "sigma_max": denoiser.sigma_max,
                                               "sigma_data": denoiser.sigma_data},
-              "steps": args.steps, "batch": args.batch, "lr": args.lr, "warmup": args.warmup, "ema": args.ema,
+              "steps": args.steps, "batch": args.batch, "lr": args.lr, "warmup": args.warmup,
+              "ema_halflife": args.ema_halflife, "ema_rampup": args.ema_rampup,
               "precision": args.precision}
     card = {"config": config, "parameters": n_params, "wall_time_s": round(elapsed, 1), "hardware": hardware(device),
             "command": command, "loss_curve": curve, "final_loss": curve[-1][1] if curve else math.nan}

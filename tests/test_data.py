@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -50,7 +52,7 @@ def test_head_phantoms_lie_inside_the_ct_field_of_view():
 
 def test_brain_slabs_are_separated_by_the_gap():
     intervals = sorted(iv for slabs in SLABS.values() for iv in slabs)
-    for (_, end), (start, _) in zip(intervals, intervals[1:]):
+    for (_, end), (start, _) in itertools.pairwise(intervals):
         assert start - end >= GAP_MM
 
 

@@ -7,9 +7,9 @@ import inspect
 import numpy as np
 import pytest
 import torch
-
-import recon.operators as operators
 from registry import OPERATORS, inner, make, random_image, random_measurement
+
+from recon import operators
 
 NAMES = sorted(OPERATORS)
 

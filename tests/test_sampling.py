@@ -52,7 +52,7 @@ def run(sampler, op, prior, y, noise_std, steps, **kwargs):
 
 @pytest.mark.parametrize("noise_std", [0.0, 0.05], ids=["noise-free", "noisy"])
 def test_guided_em_samples_the_gaussian_posterior(noise_std):
-    op, prior, x_true, V, variances = gaussian_problem()
+    op, prior, x_true, _, _ = gaussian_problem()
     y = op.measure(x_true, noise_std, torch.Generator().manual_seed(2))
     samples = run(sample_em, op, prior, y, noise_std, steps=1000)
     mean, cov = posterior(op, prior, y, noise_std)
@@ -92,7 +92,7 @@ def test_other_samplers_reach_the_posterior_mean_and_the_measurements(sampler, k
 
 
 def test_unguided_em_samples_the_prior():
-    op, prior, _, _, _ = gaussian_problem()
+    _, prior, _, _, _ = gaussian_problem()
     sigmas = get_sigmas_karras(500, 1e-3, 100.0)
     g = torch.Generator().manual_seed(3)
     x = sigmas[0] * torch.randn(N_SAMPLES, 1, SIZE, SIZE, generator=g, dtype=torch.float64)
@@ -126,3 +126,21 @@ def test_callback_sees_every_step_and_guide_validates_lam():
     assert [s["i"] for s in seen] == list(range(7)) and seen[-1]["sigma_next"] == 0.0
     with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
         ProximalGuide(op, y, 1.2)
+
+
+def test_a_lambda_sweep_runs_as_one_batch():
+    """lam of shape (B,) with per-sample seeds: one batched pass equals one pass per value."""
+    op, prior, x_true, _, _ = gaussian_problem()
+    lams = torch.tensor([0.0, 0.25, 0.9, 1.0], dtype=torch.float64)
+    y = op.A(x_true).expand(len(lams), -1)
+    sigmas = get_sigmas_karras(15, 1e-3, 100.0)
+
+    def draw(seeds, yy, lam):
+        gens = generators(seeds)
+        x = torch.stack([sigmas[0] * torch.randn(1, SIZE, SIZE, generator=g, dtype=torch.float64) for g in gens])
+        return sample_em(prior, x, sigmas, guide=ProximalGuide(op, yy, lam), generator=gens)
+
+    batch = draw([3] * len(lams), y, lams)
+    for i, lam in enumerate(lams.tolist()):
+        assert torch.allclose(batch[i : i + 1], draw([3], y[:1], lam), atol=1e-12)
+    assert not torch.allclose(batch[0], batch[-1])

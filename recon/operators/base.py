@@ -145,7 +145,7 @@ class LinearOperator:
             (1, *self.image_shape),
             f"{type(self).__name__}: {name}",
             "Images are real tensors (B, 1, H, W); add a channel axis with x.unsqueeze(1) or build the operator "
-            f"for your image size.",
+            "for your image size.",
         )
         if x.is_complex():
             raise TypeError(f"{type(self).__name__}: {name} must be a real image; got a complex tensor. Take x.real.")
