@@ -42,7 +42,7 @@ def run_once(notebook: Path, timeout: float) -> list[str]:
         cmd = [sys.executable, "-m", "papermill", str(notebook), str(out), "--kernel", "python3",
                "--cwd", str(notebook.parent), "--no-progress-bar", "--log-level", "WARNING"]
         try:
-            result = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True)
+            result = subprocess.run(cmd, timeout=timeout, capture_output=True, text=True, check=False)
         except subprocess.TimeoutExpired:
             return [f"timed out after {timeout:.0f} s"]
         if result.returncode != 0:
