@@ -35,7 +35,7 @@ unit: venv
 	$(PY) -m pytest tests --ignore=tests/browser --doctest-modules recon -q
 
 nbval: venv
-	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -q
+	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1500 -q
 
 browser: venv
 	$(PY) -m pytest tests/browser -q

@@ -1,8 +1,8 @@
-"""Choose the TV weight and the DPS step size on the validation split (never on test images); not a test.
+"""Choose the TV weight, the DPS step size and the sampler on the validation split (never test images); not a test.
 
     python benchmarks/tune_defaults.py [--n-images 4] [--steps 60]
 
-Prints, per setting and noise level, the validation PSNR of each candidate; recon.reconstruct.DEFAULTS records the
+Prints, per setting and noise level, the validation PSNR of each candidate; recon.reconstruction.DEFAULTS records the
 choices this script made (the book states them).
 """
 
@@ -19,14 +19,16 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-images", type=int, default=4)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--tv-weights", type=float, nargs="+", default=[1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3])
-    parser.add_argument("--zetas", type=float, nargs="+", default=[0.1, 0.3, 1.0, 3.0])
+    parser.add_argument("--tv-weights", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2])
+    parser.add_argument("--zetas", type=float, nargs="+", default=[0.3, 1.0, 3.0, 10.0])
     args = parser.parse_args(argv)
     x_ct = head_ct_phantoms(args.n_images, 64, "val", 0)
     x_mr = brain_slices(args.n_images, 64, "val", 0)
     prior_ct, prior_mr = recon.load_prior("head_ct"), recon.load_prior("brain")
     candidates = {f"tv {w:g}": {"method": "tv", "tv_weight": w} for w in args.tv_weights}
     candidates |= {f"dps {z:g}": {"method": "dps", "zeta": z, "steps": args.steps} for z in args.zetas}
+    candidates |= {"proximal em": {"method": "proximal", "sampler": "em", "steps": args.steps},
+                   "proximal pc": {"method": "proximal", "sampler": "pc", "steps": args.steps // 2}}
     for noise in (0.0, 0.01):
         for name, op, x, prior in (("CT, 16 views", recon.ParallelBeamCT(64, 16), x_ct, prior_ct),
                                    ("MRI, 8x", recon.CartesianMRI(64, 8, 0.04, seed=0), x_mr, prior_mr)):

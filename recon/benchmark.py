@@ -10,7 +10,7 @@ import torch
 
 from recon.metrics import psnr, ssim
 from recon.operators.base import LinearOperator
-from recon.reconstruct import reconstruct
+from recon.reconstruction import reconstruct
 
 
 @dataclasses.dataclass
@@ -64,3 +64,11 @@ def run_setting(setting: Setting, seed: int = 0, progress: Callable[[str], None]
         if progress is not None:
             progress(f"{setting.name}, noise {setting.noise_level:g}, {label}: {rows[-1]['psnr'][0]:.2f} dB")
     return rows
+
+
+def tune_tv_weight(operator: LinearOperator, images: torch.Tensor, noise_level: float,
+                   grid=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2), seed: int = 0) -> float:
+    """The TV weight (relative to ``||A||^2``) with the best mean PSNR on ``images``; pass validation images."""
+    setting = Setting("tv", operator, images, None, noise_level, {w: {"method": "tv", "tv_weight": w} for w in grid})
+    rows = run_setting(setting, seed=seed)
+    return max(rows, key=lambda row: row["psnr"][0])["method"]

@@ -84,3 +84,19 @@ def error_map(x, reference):
 
 def _as_tensor(x):
     return torch.as_tensor(_as_array(x))
+
+
+def with_error(x, reference, gain: float = 3.0) -> torch.Tensor:
+    """An image and its absolute error (times ``gain``) side by side, for sliders that show both."""
+    x, reference = _as_tensor(x), _as_tensor(reference)
+    return torch.cat([x, torch.ones(x.shape[0], 2, dtype=x.dtype), gain * (x - reference).abs()], dim=1)
+
+
+def mean_se_plot(ax, xs, values: torch.Tensor, label: str, **style):
+    """Mean over the last axis with a band of one standard error, against ``xs``; ``values`` is ``(len(xs), N)``."""
+    values = torch.as_tensor(values, dtype=torch.float64)
+    mean = values.mean(1)
+    se = values.std(1) / values.shape[1] ** 0.5 if values.shape[1] > 1 else torch.zeros_like(mean)
+    (line,) = ax.plot(xs, mean, marker="o", label=label, **style)
+    ax.fill_between(xs, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+    return line

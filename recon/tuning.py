@@ -11,7 +11,7 @@ import torch
 from recon.benchmark import noise_std_for
 from recon.metrics import psnr
 from recon.operators.base import LinearOperator
-from recon.reconstruct import reconstruct
+from recon.reconstruction import reconstruct
 
 
 def tune_proximal(operator: LinearOperator, images: torch.Tensor, prior, *, storage: str | Path, study_name: str,

@@ -9,7 +9,7 @@ import recon
 from recon.checkpoints import load_card, load_denoiser, save_checkpoint
 from recon.denoiser import EDMDenoiser
 from recon.networks import UNet
-from recon.reconstruct import METHODS, reconstruct
+from recon.reconstruction import METHODS, reconstruct
 from recon.samplers import get_sigmas_karras
 
 SIZE = 16

@@ -14,16 +14,16 @@ from recon.samplers import get_sigmas_karras, sample_em, sample_heun, sample_pc
 SIZE, M, N_SAMPLES = 4, 6, 4000
 
 
-def gaussian_problem(seed=0):
+def gaussian_problem(seed=0, size=SIZE, m=M):
     """A prior whose covariance commutes with A^T A, so row- and null-space parts of x are independent."""
     g = torch.Generator().manual_seed(seed)
-    op = GaussianCS(SIZE, M, seed=seed)
-    n = SIZE * SIZE
+    op = GaussianCS(size, m, seed=seed)
+    n = size * size
     AtA = op.matrix.T @ op.matrix
     _, V = torch.linalg.eigh(AtA)
     variances = 0.02 + 0.1 * torch.rand(n, generator=g, dtype=torch.float64)
     cov = V @ torch.diag(variances) @ V.T
-    mean = 0.5 + 0.1 * torch.randn(1, 1, SIZE, SIZE, generator=g, dtype=torch.float64)
+    mean = 0.5 + 0.1 * torch.randn(1, 1, size, size, generator=g, dtype=torch.float64)
     x_true = mean + (V @ (variances.sqrt() * torch.randn(n, generator=g, dtype=torch.float64))).reshape(mean.shape)
     return op, GaussianDenoiser(mean[0], cov), x_true, V, variances
 

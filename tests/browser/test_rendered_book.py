@@ -7,9 +7,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-PAGES_WITH_MATH = ["book/intro.html", "book/inverse_problems.html", "notebooks/01_measurements.html"]
-PAGES_WITH_FIGURES = ["book/inverse_problems.html", "book/data.html", "notebooks/01_measurements.html"]
-WIDGET_PAGES = ["notebooks/01_measurements.html"]
+PAGES_WITH_MATH = ["book/intro.html", "book/inverse_problems.html", "book/guided_reconstruction.html",
+                   "book/lambda.html", "notebooks/01_measurements.html"]
+PAGES_WITH_FIGURES = ["book/inverse_problems.html", "book/data.html", "book/guided_reconstruction.html",
+                      "book/lambda.html", "notebooks/01_measurements.html", "notebooks/03_guided_reconstruction.html"]
+WIDGET_PAGES = ["notebooks/01_measurements.html", "notebooks/04_lambda.html"]
 
 
 def _open(browser, site, page):

@@ -1,4 +1,4 @@
-"""The lam/snr study: it runs, stores to SQLite, resumes without redoing trials, and is seeded."""
+"""The lam ablation and the lam/snr study (SQLite, resumable, seeded)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,15 @@ def test_study_resumes_from_sqlite(tmp_path):
     assert [t.params for t in again.trials[:3]] == first_params
     assert all(0 <= t.params["lam"] <= 1 and "residual" in t.user_attrs for t in again.trials)
     assert isinstance(op, GaussianCS) and torch.isfinite(torch.tensor(again.best_value))
+
+
+def test_lambda_sweep_is_one_batch_and_lambda_controls_the_data_fit():
+    from recon.ablation import lambda_sweep
+
+    op, prior, x_true, _, _ = gaussian_problem(size=8, m=20)  # SSIM needs 7x7 windows
+    images = torch.cat([x_true, x_true + 0.05]).float()
+    sweep = lambda_sweep(op, images, prior, [0.0, 0.5, 1.0], steps=20, seed=3)
+    assert sweep.recons.shape == (3, 2, 1, 8, 8) and sweep.psnr.shape == (3, 2) and sweep.realism.shape == (3, 2)
+    # lam = 0 ignores the data, lam = 1 fits it (up to the last level's y_t noise)
+    assert (sweep.residual[2] < 0.1 * sweep.residual[0]).all()
+    assert (sweep.psnr[2] > sweep.psnr[0]).all()

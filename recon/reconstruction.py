@@ -13,6 +13,7 @@ from recon.denoiser import Denoiser, EDMDenoiser
 from recon.guidance import ProximalGuide
 from recon.metrics import relative_residual
 from recon.operators.base import LinearOperator
+from recon.operators.mri import CartesianMRI
 from recon.random import generators, randn
 from recon.samplers import get_sigmas_karras, sample_dps, sample_em, sample_pc
 
@@ -50,12 +51,19 @@ def load_prior(name_or_path: str = "head_ct", device: str = "cpu") -> EDMDenoise
     return load_denoiser(name_or_path, device)
 
 
-# Defaults per method, chosen on the validation split (notebooks/03_guided_reconstruction.ipynb reports them).
+# Defaults per method, chosen on validation images (benchmarks/tune_defaults.py): at 60 network evaluations
+# Euler–Maruyama beat predictor–corrector, DPS did best near zeta = 1, and TV's weight (relative to ||A||^2) wants
+# about 3e-4 for sparse-view CT and 1e-2 for Cartesian MRI.
 DEFAULTS = {
     "proximal": {"steps": 60, "lam": 1.0, "sampler": "em", "snr": 0.16},
-    "dps": {"steps": 60, "zeta": 0.3},
-    "tv": {"tv_weight": 3e-4, "iters": 300},
+    "dps": {"steps": 60, "zeta": 1.0},
+    "tv": {"iters": 300},
 }
+
+
+def default_tv_weight(operator: LinearOperator) -> float:
+    """TV weight relative to ``||A||^2`` for this kind of operator (validation-tuned; see DEFAULTS)."""
+    return 1e-2 if isinstance(operator, CartesianMRI) else 3e-4
 
 
 def _check_prior(prior, operator: LinearOperator):
@@ -100,20 +108,24 @@ def _dps(y, operator, prior, *, steps, zeta, gens, callback, bf16):
 
 
 def reconstruct(y: torch.Tensor, operator: LinearOperator, prior: Denoiser | None = None, method: str = "proximal", *,
-                steps: int | None = None, lam=None, noise_std: float = 0.0, seed: int = 0, sampler: str | None = None,
+                steps: int | None = None, lam=None, noise_std: float = 0.0, seed=0, sampler: str | None = None,
                 snr: float | None = None, zeta: float | None = None, tv_weight: float | None = None,
                 final_projection: bool = True, bf16: bool = True, callback=None, history: list | None = None):
     """Reconstruct images from measurements ``y = A x + eps``; returns ``(x, Record)``.
 
     Methods: ``"proximal"`` (Song et al. 2022: unconditional prior, proximal step toward ``A x = y_t``), ``"dps"``
     (Chung et al. 2023), and the baselines ``"fbp"`` (CT), ``"zero_filled"`` (MRI), ``"pinv"`` and ``"tv"``.
-    Image ``i`` of the batch uses seed ``seed + i``, so a batch reproduces its images one by one. ``noise_std`` is
+    Image ``i`` of the batch uses seed ``seed + i`` (or ``seed[i]`` when ``seed`` is a sequence), so a batch
+    reproduces its images one by one. ``noise_std`` is
     the standard deviation of the measurement noise: the proximal step becomes noise-aware (see
     :class:`recon.guidance.ProximalGuide`). ``callback`` sees every sampler step; ``history`` (a list) collects every
     proximal step's input and output. The network runs under bf16 autocast unless ``bf16=False``.
     """
     operator._check_measurement(y, "y")
-    gens = generators(range(seed, seed + y.shape[0]))
+    seeds = list(range(seed, seed + y.shape[0])) if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != y.shape[0]:
+        raise ValueError(f"seed must be an int or one seed per image; got {len(seeds)} seeds for {y.shape[0]} images.")
+    gens = generators(seeds)
     start = time.perf_counter()
     settings: dict = {"noise_std": noise_std}
     nfe = 0
@@ -130,7 +142,7 @@ def reconstruct(y: torch.Tensor, operator: LinearOperator, prior: Denoiser | Non
         x, nfe = _dps(y, operator, prior, steps=settings["steps"], zeta=settings["zeta"], gens=gens,
                       callback=callback, bf16=bf16)
     elif method == "tv":
-        weight = (tv_weight if tv_weight is not None else DEFAULTS["tv"]["tv_weight"]) * operator.norm() ** 2
+        weight = (tv_weight if tv_weight is not None else default_tv_weight(operator)) * operator.norm() ** 2
         settings.update(tv_weight=weight, iters=DEFAULTS["tv"]["iters"])
         x = tv_least_squares(operator, y, weight, iters=settings["iters"])
     elif method == "pinv":
