@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
+from test_sampling import gaussian_problem
 
 from recon.operators import GaussianCS
 from recon.tuning import tune_proximal
-from test_sampling import gaussian_problem
 
 
 def test_study_resumes_from_sqlite(tmp_path):
