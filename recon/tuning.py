@@ -16,11 +16,12 @@ from recon.reconstruction import reconstruct
 
 def tune_proximal(operator: LinearOperator, images: torch.Tensor, prior, *, storage: str | Path, study_name: str,
                   n_trials: int = 20, noise_level: float = 0.0, steps: int = 30, seed: int = 0,
-                  lam_range=(0.0, 1.0), snr_range=(0.01, 0.5)) -> optuna.Study:
+                  lam_range=(0.0, 1.0), snr_range=(0.01, 0.5), n_startup_trials: int = 8) -> optuna.Study:
     """Maximise mean validation PSNR over ``lam`` (uniform) and ``snr`` (log-uniform) with the predictor–corrector
     sampler; returns the study. Trials already in ``storage`` count toward ``n_trials`` (resume).
 
-    Pass validation images only: the test split must never inform a tuned value.
+    The first ``n_startup_trials`` are random (TPE's start-up), the rest model-guided. Pass validation images only:
+    the test split must never inform a tuned value.
     """
     noise_std = noise_std_for(operator, images, noise_level)
     y = operator.measure(images, noise_std, torch.Generator().manual_seed(seed))
@@ -35,7 +36,8 @@ def tune_proximal(operator: LinearOperator, images: torch.Tensor, prior, *, stor
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", study_name=study_name, storage=f"sqlite:///{Path(storage)}",
-                                sampler=optuna.samplers.TPESampler(seed=seed), load_if_exists=True)
+                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials),
+                                load_if_exists=True)
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     if n_trials > done:
         study.optimize(objective, n_trials=n_trials - done)
