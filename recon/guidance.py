@@ -36,7 +36,10 @@ class ProximalGuide:
         self.lam = check_lam(lam, y.shape[0], torch.zeros((y.shape[0], 1, 1, 1)))
         self.noise_std = check_noise_std(noise_std)
         if self.noise_std > 0 and not operator.has_spectrum:
-            operator.pinv_filtered(y, None)  # raises the operator's explanation
+            raise ValueError(
+                f"the noise-aware step needs a spectral decomposition, which {type(operator).__name__} has not at this "
+                "size (for CT, raise svd_max); or pass noise_std=0 for the exact step."
+            )
 
     def target(self, sigma: float, generator: Generators, like: torch.Tensor) -> tuple[torch.Tensor, object]:
         """The point the step moves toward in the row space, and the gate of the directions it moves."""

@@ -51,7 +51,8 @@ def load_prior(name_or_path: str = "head_ct", device: str = "cpu") -> EDMDenoise
     return load_denoiser(name_or_path, device)
 
 
-# Defaults per method, chosen on validation images (benchmarks/tune_defaults.py): at 60 network evaluations
+# Defaults per method, chosen on validation images with a half-trained prior (benchmarks/tune_defaults.py reruns
+# the choice on the shipped priors): at 60 network evaluations
 # Euler–Maruyama beat predictor–corrector, DPS did best near zeta = 1, and TV's weight (relative to ||A||^2) wants
 # about 3e-4 for sparse-view CT and 1e-2 for Cartesian MRI.
 DEFAULTS = {

@@ -3,7 +3,7 @@
 Each takes ``x`` at ``sigmas[0]`` and returns the sample at ``sigmas[-1] = 0``. An optional ``guide(x, sigma,
 generator) -> x'`` is applied before every network evaluation (the proximal step of Song et al. 2022 is one), and
 ``callback(dict)`` sees every step. A VP model is the same process in the scaled variable ``x / alpha(t)``
-(Karras et al. 2022, Sec. 3), so these samplers serve both schedules through ``schedule.sigmas``.
+(Karras et al. 2022, Sec. 3), so these samplers serve both schedules through their noise levels ``schedule.sigma(t)``.
 """
 
 from __future__ import annotations

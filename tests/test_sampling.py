@@ -144,3 +144,13 @@ def test_a_lambda_sweep_runs_as_one_batch():
     for i, lam in enumerate(lams.tolist()):
         assert torch.allclose(batch[i : i + 1], draw([3], y[:1], lam), atol=1e-12)
     assert not torch.allclose(batch[0], batch[-1])
+
+
+def test_noise_aware_guide_needs_a_spectrum():
+    from registry import CGOnlyCT
+
+    op = CGOnlyCT(12, 6)
+    y = op.A(torch.zeros(1, 1, 12, 12))
+    with pytest.raises(ValueError, match="needs a spectral decomposition"):
+        ProximalGuide(op, y, 1.0, noise_std=0.1)
+    ProximalGuide(op, y, 1.0, noise_std=0.0)  # the exact step works through CGLS
