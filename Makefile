@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
+# Seconds per notebook and attempt (the runner retries once): over 3x the slowest notebook on a 2-core AVX2-only CPU.
 NOTEBOOK_TIMEOUT ?= 900
 
-.PHONY: book test venv vendor notebooks html unit nbval browser bench clean
+.PHONY: book test venv vendor notebooks html unit nbval browser bench results clean
 
 book: venv vendor notebooks html
 
@@ -41,7 +42,13 @@ browser: venv
 	$(PY) -m pytest tests/browser -q
 
 bench: venv
+	$(PY) benchmarks/precision.py
 	$(PY) benchmarks/operator_throughput.py
+
+# The heavy experiments behind the results table and the lambda chapter (results/*.json, with provenance); the
+# notebooks read them and repeat a part live. About 25 minutes on 2 cores.
+results: venv
+	$(PY) scripts/make_results.py
 
 clean:
 	rm -rf _build _vendor

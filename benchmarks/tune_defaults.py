@@ -2,8 +2,8 @@
 
     python benchmarks/tune_defaults.py [--n-images 4] [--steps 60]
 
-Prints, per setting and noise level, the validation PSNR of each candidate; recon.reconstruction.DEFAULTS records the
-choices this script made (the book states them).
+Prints, per setting and noise level, the validation PSNR of each candidate; the defaults of the methods in
+recon/methods.py and the operators' default_tv_weight record the choices this script made (the book states them).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 
 import recon
-from recon.benchmark import Setting, run_setting
 from recon.data import brain_slices, head_ct_phantoms
+from recon.evaluation.benchmark import Setting, mean_se, run_setting
 
 
 def main(argv=None) -> None:
@@ -25,16 +25,16 @@ def main(argv=None) -> None:
     x_ct = head_ct_phantoms(args.n_images, 64, "val", 0)
     x_mr = brain_slices(args.n_images, 64, "val", 0)
     prior_ct, prior_mr = recon.load_prior("head_ct"), recon.load_prior("brain")
-    candidates = {f"tv {w:g}": {"method": "tv", "tv_weight": w} for w in args.tv_weights}
+    candidates = {f"tv {w:g}": {"method": "tv", "weight": w} for w in args.tv_weights}
     candidates |= {f"dps {z:g}": {"method": "dps", "zeta": z, "steps": args.steps} for z in args.zetas}
-    candidates |= {"proximal em": {"method": "proximal", "sampler": "em", "steps": args.steps},
-                   "proximal pc": {"method": "proximal", "sampler": "pc", "steps": args.steps // 2}}
+    candidates |= {"proximal em": {"method": "proximal_ddrm", "sampler": "em", "steps": args.steps},
+                   "proximal pc": {"method": "proximal_ddrm", "sampler": "pc", "steps": args.steps // 2}}
     for noise in (0.0, 0.01):
         for name, op, x, prior in (("CT, 16 views", recon.ParallelBeamCT(64, 16), x_ct, prior_ct),
                                    ("MRI, 8x", recon.CartesianMRI(64, 8, 0.04, seed=0), x_mr, prior_mr)):
             rows = run_setting(Setting(name, op, x, prior, noise, candidates), seed=0)
             for row in rows:
-                print(f"{name:<13} noise {noise:<5g} {row['method']:<10} {row['psnr'][0]:6.2f} dB")
+                print(f"{name:<13} noise {noise:<5g} {row['method']:<10} {mean_se(row['psnr'])[0]:6.2f} dB")
 
 
 if __name__ == "__main__":

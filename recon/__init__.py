@@ -1,35 +1,45 @@
 """recon: the library behind recon-book, a reproducible companion to "Deep Generative Models for Healthcare".
 
 Data flows one way: data (images) -> operators (y = A x + eps) -> denoiser D(x, sigma) -> sampler -> guidance step ->
-metrics / figures. The front door is ``load_prior`` and ``reconstruct``.
+metrics / figures. The front door is ``load_prior`` and ``reconstruct``; ``register_method`` adds a method to it.
 """
 
-from recon import benchmark, checkpoints, data, metrics, operators, plotting, random, samplers
-from recon.conditional import y_t
-from recon.guidance import ProximalGuide
+from recon import data, evaluation, guidance, methods, models, operators, plotting, random, sampling, training
+from recon.guidance import DDRMProximalGuide, DPSGuide, EstimateProjectionGuide, Guide, ProximalGuide
+from recon.methods import METHODS, describe_methods, register_method, sample_prior
 from recon.operators import CartesianMRI, GaussianCS, LinearOperator, ParallelBeamCT
-from recon.reconstruction import METHODS, Record, load_prior, reconstruct
-from recon.schedules import VESchedule, VPSchedule
+from recon.reconstruction import Record, load_prior, reconstruct
+from recon.sampling import SigmaSchedule, VESchedule, VPSchedule, y_t
 
 __all__ = [
     "METHODS",
     "CartesianMRI",
+    "DDRMProximalGuide",
+    "DPSGuide",
+    "EstimateProjectionGuide",
     "GaussianCS",
+    "Guide",
     "LinearOperator",
     "ParallelBeamCT",
     "ProximalGuide",
     "Record",
+    "SigmaSchedule",
     "VESchedule",
     "VPSchedule",
-    "benchmark",
-    "checkpoints",
     "data",
+    "describe_methods",
+    "evaluation",
+    "guidance",
     "load_prior",
-    "metrics",
+    "methods",
+    "models",
     "operators",
     "plotting",
     "random",
     "reconstruct",
-    "samplers",
+    "register_method",
+    "sample_prior",
+    "sampling",
+    "training",
     "y_t",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from recon.operators import CartesianMRI, GaussianCS, LinearOperator, ParallelBeamCT
+from recon.operators import CartesianMRI, GaussianCS, LinearOperator, MatrixOperator, ParallelBeamCT
 
 
 class CGOnlyCT(ParallelBeamCT):
@@ -25,6 +25,8 @@ OPERATORS = {
     "mri_variable_density_4x": (lambda: CartesianMRI(16, 4, 0.08, "variable_density", seed=3), 1e-10),
     "gaussian_m10": (lambda: GaussianCS(8, 10, seed=0), 1e-8),
     "gaussian_m25": (lambda: GaussianCS(8, 25, seed=1), 1e-8),
+    "matrix_rank_deficient": (lambda: MatrixOperator(torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0], [0, 1.0, 1.0, 0]]), (2, 2)),
+                              1e-8),
 }
 
 

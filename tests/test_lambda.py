@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from test_sampling import gaussian_problem
 
+from recon.evaluation.tuning import tune_proximal
 from recon.operators import GaussianCS
-from recon.tuning import tune_proximal
 
 
 def test_study_resumes_from_sqlite(tmp_path):
@@ -24,7 +24,7 @@ def test_study_resumes_from_sqlite(tmp_path):
 
 
 def test_lambda_sweep_is_one_batch_and_lambda_controls_the_data_fit():
-    from recon.ablation import lambda_sweep
+    from recon.evaluation.ablation import lambda_sweep
 
     op, prior, x_true, _, _ = gaussian_problem(size=8, m=20)  # SSIM needs 7x7 windows
     images = torch.cat([x_true, x_true + 0.05]).float()

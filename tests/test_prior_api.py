@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
 import recon
-from recon.checkpoints import load_card, load_denoiser, save_checkpoint
-from recon.denoiser import EDMDenoiser
-from recon.networks import UNet
-from recon.reconstruction import METHODS, reconstruct
-from recon.samplers import get_sigmas_karras
+from recon.methods import METHODS
+from recon.models import EDMDenoiser, UNet, load_card, load_denoiser, save_checkpoint
+from recon.reconstruction import reconstruct
+from recon.sampling import get_sigmas_karras
 
 SIZE = 16
 
@@ -21,7 +22,7 @@ def checkpoint(tmp_path_factory):
     net = UNet(base=8, mults=(1, 2), blocks=1, emb_dim=16)
     for p in net.parameters():  # an untrained but non-trivial network (the real init zeroes the output layer)
         p.data.normal_(0, 0.05)
-    card = {"config": {"data": "head_ct", "image_size": SIZE, "net": net.config,
+    card = {"kind": "edm", "config": {"data": "head_ct", "image_size": SIZE, "net": net.config,
                        "denoiser": {"sigma_min": 0.002, "sigma_max": 40.0, "sigma_data": 0.5}},
             "command": "python -m recon.train --data head_ct --size 16", "loss_curve": [[1, 1.0]]}
     return save_checkpoint(net, card, tmp_path_factory.mktemp("ckpt") / "tiny")
@@ -51,6 +52,20 @@ def test_tampered_or_missing_checkpoints_are_refused(checkpoint, tmp_path):
         load_denoiser("no_such_prior")
 
 
+def test_the_card_names_the_model_kind(checkpoint, tmp_path):
+    card = load_card(checkpoint)
+    for kind, match in ((None, "names no model 'kind'"), ("gan", "unknown model kind 'gan'")):
+        bad = tmp_path / f"kind_{kind}"
+        bad.mkdir()
+        (bad / "model.safetensors").write_bytes((checkpoint / "model.safetensors").read_bytes())
+        changed = {k: v for k, v in card.items() if k != "kind"} | ({"kind": kind} if kind else {})
+        (bad / "card.json").write_text(json.dumps(changed))
+        with pytest.raises(ValueError, match=match):
+            load_denoiser(bad)
+    assert isinstance(load_denoiser(checkpoint), EDMDenoiser)
+    assert load_card("head_ct")["kind"] == "edm" and load_card("brain")["kind"] == "edm"
+
+
 def test_denoiser_contract_over_the_sigma_range(checkpoint):
     d = load_denoiser(checkpoint)
     x = torch.rand(3, 1, SIZE, SIZE)
@@ -70,7 +85,7 @@ def test_denoiser_contract_over_the_sigma_range(checkpoint):
         d(nan, 0.5)
 
 
-@pytest.mark.parametrize("method", ["proximal", "dps"])
+@pytest.mark.parametrize("method", ["proximal", "proximal_ddrm", "dps"])
 def test_reconstruct_is_seeded_finite_and_batch_consistent(checkpoint, method):
     prior = load_denoiser(checkpoint)
     op = recon.ParallelBeamCT(SIZE, 6)
@@ -99,12 +114,20 @@ def test_reconstruct_baselines_and_errors(checkpoint):
         reconstruct(ct.A(x), ct, method="proximal")
     with pytest.raises(ValueError, match="unknown method"):
         reconstruct(ct.A(x), ct, prior, method="magic")
+    with pytest.raises(ValueError, match=r"method 'dps' takes no option 'lam'; its options are: steps=60, zeta=1.0"):
+        reconstruct(ct.A(x), ct, prior, method="dps", lam=0.5)
+    with pytest.raises(ValueError, match="snr sets a Langevin corrector"):
+        reconstruct(ct.A(x), ct, prior, method="proximal", sampler="em", snr=0.2, steps=2)
+    with pytest.raises(ValueError, match="unknown sampler"):
+        reconstruct(ct.A(x), ct, prior, method="proximal", sampler="ddim", steps=2)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        reconstruct(ct.A(x), ct, prior, method="proximal", steps=0)
     with pytest.raises(ValueError, match="trained at 16x16"):
         big = recon.ParallelBeamCT(32, 6)
         reconstruct(big.A(torch.zeros(1, 1, 32, 32)), big, prior, method="proximal")
     with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
         reconstruct(ct.A(x), ct, prior, method="proximal", lam=2.0, steps=2)
-    assert set(METHODS) == {"proximal", "dps", "fbp", "zero_filled", "pinv", "tv"}
+    assert set(METHODS) == {"proximal", "proximal_ddrm", "dps", "fbp", "zero_filled", "pinv", "tv"}
 
 
 def test_edm_preconditioning_matches_the_paper():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from recon.denoiser import GaussianDenoiser
-from recon.realism import denoising_residual
+from recon.evaluation.realism import denoising_residual
+from recon.models import GaussianDenoiser
 
 
 def test_denoising_residual_ranks_off_prior_images_higher():
@@ -17,8 +17,8 @@ def test_denoising_residual_ranks_off_prior_images_higher():
     prior = GaussianDenoiser(torch.zeros(1, 4, 4, dtype=torch.float64), cov)
     on = (basis[:, :4] @ torch.randn(4, 8, generator=g, dtype=torch.float64)).T.reshape(8, 1, 4, 4)
     off = on + 0.3 * (basis[:, 4:] @ torch.randn(n - 4, 8, generator=g, dtype=torch.float64)).T.reshape(8, 1, 4, 4)
-    r_on = denoising_residual(prior, on, sigma=0.05, n_draws=8, generator=g, bf16=False)
-    r_off = denoising_residual(prior, off, sigma=0.05, n_draws=8, generator=g, bf16=False)
+    r_on = denoising_residual(prior, on, sigma=0.05, n_draws=8, generator=g)
+    r_off = denoising_residual(prior, off, sigma=0.05, n_draws=8, generator=g)
     assert (r_off > 3 * r_on).all()
-    again = denoising_residual(prior, on, sigma=0.05, n_draws=8, generator=torch.Generator().manual_seed(1), bf16=False)
+    again = denoising_residual(prior, on, sigma=0.05, n_draws=8, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(again, r_on, rtol=0.5)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recon.denoiser import GaussianDenoiser
-from recon.guidance import ProximalGuide
+from recon.guidance import DDRMProximalGuide, ProximalGuide
+from recon.models import GaussianDenoiser
 from recon.operators import GaussianCS
 from recon.random import generators
-from recon.samplers import get_sigmas_karras, sample_em, sample_heun, sample_pc
+from recon.sampling import get_sigmas_karras, sample_em, sample_heun, sample_pc
 
 SIZE, M, N_SAMPLES = 4, 6, 4000
 
@@ -41,8 +41,13 @@ def posterior(op, prior, y, noise_std):
     return mean + gain @ (y.reshape(-1) - A @ mean), cov - gain @ A @ cov
 
 
+def guide_for(op, y, noise_std, lam=1.0):
+    """Song et al.'s step for noise-free data, the DDRM rule for noisy data."""
+    return DDRMProximalGuide(op, y, noise_std, lam) if noise_std > 0 else ProximalGuide(op, y, lam)
+
+
 def run(sampler, op, prior, y, noise_std, steps, **kwargs):
-    guide = ProximalGuide(op, y.expand(N_SAMPLES, -1), lam=1.0, noise_std=noise_std)
+    guide = guide_for(op, y.expand(N_SAMPLES, -1), noise_std)
     sigmas = get_sigmas_karras(steps, 1e-3, 100.0)
     g = torch.Generator().manual_seed(1)
     x = sigmas[0] * torch.randn(N_SAMPLES, 1, SIZE, SIZE, generator=g, dtype=torch.float64)
@@ -124,6 +129,8 @@ def test_callback_sees_every_step_and_guide_validates_lam():
     sample_em(prior, sigmas[0] * torch.randn(1, 1, SIZE, SIZE, dtype=torch.float64), sigmas,
               guide=ProximalGuide(op, y, 0.5), callback=seen.append, generator=torch.Generator().manual_seed(0))
     assert [s["i"] for s in seen] == list(range(7)) and seen[-1]["sigma_next"] == 0.0
+    assert set(seen[0]) == {"i", "sigma", "sigma_next", "x", "x_guided", "denoised", "x_next"}
+    assert torch.equal(seen[1]["x"], seen[0]["x_next"]) and not torch.equal(seen[0]["x"], seen[0]["x_guided"])
     with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
         ProximalGuide(op, y, 1.2)
 
@@ -146,11 +153,11 @@ def test_a_lambda_sweep_runs_as_one_batch():
     assert not torch.allclose(batch[0], batch[-1])
 
 
-def test_noise_aware_guide_needs_a_spectrum():
+def test_ddrm_guide_needs_a_spectrum():
     from registry import CGOnlyCT
 
     op = CGOnlyCT(12, 6)
     y = op.A(torch.zeros(1, 1, 12, 12))
     with pytest.raises(ValueError, match="needs a spectral decomposition"):
-        ProximalGuide(op, y, 1.0, noise_std=0.1)
-    ProximalGuide(op, y, 1.0, noise_std=0.0)  # the exact step works through CGLS
+        DDRMProximalGuide(op, y, 0.1)
+    ProximalGuide(op, y, 1.0)  # Song et al.'s step works through CGLS

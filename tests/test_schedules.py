@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recon.conditional import y_t
 from recon.operators import GaussianCS, ParallelBeamCT
-from recon.schedules import VESchedule, VPSchedule
+from recon.random import generators
+from recon.sampling import SigmaSchedule, VESchedule, VPSchedule, y_t
 
-SCHEDULES = [VESchedule(0.01, 50.0), VPSchedule(0.1, 20.0)]
+SCHEDULES = [VESchedule(0.01, 50.0), VPSchedule(0.1, 20.0), SigmaSchedule()]
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=repr)
@@ -25,13 +25,16 @@ def test_moments_follow_the_sde(schedule):
 
 
 def test_endpoints():
-    ve, vp = SCHEDULES
+    ve, vp, _ = SCHEDULES
     assert float(ve.sigma(0.0)) == pytest.approx(0.01) and float(ve.sigma(1.0)) == pytest.approx(50.0)
     assert float(vp.beta(0.0)) == 0.0 and float(vp.alpha(1.0)) < 0.01
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
         ve.beta(1.5)
     with pytest.raises(ValueError, match="sigma_min < sigma_max"):
         VESchedule(1.0, 0.5)
+    assert float(SigmaSchedule().beta(7.5)) == 7.5  # the samplers' form: t is the noise level
+    with pytest.raises(ValueError, match="noise level >= 0"):
+        SigmaSchedule().beta(-1.0)
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES, ids=repr)
@@ -59,3 +62,10 @@ def test_y_t_is_seeded_and_at_t0_close_to_y():
     assert (a[0] - y[0]).abs().max() < 1e-2 * y.abs().max()
     with pytest.raises(ValueError, match=r"\(B,\) tensor"):
         y_t(y, op, ve, torch.tensor([0.1, 0.2, 0.3]))
+
+
+def test_y_t_with_per_sample_generators_reproduces_each_sample():
+    op = ParallelBeamCT(16, 4)
+    y = op.A(torch.rand(3, 1, 16, 16))
+    batch = y_t(y, op, SigmaSchedule(), 0.3, generator=generators([7, 8, 9]))
+    assert torch.equal(batch[1:2], y_t(y[1:2], op, SigmaSchedule(), 0.3, generator=generators([8])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -29,68 +30,115 @@ def _ellipse_distance(u, v, cx, cy, a, b, angle):
     return np.sqrt((p / a) ** 2 + (q / b) ** 2) - 1.0
 
 
-def _angular_profile(phi: np.ndarray, rng: np.random.Generator, terms: int, scale: float) -> np.ndarray:
-    """A smooth random periodic function of the polar angle (a few Fourier terms)."""
-    out = np.zeros_like(phi)
-    for k in range(1, terms + 1):
-        out += rng.normal(0, scale / k) * np.cos(k * phi + rng.uniform(0, 2 * math.pi))
-    return out
+@dataclasses.dataclass(frozen=True)
+class Lesion:
+    """An elliptical hyperdense (haemorrhage-like) or hypodense (infarct-like) blob: centre as a fraction of the
+    brain radius and an angle, semi-axes, attenuation, orientation and edge width."""
+
+    radius: float
+    position_angle: float
+    semi_axes: tuple[float, float]
+    level: float
+    angle: float
+    edge: float
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadCT:
+    """The continuous description of one phantom, in normalised coordinates ([-1, 1] across the image): head pose
+    and size, scalp and skull thickness (the skull's as Fourier terms of the polar angle), the cortex's gyri, tissue
+    level, ventricles and lesions. :func:`render_head_ct` draws it at any resolution."""
+
+    angle: float
+    centre: tuple[float, float]
+    semi_axes: tuple[float, float]
+    scalp: float
+    skull_terms: tuple[tuple[float, float], ...]
+    gyri: int
+    gyri_phase: float
+    tissue_offset: float
+    ventricles: tuple[float, ...]
+    lesions: tuple[Lesion, ...]
+
+
+def draw_head_ct(rng: np.random.Generator) -> HeadCT:
+    """Draw a phantom's parameters from ``rng`` (the order of draws is part of the data's definition)."""
+    angle = rng.uniform(-0.2, 0.2)
+    centre = tuple(rng.uniform(-0.02, 0.02, size=2))
+    semi_axes = (rng.uniform(0.70, 0.78), rng.uniform(0.80, 0.86))  # lateral and antero-posterior
+    scalp = 0.035 + 0.01 * rng.uniform()
+    skull_terms = tuple((rng.normal(0, 0.015 / k), rng.uniform(0, 2 * math.pi)) for k in range(1, 4))
+    gyri, gyri_phase = int(rng.integers(9, 16)), rng.uniform(0, 2 * math.pi)
+    tissue_offset = rng.normal(0, 0.005)
+    ventricles = (rng.uniform(0.05, 0.09), rng.uniform(0.16, 0.26), rng.uniform(0.08, 0.14), rng.uniform(-0.05, 0.08),
+                  rng.uniform(0.15, 0.45))
+    lesions = tuple(_draw_lesion(rng) for _ in range(min(rng.poisson(1.5), 4)))
+    return HeadCT(angle, centre, semi_axes, scalp, skull_terms, gyri, gyri_phase, tissue_offset, ventricles, lesions)
+
+
+def _draw_lesion(rng: np.random.Generator) -> Lesion:
+    radius, position_angle = rng.uniform(0.0, 0.6), rng.uniform(0, 2 * math.pi)
+    semi_axes = (rng.uniform(0.03, 0.14), rng.uniform(0.03, 0.14))
+    level = rng.uniform(0.65, 0.85) if rng.uniform() < 0.5 else rng.uniform(0.25, 0.38)
+    return Lesion(radius, position_angle, semi_axes, level, rng.uniform(0, math.pi), rng.uniform(0.05, 0.3))
+
+
+def _head_frame(head: HeadCT, n: int):
+    """Head-aligned coordinates ``p, q`` on an ``n x n`` grid of pixel centres, the elliptical radius and angle."""
+    coords = (np.arange(n) + 0.5) / n * 2 - 1
+    v, u = np.meshgrid(-coords, coords, indexing="ij")  # v up, u right
+    (cx, cy), (a, b) = head.centre, head.semi_axes
+    c, s = math.cos(head.angle), math.sin(head.angle)
+    p, q = c * (u - cx) + s * (v - cy), -s * (u - cx) + c * (v - cy)
+    return p, q, np.sqrt((p / a) ** 2 + (q / b) ** 2), np.arctan2(q / b, p / a)
+
+
+def _skull_and_brain(head: HeadCT, rho, phi, edge: float):
+    """Scalp and skull layers, and the brain mask with its cortex band (grey matter with gyri) over white matter."""
+    skull_t = 0.07 + sum(amp * np.cos(k * phi + phase) for k, (amp, phase) in enumerate(head.skull_terms, 1))
+    skull_out = 1.0 - head.scalp
+    brain_edge = skull_out - np.clip(skull_t, 0.04, 0.11)
+    image = SCALP * _smooth_sigmoid(rho - 1.0, edge) + (SKULL - SCALP) * _smooth_sigmoid(rho - skull_out, edge)
+    brain = _smooth_sigmoid(rho - brain_edge, edge)
+    cortex_depth = 0.10 + 0.04 * np.sin(head.gyri * phi + head.gyri_phase)
+    white = _smooth_sigmoid(rho - (brain_edge - cortex_depth), 4 * edge)
+    tissue = GREY + (WHITE - GREY) * white + head.tissue_offset
+    return image * (1 - brain) + tissue * brain, brain, brain_edge
+
+
+def _ventricles(head: HeadCT, p, q):
+    """Lateral ventricles (a mirrored pair) and a thin third ventricle, as a soft mask."""
+    va, vb, vx, vy, vt = head.ventricles
+    mask = np.zeros_like(p)
+    for side in (-1, 1):
+        mask = np.maximum(mask, _smooth_sigmoid(_ellipse_distance(p, q, side * vx, vy, va, vb, side * vt), 0.05))
+    return np.maximum(mask, _smooth_sigmoid(_ellipse_distance(p, q, 0.0, vy - vb * 0.9, 0.015, 0.06, 0.0), 0.1))
+
+
+def render_head_ct(head: HeadCT, size: int, supersample: int = SUPERSAMPLE) -> np.ndarray:
+    """The phantom on a ``size x size`` grid, rendered at ``supersample`` times that and area-averaged (anti-aliased),
+    values in [0, 1], exactly 0 outside the head."""
+    n = size * supersample
+    p, q, rho, phi = _head_frame(head, n)
+    edge = 1.5 / n  # soft edge of about a third of an output pixel at the default supersampling
+    image, brain, brain_edge = _skull_and_brain(head, rho, phi, edge)
+    ventricles = _ventricles(head, p, q)
+    image += (CSF - image) * ventricles * brain
+    # Lesions blend towards their own attenuation, so that overlapping lesions stay within the tissue range.
+    parenchyma = brain * (1 - ventricles)
+    (a, b), mean_edge = head.semi_axes, brain_edge.mean()
+    for lesion in head.lesions:
+        r = lesion.radius * mean_edge
+        cx, cy = r * a * math.cos(lesion.position_angle), r * b * math.sin(lesion.position_angle)
+        d = _ellipse_distance(p, q, cx, cy, *lesion.semi_axes, lesion.angle)
+        image += (lesion.level - image) * _smooth_sigmoid(d, lesion.edge) * parenchyma
+    image[rho > 1.0 + 10 * edge] = 0.0  # exact air outside the head (the soft edge is below 1e-8 there)
+    return image.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
 
 def head_ct_phantom(size: int, rng: np.random.Generator) -> np.ndarray:
-    """One phantom of ``size x size`` pixels, rendered at 4x and area-averaged (anti-aliased), values in [0, 1]."""
-    n = size * SUPERSAMPLE
-    coords = (np.arange(n) + 0.5) / n * 2 - 1
-    v, u = np.meshgrid(-coords, coords, indexing="ij")  # v up, u right
-    angle = rng.uniform(-0.2, 0.2)
-    cx, cy = rng.uniform(-0.02, 0.02, size=2)
-    a, b = rng.uniform(0.70, 0.78), rng.uniform(0.80, 0.86)  # lateral and antero-posterior semi-axes
-    c, s = math.cos(angle), math.sin(angle)
-    p, q = c * (u - cx) + s * (v - cy), -s * (u - cx) + c * (v - cy)
-    rho = np.sqrt((p / a) ** 2 + (q / b) ** 2)
-    phi = np.arctan2(q / b, p / a)
-    edge = 1.5 / n  # soft edge of about a third of an output pixel
-
-    scalp_t = 0.035 + 0.01 * rng.uniform()
-    skull_t = np.clip(0.07 + _angular_profile(phi, rng, 3, 0.015), 0.04, 0.11)
-    skull_out = 1.0 - scalp_t
-    brain_edge = skull_out - skull_t
-    image = SCALP * _smooth_sigmoid(rho - 1.0, edge)
-    image += (SKULL - SCALP) * _smooth_sigmoid(rho - skull_out, edge)
-
-    # Brain: cortex band of grey matter with gyri, white matter inside.
-    brain = _smooth_sigmoid(rho - brain_edge, edge)
-    cortex_depth = 0.10 + 0.04 * np.sin(rng.integers(9, 16) * phi + rng.uniform(0, 2 * math.pi))
-    white = _smooth_sigmoid(rho - (brain_edge - cortex_depth), 4 * edge)
-    tissue = GREY + (WHITE - GREY) * white + rng.normal(0, 0.005)
-    image = image * (1 - brain) + tissue * brain
-
-    # Lateral ventricles (a mirrored pair) and a thin third ventricle.
-    va, vb = rng.uniform(0.05, 0.09), rng.uniform(0.16, 0.26)
-    vx, vy, vt = rng.uniform(0.08, 0.14), rng.uniform(-0.05, 0.08), rng.uniform(0.15, 0.45)
-    ventricles = np.zeros_like(image)
-    for side in (-1, 1):
-        d = _ellipse_distance(p, q, side * vx, vy, va, vb, side * vt)
-        ventricles = np.maximum(ventricles, _smooth_sigmoid(d, 0.05))
-    d3 = _ellipse_distance(p, q, 0.0, vy - vb * 0.9, 0.015, 0.06, 0.0)
-    ventricles = np.maximum(ventricles, _smooth_sigmoid(d3, 0.1))
-    image += (CSF - image) * ventricles * brain
-
-    # Lesions: hyperdense (haemorrhage-like) or hypodense (infarct-like) blobs of varied size and contrast, blended
-    # towards their own attenuation so that overlapping lesions stay within the tissue range.
-    parenchyma = brain * (1 - ventricles)
-    for _ in range(min(rng.poisson(1.5), 4)):
-        r = rng.uniform(0.0, 0.6) * brain_edge.mean()
-        t = rng.uniform(0, 2 * math.pi)
-        lx, ly = r * a * math.cos(t), r * b * math.sin(t)
-        la, lb = rng.uniform(0.03, 0.14), rng.uniform(0.03, 0.14)
-        level = rng.uniform(0.65, 0.85) if rng.uniform() < 0.5 else rng.uniform(0.25, 0.38)
-        d = _ellipse_distance(p, q, lx, ly, la, lb, rng.uniform(0, math.pi))
-        image += (level - image) * _smooth_sigmoid(d, rng.uniform(0.05, 0.3)) * parenchyma
-
-    image[rho > 1.0 + 10 * edge] = 0.0  # exact air outside the head (the soft edge is below 1e-8 there)
-    image = image.reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean(axis=(1, 3))
-    return image
+    """One phantom of ``size x size`` pixels drawn from ``rng``, values in [0, 1]."""
+    return render_head_ct(draw_head_ct(rng), size)
 
 
 def head_ct_phantoms(n: int, size: int = 64, split: str = "train", seed: int = 0) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Measurement operators ``y = A x + eps`` with ``A``, ``A_adjoint``, ``A_pinv`` and ``prox``."""
 
 from recon.operators.base import LinearOperator, cgls
-from recon.operators.gaussian import GaussianCS, gaussian_matrix
+from recon.operators.gaussian import GaussianCS, MatrixOperator, gaussian_matrix
 from recon.operators.masks import MASK_PATTERNS, cartesian_mask
 from recon.operators.mri import CartesianMRI
 from recon.operators.radon import ParallelBeamCT, parallel_beam_angles, radon_matrix, ramp_filter
@@ -11,6 +11,7 @@ __all__ = [
     "CartesianMRI",
     "GaussianCS",
     "LinearOperator",
+    "MatrixOperator",
     "ParallelBeamCT",
     "cartesian_mask",
     "cgls",

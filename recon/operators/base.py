@@ -22,6 +22,8 @@ class LinearOperator:
         measurement_is_complex: whether ``y`` is a complex tensor.
         cg_tol, cg_maxiter: tolerance (relative norm of the normal-equation residual) and iteration cap of the CGLS
             fallback for ``A_pinv``.
+        default_tv_weight: the total-variation weight, relative to ``||A||^2``, that ``reconstruct(method="tv")``
+            uses unless given one (chosen on validation images: about 3e-4 for sparse-view CT, 1e-2 for MRI).
     """
 
     image_shape: tuple[int, int]
@@ -29,6 +31,7 @@ class LinearOperator:
     measurement_is_complex: bool = False
     cg_tol: float = 1e-8
     cg_maxiter: int = 1000
+    default_tv_weight: float = 3e-4
 
     # -- to implement --------------------------------------------------------------------------------------------
     def _A(self, x: torch.Tensor) -> torch.Tensor:

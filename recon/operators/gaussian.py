@@ -1,4 +1,4 @@
-"""A generic compressed-sensing operator: a dense Gaussian matrix, full row rank with probability one."""
+"""Dense-matrix operators: any explicit matrix, and the Gaussian compressed-sensing matrices of the post's hospitals."""
 
 from __future__ import annotations
 
@@ -15,11 +15,43 @@ def gaussian_matrix(m: int, n: int, seed: int) -> torch.Tensor:
     return torch.randn(m, n, generator=g, dtype=torch.float64) / m**0.5
 
 
-class GaussianCS(GramSpectrumMixin, LinearOperator):
+class MatrixOperator(GramSpectrumMixin, LinearOperator):
+    """``y = A x`` for an explicit ``m x (H W)`` matrix acting on row-major pixels; measurements ``(B, m)``.
+
+    ``A_pinv`` is exact, from a cached eigendecomposition of ``A A^T``.
+
+    >>> import torch
+    >>> op = MatrixOperator(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), (2, 2))  # observe the first pixel
+    >>> op.A(torch.arange(4.0).reshape(1, 1, 2, 2))
+    tensor([[0.]])
+    """
+
+    def __init__(self, matrix: torch.Tensor, image_shape: tuple[int, int], rcond: float = 1e-7):
+        matrix = torch.as_tensor(matrix, dtype=torch.float64)
+        if matrix.dim() != 2 or matrix.shape[1] != image_shape[0] * image_shape[1]:
+            raise ValueError(f"matrix must be m x {image_shape[0] * image_shape[1]} for {image_shape} images; "
+                             f"got {tuple(matrix.shape)}.")
+        self.image_shape = tuple(image_shape)
+        self.measurement_shape = (matrix.shape[0],)
+        self.matrix = matrix
+        self._matrix32 = matrix.float()
+        self.spectrum = GramSpectrum((matrix @ matrix.T).numpy(), row_space=True, rcond=rcond)
+
+    def _weights(self, dtype):
+        return self.matrix if dtype == torch.float64 else self._matrix32.to(dtype)
+
+    def _A(self, x):
+        return x.reshape(x.shape[0], -1) @ self._weights(x.dtype).T
+
+    def _A_adjoint(self, y):
+        return (y @ self._weights(y.dtype)).reshape(y.shape[0], 1, *self.image_shape)
+
+
+class GaussianCS(MatrixOperator):
     """Compressed sensing ``y = A x`` with a Gaussian ``A`` of ``n_measurements`` rows: the post's hospitals.
 
     Each hospital (seed) has its own ``A``; ``m = 10`` and ``m = 25`` are the post's example. Measurements have shape
-    ``(B, m)``. ``A_pinv`` is exact, from a cached eigendecomposition of ``A A^T``.
+    ``(B, m)``; the matrix has full row rank with probability one.
 
     >>> import torch
     >>> op = GaussianCS(16, n_measurements=10, seed=1)
@@ -35,20 +67,7 @@ class GaussianCS(GramSpectrumMixin, LinearOperator):
             raise ValueError(f"n_measurements={n_measurements} exceeds the {n} pixels; use at most {n}.")
         self.image_size = image_size
         self.seed = seed
-        self.image_shape = (image_size, image_size)
-        self.measurement_shape = (n_measurements,)
-        self.matrix = gaussian_matrix(n_measurements, n, seed)
-        self._matrix32 = self.matrix.float()
-        self.spectrum = GramSpectrum((self.matrix @ self.matrix.T).numpy(), row_space=True, rcond=1e-7)
-
-    def _weights(self, dtype):
-        return self.matrix if dtype == torch.float64 else self._matrix32.to(dtype)
-
-    def _A(self, x):
-        return x.reshape(x.shape[0], -1) @ self._weights(x.dtype).T
-
-    def _A_adjoint(self, y):
-        return (y @ self._weights(y.dtype)).reshape(y.shape[0], 1, *self.image_shape)
+        super().__init__(gaussian_matrix(n_measurements, n, seed), (image_size, image_size))
 
     def __repr__(self) -> str:
         return f"GaussianCS(image_size={self.image_size}, n_measurements={self.measurement_shape[0]}, seed={self.seed})"

@@ -36,6 +36,7 @@ class CartesianMRI(LinearOperator):
     """
 
     measurement_is_complex = True
+    default_tv_weight = 1e-2  # validation choice for line masks (see LinearOperator)
 
     def __init__(self, image_size: int, acceleration: float, center_fraction: float = 0.08,
                  pattern: str = "random", seed: int = 0):

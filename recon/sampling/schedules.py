@@ -19,6 +19,35 @@ def _as_tensor(t) -> torch.Tensor:
     return t
 
 
+class SigmaSchedule:
+    """The VE process indexed by its noise level, ``sigma(t) = t`` (Karras et al. 2022, Sec. 3): ``alpha = 1``,
+    ``beta(t) = t``, ``f = 0``, ``g = sqrt(2 t)``. The samplers run in this form; ``t`` is any level >= 0."""
+
+    def _t(self, t):
+        t = torch.as_tensor(t, dtype=torch.float64)
+        if not torch.isfinite(t).all() or (t < 0).any():
+            raise ValueError(f"t is a noise level >= 0 here; got {t.tolist()}.")
+        return t
+
+    def alpha(self, t):
+        return torch.ones_like(self._t(t))
+
+    def beta(self, t):
+        return self._t(t)
+
+    def f(self, t):
+        return torch.zeros_like(self._t(t))
+
+    def g(self, t):
+        return (2 * self._t(t)).sqrt()
+
+    def sigma(self, t):
+        return self._t(t)
+
+    def __repr__(self) -> str:
+        return "SigmaSchedule()"
+
+
 class VESchedule:
     """Variance-exploding SDE (SMLD): ``alpha = 1``, ``beta(t) = sigma_min (sigma_max / sigma_min)^t``, ``f = 0``."""
 

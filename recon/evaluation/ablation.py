@@ -6,10 +6,10 @@ import dataclasses
 
 import torch
 
-from recon.benchmark import noise_std_for
-from recon.metrics import psnr, ssim
+from recon.evaluation.benchmark import noise_std_for
+from recon.evaluation.metrics import psnr, ssim
+from recon.evaluation.realism import denoising_residual
 from recon.operators.base import LinearOperator
-from recon.realism import denoising_residual
 from recon.reconstruction import reconstruct
 
 
@@ -31,17 +31,17 @@ class LambdaSweep:
 
 def lambda_sweep(operator: LinearOperator, images: torch.Tensor, prior, lams, *, noise_level: float = 0.0,
                  steps: int = 30, sampler: str = "em", seed: int = 0, realism_sigma: float = 0.05) -> LambdaSweep:
-    """Reconstruct every image at every lam in one batch (lam per sample), with the final projection off so that
-    lam's effect on the data fit shows. Image ``i`` uses seed ``seed + i`` at every lam, so the rows differ only by
+    """Reconstruct every image at every lam in one batch (lam per sample) with the proximal step (DDRM's noise-aware
+    rule when ``noise_level > 0``, Song et al.'s step otherwise) and no final projection, so that lam's effect on the
+    data fit shows. Image ``i`` uses seed ``seed + i`` at every lam, so the rows differ only by
     lam. ``realism`` is :func:`recon.realism.denoising_residual` under the same prior."""
     lams = torch.as_tensor(lams, dtype=torch.float64)
     L, N = len(lams), images.shape[0]
     noise_std = noise_std_for(operator, images, noise_level)
     y = operator.measure(images, noise_std, torch.Generator().manual_seed(seed))
     y_all = y.repeat(L, *([1] * (y.dim() - 1)))
-    x, record = reconstruct(y_all, operator, prior, method="proximal", steps=steps, sampler=sampler,
-                            lam=lams.repeat_interleave(N), noise_std=noise_std, seed=[seed + i for i in range(N)] * L,
-                            final_projection=False)
+    x, record = reconstruct(y_all, operator, prior, method="proximal_ddrm", steps=steps, sampler=sampler,
+                            lam=lams.repeat_interleave(N), noise_std=noise_std, seed=[seed + i for i in range(N)] * L)
     truth = images.repeat(L, 1, 1, 1)
     realism = denoising_residual(prior, x, sigma=realism_sigma, generator=torch.Generator().manual_seed(seed))
     return LambdaSweep(lams, images, y, noise_std, x.reshape(L, N, *x.shape[1:]), psnr(x, truth).reshape(L, N),

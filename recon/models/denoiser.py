@@ -1,4 +1,4 @@
-"""Denoisers ``D(x, sigma) -> x0_hat`` in image units: the learned one owns its preconditioning (EDM)."""
+"""Denoisers ``D(x, sigma) -> x0_hat`` in image units: the learned one owns its preconditioning and its precision."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import torch
 from torch import nn
 
 from recon._checks import check_finite
+from recon.models.precision import autocast, check_precision
 
 
-def _sigma_batch(sigma, x: torch.Tensor) -> torch.Tensor:
+def sigma_batch(sigma, x: torch.Tensor) -> torch.Tensor:
+    """``sigma`` (a number or a ``(B,)`` tensor) as a validated ``(B,)`` tensor on ``x``'s device."""
     sigma = torch.as_tensor(sigma, dtype=torch.float32 if x.dtype == torch.bfloat16 else x.dtype, device=x.device)
     if sigma.dim() == 0:
         sigma = sigma.expand(x.shape[0])
@@ -19,11 +21,19 @@ def _sigma_batch(sigma, x: torch.Tensor) -> torch.Tensor:
     return sigma
 
 
+def score_from_denoised(x: torch.Tensor, denoised: torch.Tensor, sigma) -> torch.Tensor:
+    """Tweedie's formula read backwards: ``grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2`` (Efron 2011;
+    Karras et al. 2022, eq. 3). ``sigma`` is a number or a ``(B,)`` tensor. Every sampler takes its score here."""
+    if torch.is_tensor(sigma) and sigma.dim() > 0:
+        sigma = sigma.reshape(-1, *([1] * (x.dim() - 1)))
+    return (denoised - x) / sigma**2
+
+
 class Denoiser:
     """The contract every sampler uses: ``D(x, sigma)`` estimates the clean image from ``x = x0 + sigma z``.
 
-    ``score(x, sigma) = (D(x, sigma) - x) / sigma**2``. ``sigma_min``/``sigma_max`` bound the noise levels the
-    denoiser was built for; samplers draw their schedules inside them.
+    ``sigma_min``/``sigma_max`` bound the noise levels the denoiser was built for; samplers draw their schedules
+    inside them. A consistency model keeps the same contract (its output is the end of the trajectory through ``x``).
     """
 
     sigma_min: float
@@ -34,9 +44,21 @@ class Denoiser:
         raise NotImplementedError
 
     def score(self, x: torch.Tensor, sigma) -> torch.Tensor:
-        """Score of the noised marginal, ``grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2``."""
-        s = _sigma_batch(sigma, x).reshape(-1, *([1] * (x.dim() - 1)))
-        return (self(x, sigma) - x) / s**2
+        """Score of the noised marginal, :func:`score_from_denoised` of this denoiser's estimate."""
+        return score_from_denoised(x, self(x, sigma), sigma_batch(sigma, x))
+
+
+class CountingDenoiser(Denoiser):
+    """Counts network evaluations (batched calls) of a denoiser it wraps; the reconstruction record's NFE."""
+
+    def __init__(self, denoiser: Denoiser):
+        self.denoiser, self.calls = denoiser, 0
+        self.sigma_min, self.sigma_max = denoiser.sigma_min, denoiser.sigma_max
+        self.image_size = denoiser.image_size
+
+    def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        self.calls += 1
+        return self.denoiser(x, sigma)
 
 
 class EDMDenoiser(Denoiser, nn.Module):
@@ -46,19 +68,24 @@ class EDMDenoiser(Denoiser, nn.Module):
     ``sigma_data = 0.5``:  ``D = c_skip x + c_out F(c_in x, c_noise)`` with ``c_skip = sd^2 / (s^2 + sd^2)``,
     ``c_out = s sd / sqrt(s^2 + sd^2)``, ``c_in = 1 / sqrt(s^2 + sd^2)``, ``c_noise = ln(s) / 4``.
 
+    The network runs under :mod:`recon.models.precision`'s choice for ``x``'s device (``precision="auto"``: bf16 where
+    the hardware computes it natively, else fp32); the preconditioning and the output stay in ``x``'s dtype.
+
     Args:
         net: a module ``F(x, c_noise)`` on ``(B, 1, H, W)``.
         image_size: the size it was trained at; other sizes are refused.
         sigma_min, sigma_max: noise range in image units.
         sigma_data: data standard deviation in the [-1, 1] space.
+        precision: ``"auto"``, ``"fp32"`` or ``"bf16"``; settable later (``prior.precision = "fp32"``).
     """
 
     def __init__(self, net: nn.Module, image_size: int, sigma_min: float = 0.002, sigma_max: float = 40.0,
-                 sigma_data: float = 0.5):
+                 sigma_data: float = 0.5, precision: str = "auto"):
         nn.Module.__init__(self)
         self.net = net
         self.image_size = image_size
         self.sigma_min, self.sigma_max, self.sigma_data = sigma_min, sigma_max, sigma_data
+        self.precision = check_precision(precision)
 
     def precondition(self, sigma: torch.Tensor):
         """``c_skip, c_out, c_in, c_noise`` for image-unit ``sigma`` (B,), in the [-1, 1] space."""
@@ -69,7 +96,7 @@ class EDMDenoiser(Denoiser, nn.Module):
         c_noise = s.log() / 4
         return c_skip, c_out, c_in, c_noise
 
-    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+    def check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 1 or tuple(x.shape[-2:]) != (self.image_size, self.image_size):
             raise ValueError(
                 f"this denoiser was trained on {self.image_size}x{self.image_size} images (B, 1, "
@@ -77,12 +104,16 @@ class EDMDenoiser(Denoiser, nn.Module):
                 "at this size with `python -m recon.train --size ...`."
             )
         check_finite(x, "denoiser input x")
-        sigma = _sigma_batch(sigma, x)
-        c_skip, c_out, c_in, c_noise = (c.reshape(-1, 1, 1, 1) if c.dim() else c for c in self.precondition(sigma))
+
+    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        self.check_input(x)
+        sigma = sigma_batch(sigma, x)
+        c_skip, c_out, c_in, c_noise = (c.reshape(-1, 1, 1, 1) for c in self.precondition(sigma))
         xs = 2 * x - 1
         dtype = next(self.net.parameters()).dtype
-        F = self.net((c_in * xs).to(dtype), c_noise.reshape(-1).to(dtype)).to(x.dtype)
-        return (c_skip * xs + c_out * F + 1) / 2
+        with autocast(self.precision, x.device):
+            F = self.net((c_in * xs).to(dtype), c_noise.reshape(-1).to(dtype))
+        return (c_skip * xs + c_out * F.to(x.dtype) + 1) / 2
 
     __call__ = nn.Module.__call__
 
@@ -102,7 +133,7 @@ class GaussianDenoiser(Denoiser):
         self._evals, self._evecs = torch.linalg.eigh(self.cov)
 
     def __call__(self, x, sigma):
-        sigma = _sigma_batch(sigma, x.double())
+        sigma = sigma_batch(sigma, x.double())
         d = (x.double() - self.mean).reshape(x.shape[0], -1) @ self._evecs
         gain = self._evals / (self._evals + sigma[:, None] ** 2)
         return (self.mean.reshape(1, -1) + (d * gain) @ self._evecs.T).reshape(x.shape).to(x.dtype)

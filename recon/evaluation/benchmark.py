@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from recon.metrics import psnr, ssim
+from recon.evaluation.metrics import psnr, ssim
 from recon.operators.base import LinearOperator
 from recon.reconstruction import reconstruct
 
@@ -41,34 +41,41 @@ def measure(setting: Setting, seed: int) -> tuple[torch.Tensor, float]:
     return setting.operator.measure(setting.images, sigma, g), sigma
 
 
-def mean_se(values: torch.Tensor) -> tuple[float, float]:
-    values = values.double()
+def mean_se(values) -> tuple[float, float]:
+    values = torch.as_tensor(values, dtype=torch.float64)
     return float(values.mean()), float(values.std() / math.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
-def run_setting(setting: Setting, seed: int = 0, progress: Callable[[str], None] | None = None) -> list[dict]:
-    """Reconstruct the setting's images with each of its methods; one row of metrics per method.
+def run_method(setting: Setting, label: str, y: torch.Tensor, noise_std: float, seed: int, n: int | None = None) -> dict:
+    """One method of a setting on its first ``n`` images (all by default); per-image PSNR, SSIM and residual.
 
-    Every method is told the true noise level (``noise_std``) unless its keywords set it (``noise_std=0`` gives the
-    paper's exact step on noisy data, to show what noise-awareness buys)."""
+    Every method is told the true noise level (``noise_std``) unless its keywords set it; the noise-aware methods
+    (``proximal_ddrm``) use it, Song et al.'s ``proximal`` treats the data as exact. Image ``i`` uses seed
+    ``seed + i`` whatever ``n``, so a prefix reproduces the full run's images."""
+    n = setting.images.shape[0] if n is None else n
+    options = {"noise_std": noise_std, **setting.methods[label]}
+    x, record = reconstruct(y[:n], setting.operator, setting.prior, seed=seed, **options)
+    truth = setting.images[:n]
+    return {"setting": setting.name, "noise": setting.noise_level, "method": label,
+            "options": {k: v for k, v in record.settings.items() if not torch.is_tensor(v)},
+            "psnr": psnr(x, truth).tolist(), "ssim": ssim(x, truth).tolist(), "nfe": record.nfe,
+            "seconds_per_image": record.seconds / n, "residual": record.residual.tolist()}
+
+
+def run_setting(setting: Setting, seed: int = 0, progress: Callable[[str], None] | None = None) -> list[dict]:
+    """Reconstruct the setting's images with each of its methods; one row of per-image metrics per method."""
     y, sigma = measure(setting, seed)
     rows = []
-    for label, options in setting.methods.items():
-        options = {"noise_std": sigma, **options}
-        x, record = reconstruct(y, setting.operator, setting.prior, seed=seed, **options)
-        p, s = psnr(x, setting.images), ssim(x, setting.images)
-        rows.append({"setting": setting.name, "noise": setting.noise_level, "method": label,
-                     "psnr": mean_se(p), "ssim": mean_se(s), "nfe": record.nfe,
-                     "seconds_per_image": record.seconds / len(x), "residual": float(record.residual.mean()),
-                     "images": len(x)})
+    for label in setting.methods:
+        rows.append(run_method(setting, label, y, sigma, seed))
         if progress is not None:
-            progress(f"{setting.name}, noise {setting.noise_level:g}, {label}: {rows[-1]['psnr'][0]:.2f} dB")
+            progress(f"{setting.name}, noise {setting.noise_level:g}, {label}: {mean_se(rows[-1]['psnr'])[0]:.2f} dB")
     return rows
 
 
 def tune_tv_weight(operator: LinearOperator, images: torch.Tensor, noise_level: float,
                    grid=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2), seed: int = 0) -> float:
     """The TV weight (relative to ``||A||^2``) with the best mean PSNR on ``images``; pass validation images."""
-    setting = Setting("tv", operator, images, None, noise_level, {w: {"method": "tv", "tv_weight": w} for w in grid})
+    setting = Setting("tv", operator, images, None, noise_level, {w: {"method": "tv", "weight": w} for w in grid})
     rows = run_setting(setting, seed=seed)
-    return max(rows, key=lambda row: row["psnr"][0])["method"]
+    return max(rows, key=lambda row: mean_se(row["psnr"])[0])["method"]

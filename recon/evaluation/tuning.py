@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import torch
 
-from recon.benchmark import noise_std_for
-from recon.metrics import psnr
+from recon.evaluation.benchmark import noise_std_for
+from recon.evaluation.metrics import psnr
 from recon.operators.base import LinearOperator
 from recon.reconstruction import reconstruct
 
@@ -29,8 +29,8 @@ def tune_proximal(operator: LinearOperator, images: torch.Tensor, prior, *, stor
     def objective(trial: optuna.Trial) -> float:
         lam = trial.suggest_float("lam", *lam_range)
         snr = trial.suggest_float("snr", *snr_range, log=True)
-        x, record = reconstruct(y, operator, prior, method="proximal", sampler="pc", steps=steps, lam=lam, snr=snr,
-                                noise_std=noise_std, seed=seed, final_projection=False)
+        x, record = reconstruct(y, operator, prior, method="proximal_ddrm", sampler="pc", steps=steps, lam=lam,
+                                snr=snr, noise_std=noise_std, seed=seed)
         trial.set_user_attr("residual", float(record.residual.mean()))
         return float(psnr(x, images).mean())
 

@@ -9,7 +9,7 @@ from recon.random import Generators, randn
 
 @torch.no_grad()
 def denoising_residual(denoiser, x: torch.Tensor, sigma: float = 0.05, n_draws: int = 4,
-                       generator: Generators = None, bf16: bool = True) -> torch.Tensor:
+                       generator: Generators = None) -> torch.Tensor:
     """RMS per image of ``D(x + sigma z, sigma) - x``, averaged over ``n_draws`` noise draws, shape ``(B,)``.
 
     A denoiser trained on clean images returns an image it finds realistic nearly unchanged, up to the noise it
@@ -20,7 +20,5 @@ def denoising_residual(denoiser, x: torch.Tensor, sigma: float = 0.05, n_draws: 
     total = torch.zeros(x.shape[0], dtype=torch.float64)
     for _ in range(n_draws):
         noisy = x + sigma * randn(x.shape, generator, x.dtype, x.device)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            denoised = denoiser(noisy, sigma).float()
-        total += (denoised - x).double().flatten(1).pow(2).mean(1)
+        total += (denoiser(noisy, sigma) - x).double().flatten(1).pow(2).mean(1)
     return (total / n_draws).sqrt()

@@ -1,0 +1,230 @@
+"""The methods behind :func:`recon.reconstruct`, registered by name.
+
+Each method is a small function ``method(problem, *, option=default, ...) -> x`` of a :class:`Problem` (measurements,
+operator, prior, noise level, generators, callback) with typed keyword options; :func:`register_method` adds it to
+:data:`METHODS` under a name. The score-based methods are a guide (:mod:`recon.guidance`) over a sampler
+(:mod:`recon.sampling`); the baselines are classical solvers.
+
+Defaults were chosen on validation images with the half-trained (step-500) priors (``benchmarks/tune_defaults.py``
+reruns the choice): at 60 network evaluations Euler–Maruyama beat predictor–corrector at ``snr = 0.16``, DPS did best
+near ``zeta = 1``; TV's weight is the operator's ``default_tv_weight``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+
+import torch
+
+from recon._checks import check_positive_int
+from recon.baselines import tv_least_squares
+from recon.guidance import DDRMProximalGuide, DPSGuide, Guide, ProximalGuide
+from recon.models.denoiser import Denoiser
+from recon.operators.base import LinearOperator
+from recon.random import Generators, generators, randn
+from recon.sampling.loops import SAMPLERS, get_sigmas_karras
+
+# Start and end of the sampling schedule, in image units: at sigma = 10 a [0, 1] image is buried in noise.
+SIGMA_MAX, SIGMA_MIN = 10.0, 0.005
+
+
+@dataclasses.dataclass
+class Problem:
+    """What every method receives: measurements ``y`` of ``operator``, the ``prior`` (or None), the measurement noise
+    standard deviation, per-sample generators and the sampler callback."""
+
+    y: torch.Tensor
+    operator: LinearOperator
+    prior: Denoiser | None
+    noise_std: float
+    generator: Generators
+    callback: Callable | None = None
+
+    def require_prior(self) -> Denoiser:
+        """The prior, checked against the operator's image size."""
+        prior = self.prior
+        if prior is None:
+            raise ValueError("this method needs a prior: pass prior=recon.load_prior('head_ct') (or 'brain', or a path).")
+        if prior.image_size is not None and self.operator.image_shape != (prior.image_size, prior.image_size):
+            raise ValueError(
+                f"the operator works on {self.operator.image_shape} images but the prior was trained at "
+                f"{prior.image_size}x{prior.image_size}; build the operator with image_size={prior.image_size} or "
+                "train a prior at this size."
+            )
+        return prior
+
+    def initial_noise(self, sigma: float) -> torch.Tensor:
+        """Pure noise at level ``sigma``, one draw per image from its own generator."""
+        return sigma * randn((self.y.shape[0], 1, *self.operator.image_shape), self.generator)
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A registered method: its function, and whether it needs a prior."""
+
+    name: str
+    function: Callable
+    needs_prior: bool
+
+    @property
+    def defaults(self) -> dict:
+        """The method's keyword options and their defaults."""
+        parameters = inspect.signature(self.function).parameters.values()
+        return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+    @property
+    def summary(self) -> str:
+        return (inspect.getdoc(self.function) or "").split("\n")[0]
+
+    def settings(self, options: dict) -> dict:
+        """The defaults updated by ``options``; an option the method does not take is an error naming those it does."""
+        defaults = self.defaults
+        unknown = sorted(set(options) - set(defaults))
+        if unknown:
+            known = ", ".join(f"{k}={v!r}" for k, v in defaults.items()) or "none"
+            raise ValueError(f"method {self.name!r} takes no option {', '.join(map(repr, unknown))}; its options are: "
+                             f"{known}.")
+        return {**defaults, **options}
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register_method(name: str, *, needs_prior: bool = True):
+    """Register ``function(problem, *, options...) -> x`` as a method of :func:`recon.reconstruct`.
+
+    A user method and a user guide, run through ``reconstruct``:
+
+    >>> import torch, recon
+    >>> from recon.guidance import Compose, Guide, ProximalGuide
+    >>> class ClampEstimate(Guide):
+    ...     '''Keep the clean estimate inside the image range [0, 1].'''
+    ...     def after(self, x, denoised, ctx):
+    ...         return denoised.clamp(0, 1)
+    >>> @recon.register_method("clamped_proximal")
+    ... def clamped_proximal(problem, *, steps: int = 8):
+    ...     '''Song et al.'s step, with the estimate clamped to [0, 1].'''
+    ...     guide = Compose(ProximalGuide(problem.operator, problem.y), ClampEstimate())
+    ...     return recon.methods.sample(problem, guide, steps=steps)
+    >>> op = recon.ParallelBeamCT(16, 6)
+    >>> prior = recon.models.GaussianDenoiser(torch.full((1, 16, 16), 0.5), 0.02 * torch.eye(256))
+    >>> y = op.A(recon.data.head_ct_phantoms(2, 16, "test", 0))
+    >>> x, record = recon.reconstruct(y, op, prior, method="clamped_proximal", steps=4)
+    >>> x.shape, record.nfe, record.settings["steps"]
+    (torch.Size([2, 1, 16, 16]), 4, 4)
+    >>> del recon.METHODS["clamped_proximal"]
+    """
+
+    def decorator(function):
+        if name in METHODS:
+            raise ValueError(f"a method named {name!r} is registered already; choose another name.")
+        METHODS[name] = Method(name, function, needs_prior)
+        return function
+
+    return decorator
+
+
+def describe_methods() -> str:
+    """One line per registered method: its name, what it is, and its options with their defaults."""
+    lines = []
+    for method in METHODS.values():
+        options = ", ".join(f"{k}={v!r}" for k, v in method.defaults.items())
+        lines.append(f"{method.name}: {method.summary} Options: {options or 'none'}.")
+    return "\n".join(lines)
+
+
+def sample(problem: Problem, guide: Guide | None, *, steps: int, sampler: str = "em", snr: float | None = None):
+    """Run a sampler of :data:`recon.sampling.SAMPLERS` from pure noise over ``steps`` Karras levels, with ``guide``."""
+    prior = problem.require_prior()
+    return run_sampler(prior, problem.initial_noise(SIGMA_MAX), problem.generator, guide=guide, steps=steps,
+                       sampler=sampler, snr=snr, callback=problem.callback)
+
+
+def run_sampler(prior: Denoiser, x: torch.Tensor, generator: Generators, *, guide: Guide | None, steps: int,
+                sampler: str = "em", snr: float | None = None, callback=None) -> torch.Tensor:
+    """``sampler`` from ``x`` at ``SIGMA_MAX`` down the Karras schedule of ``steps`` levels to ``SIGMA_MIN``, then 0."""
+    check_positive_int(steps, "steps")
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}.")
+    options = {} if snr is None else {"snr": snr}
+    if snr is not None and "snr" not in inspect.signature(SAMPLERS[sampler]).parameters:
+        raise ValueError(f"snr sets a Langevin corrector, which sampler {sampler!r} has not; use sampler='pc' or drop snr.")
+    sigmas = get_sigmas_karras(steps, SIGMA_MIN, SIGMA_MAX)
+    return SAMPLERS[sampler](prior, x, sigmas, guide=guide, callback=callback, generator=generator, **options)
+
+
+@register_method("proximal")
+def proximal(problem: Problem, *, steps: int = 60, lam: float | torch.Tensor = 1.0, sampler: str = "em",
+             snr: float | None = None, final_projection: bool = True) -> torch.Tensor:
+    """Song et al. (2022): the proximal step toward ``A x = y_t`` before every network evaluation.
+
+    An unconditional prior sampled with ``sampler``, :class:`recon.guidance.ProximalGuide` with weight ``lam``, and
+    (``final_projection``) one last ``prox`` with the same ``lam`` onto ``{A x = y}``. Treats ``y`` as exact."""
+    x = sample(problem, ProximalGuide(problem.operator, problem.y, lam), steps=steps, sampler=sampler, snr=snr)
+    if final_projection:
+        x = problem.operator.prox(x, problem.y, lam)  # Final proximal step onto {A x = y}.
+    return x
+
+
+@register_method("proximal_ddrm")
+def proximal_ddrm(problem: Problem, *, steps: int = 60, lam: float | torch.Tensor = 1.0, sampler: str = "em",
+                  snr: float | None = None) -> torch.Tensor:
+    """The proximal step with DDRM's noise-aware rule (Kawar et al. 2022), for noisy data.
+
+    Each singular direction follows the data only while the sampler's noise exceeds the data's
+    (:class:`recon.guidance.DDRMProximalGuide`). No final projection (the data are noisy); with ``noise_std = 0`` it
+    is Song et al.'s step."""
+    guide = DDRMProximalGuide(problem.operator, problem.y, problem.noise_std, lam)
+    return sample(problem, guide, steps=steps, sampler=sampler, snr=snr)
+
+
+@register_method("dps")
+def dps(problem: Problem, *, steps: int = 60, zeta: float = 1.0) -> torch.Tensor:
+    """Diffusion posterior sampling (Chung et al. 2023) over Euler–Maruyama.
+
+    ``zeta`` is dimensionless: it is divided by ``||A||``, since the gradient of ``||y - A D(x)||^2`` scales with it
+    (:class:`recon.guidance.DPSGuide`)."""
+    return sample(problem, DPSGuide(problem.operator, problem.y, zeta / problem.operator.norm()), steps=steps)
+
+
+@register_method("tv", needs_prior=False)
+def tv(problem: Problem, *, weight: float | None = None, iters: int = 300) -> torch.Tensor:
+    """Total-variation least squares by Chambolle–Pock (Rudin et al. 1992; Chambolle & Pock 2011).
+
+    ``weight`` is relative to ``||A||^2`` (None: the operator's ``default_tv_weight``)."""
+    op = problem.operator
+    relative = op.default_tv_weight if weight is None else weight
+    return tv_least_squares(op, problem.y, relative * op.norm() ** 2, iters=iters)
+
+
+@register_method("pinv", needs_prior=False)
+def pinv(problem: Problem) -> torch.Tensor:
+    """The minimum-norm least-squares image ``A^+ y`` (truncated where ``A`` is rank-deficient)."""
+    return problem.operator.A_pinv(problem.y)
+
+
+@register_method("fbp", needs_prior=False)
+def fbp(problem: Problem) -> torch.Tensor:
+    """Filtered back-projection, the CT baseline."""
+    if not hasattr(problem.operator, "fbp"):
+        raise ValueError(f"'fbp' is a CT baseline; {type(problem.operator).__name__} has none. Use 'pinv' or 'tv'.")
+    return problem.operator.fbp(problem.y)
+
+
+@register_method("zero_filled", needs_prior=False)
+def zero_filled(problem: Problem) -> torch.Tensor:
+    """The zero-filled inverse FFT, the MRI baseline."""
+    if not hasattr(problem.operator, "zero_filled"):
+        raise ValueError(f"'zero_filled' is an MRI baseline; {type(problem.operator).__name__} has none.")
+    return problem.operator.zero_filled(problem.y)
+
+
+def sample_prior(prior: Denoiser, n: int, *, steps: int = 60, seed=0, sampler: str = "em", callback=None):
+    """``n`` unconditional samples of a prior, with no measurement: what it believes images look like. Sample ``i``
+    uses seed ``seed + i``; ``steps`` and ``sampler`` as for the reconstruction methods."""
+    size = check_positive_int(prior.image_size, "prior.image_size")
+    gens = generators(range(seed, seed + n) if isinstance(seed, int) else seed)
+    x = SIGMA_MAX * randn((len(gens), 1, size, size), gens)
+    return run_sampler(prior, x, gens, guide=None, steps=steps, sampler=sampler, callback=callback)

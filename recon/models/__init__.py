@@ -1,0 +1,21 @@
+"""Networks behind the ``D(x, sigma)`` contract, their precision, and checkpoints with cards."""
+
+from recon.models.checkpoints import MODEL_KINDS, load_card, load_denoiser, register_model_kind, save_checkpoint
+from recon.models.denoiser import CountingDenoiser, Denoiser, EDMDenoiser, GaussianDenoiser, score_from_denoised
+from recon.models.networks import UNet
+from recon.models.precision import PRECISIONS
+
+__all__ = [
+    "MODEL_KINDS",
+    "PRECISIONS",
+    "CountingDenoiser",
+    "Denoiser",
+    "EDMDenoiser",
+    "GaussianDenoiser",
+    "UNet",
+    "load_card",
+    "load_denoiser",
+    "register_model_kind",
+    "save_checkpoint",
+    "score_from_denoised",
+]

@@ -1,0 +1,120 @@
+"""Checkpoints: safetensors weights plus a JSON card; loading verifies the checksum before reading a single weight,
+then builds the model class that the card's ``kind`` names through :data:`MODEL_KINDS`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from recon.models.denoiser import Denoiser, EDMDenoiser
+from recon.models.networks import UNet
+from recon.models.precision import check_precision
+
+WEIGHTS, CARD = "model.safetensors", "card.json"
+# Shipped checkpoints: the checkout's folder, else where `pip install` put them (pyproject's data-files).
+SHIPPED_DIRS = (Path(__file__).resolve().parent.parent.parent / "checkpoints",
+                Path(sysconfig.get_paths()["data"]) / "share" / "recon" / "checkpoints")
+
+# kind -> builder(config) returning an untrained model whose ``.net`` receives the stored weights.
+MODEL_KINDS: dict[str, Callable[[dict], Denoiser]] = {}
+
+
+def register_model_kind(name: str):
+    """Register a builder ``config -> Denoiser`` under the card's ``kind``."""
+
+    def decorator(builder):
+        MODEL_KINDS[name] = builder
+        return builder
+
+    return decorator
+
+
+@register_model_kind("edm")
+def build_edm(config: dict) -> EDMDenoiser:
+    """An EDM-preconditioned U-Net (:class:`recon.models.denoiser.EDMDenoiser`) from a card's config."""
+    net = UNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["net"].items()})
+    return EDMDenoiser(net, image_size=config["image_size"], **config["denoiser"])
+
+
+def build_model(kind: str, config: dict) -> Denoiser:
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; registered kinds are {sorted(MODEL_KINDS)} "
+                         "(register a builder with recon.models.register_model_kind).")
+    return MODEL_KINDS[kind](config)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_checkpoint(net: nn.Module, card: dict, out: Path) -> Path:
+    """Write the network's weights (float16, to keep checkpoints a few MB) and the card with their sha256. The card
+    must name its model ``kind`` and carry the ``config`` that kind's builder reads."""
+    if card.get("kind") not in MODEL_KINDS or "config" not in card:
+        raise ValueError(f"a card needs a registered 'kind' ({sorted(MODEL_KINDS)}) and a 'config'; got keys {sorted(card)}.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / WEIGHTS
+    save_file({k: v.detach().to(torch.float16).contiguous().cpu() for k, v in net.state_dict().items()}, str(weights))
+    card = dict(card, weights=WEIGHTS, sha256=sha256(weights), storage_dtype="float16")
+    (out / CARD).write_text(json.dumps(card, indent=1) + "\n")
+    return out
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """A shipped checkpoint's name (``"head_ct"``, ``"brain"``) or a checkpoint folder."""
+    path = Path(name_or_path)
+    if not path.exists() and isinstance(name_or_path, str) and "/" not in name_or_path:
+        found = [d / f"{name_or_path}_64" for d in SHIPPED_DIRS if (d / f"{name_or_path}_64").exists()]
+        if not found:
+            shipped = sorted({p.name.rsplit("_", 1)[0] for d in SHIPPED_DIRS if d.exists() for p in d.glob("*_64")})
+            raise FileNotFoundError(f"no shipped prior named {name_or_path!r}; choose one of {shipped} or pass a path.")
+        path = found[0]
+    for f in (WEIGHTS, CARD):
+        if not (path / f).exists():
+            raise FileNotFoundError(
+                f"checkpoint folder {path} has no {f}; it needs {WEIGHTS} and {CARD} as written by `python -m recon.train`."
+            )
+    return path
+
+
+def load_card(name_or_path: str | Path) -> dict:
+    return json.loads((resolve(name_or_path) / CARD).read_text())
+
+
+def verified_weights(path: Path, card: dict) -> dict:
+    actual = sha256(path / WEIGHTS)
+    if actual != card.get("sha256"):
+        raise ValueError(
+            f"{path / WEIGHTS} does not match the sha256 in its card ({actual[:12]}... vs "
+            f"{str(card.get('sha256'))[:12]}...): the file was changed or truncated. Restore it, or retrain with the "
+            f"card's command: {card.get('command')}"
+        )
+    return load_file(str(path / WEIGHTS))
+
+
+def load_denoiser(name_or_path: str | Path, device: str | torch.device = "cpu", precision: str = "auto") -> Denoiser:
+    """Load a checkpoint's (EMA) model after checking the weights' sha256 against its card; the card's ``kind``
+    picks the class. ``precision`` is the network's arithmetic (see :mod:`recon.models.precision`)."""
+    path = resolve(name_or_path)
+    card = json.loads((path / CARD).read_text())
+    if "kind" not in card:
+        raise ValueError(f"{path / CARD} names no model 'kind'; add one of {sorted(MODEL_KINDS)} (the shipped priors "
+                         "are 'edm').")
+    model = build_model(card["kind"], card["config"])
+    model.net.load_state_dict({k: v.float() for k, v in verified_weights(path, card).items()})
+    model.net.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+    model.card = card
+    model.precision = check_precision(precision)
+    return model.to(device)

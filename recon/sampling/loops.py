@@ -1,0 +1,99 @@
+"""Samplers over a denoiser ``D(x, sigma)`` and a decreasing sigma schedule ending at 0 (variance-exploding form).
+
+Each is a short loop over :mod:`recon.sampling.steps` with one signature: it takes ``x`` at ``sigmas[0]`` and returns
+the sample at ``sigmas[-1] = 0``. A ``guide`` (:mod:`recon.guidance`) acts around every network evaluation, and
+``callback(dict)`` sees every step: ``i``, ``sigma``, ``sigma_next``, ``x`` (the state entering the step), ``x_guided``
+(after the guide's ``before`` hook), ``denoised`` (the estimate the step used) and ``x_next``. A VP model is the same
+process in the scaled variable ``x / alpha(t)`` (Karras et al. 2022, Sec. 3), so these samplers serve both schedules
+through their noise levels ``schedule.sigma(t)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from recon.guidance.base import Guide, StepContext, guided_denoise
+from recon.models.denoiser import score_from_denoised
+from recon.random import Generators
+from recon.sampling.steps import em_step, euler_step, heun_step, langevin_step, ode_derivative
+
+
+def get_sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022, eq. 5) noise levels, ``n`` of them plus a final 0, float64."""
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def get_sigmas_geometric(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """Song et al.'s VE levels, geometric from ``sigma_max`` to ``sigma_min``, plus a final 0, float64."""
+    sigmas = torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64))
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def levels(sigmas: torch.Tensor):
+    """``(i, sigma, sigma_next)`` for every step of a schedule, as Python floats."""
+    values = [float(s) for s in sigmas]
+    return [(i, values[i], values[i + 1]) for i in range(len(values) - 1)]
+
+
+def report(callback, ctx: StepContext, **tensors) -> None:
+    if callback is not None:
+        callback({"i": ctx.i, "sigma": ctx.sigma, "sigma_next": ctx.sigma_next, **tensors})
+
+
+def guided_em_step(denoiser, x, ctx: StepContext, guide: Guide | None, callback) -> torch.Tensor:
+    """One guided Euler–Maruyama step from ``ctx.sigma`` to ``ctx.sigma_next``, reported to ``callback``."""
+    x_guided, denoised = guided_denoise(denoiser, x, ctx, guide)
+    x_next = em_step(x_guided, denoised, ctx.sigma, ctx.sigma_next, ctx.generator)
+    report(callback, ctx, x=x, x_guided=x_guided, denoised=denoised, x_next=x_next)
+    return x_next
+
+
+@torch.no_grad()
+def sample_em(denoiser, x, sigmas, *, guide: Guide | None = None, callback=None, generator: Generators = None):
+    """Reverse-SDE Euler–Maruyama (:func:`recon.sampling.steps.em_step`), the post's ``h``."""
+    for i, sigma, sigma_next in levels(sigmas):
+        x = guided_em_step(denoiser, x, StepContext(i, sigma, sigma_next, sigma**2 - sigma_next**2, generator), guide,
+                           callback)
+    return x
+
+
+@torch.no_grad()
+def sample_pc(denoiser, x, sigmas, *, snr: float = 0.16, n_corrector: int = 1, guide: Guide | None = None,
+              guide_corrector: bool = True, callback=None, generator: Generators = None):
+    """Predictor–corrector (Song et al. 2021, Alg. 2 in VE form): ``n_corrector`` Langevin steps at each level, then an
+    Euler–Maruyama predictor step. The guide's ``before`` hook also runs before each corrector step when
+    ``guide_corrector`` (as in Song et al. 2022's code); its ``after`` hook only in the predictor."""
+    if not snr > 0:
+        raise ValueError(f"snr must be > 0; got {snr}.")
+    for i, sigma, sigma_next in levels(sigmas):
+        for _ in range(n_corrector):
+            corrector_ctx = StepContext(i, sigma, sigma, 0.0, generator)
+            if guide is not None and guide_corrector:
+                x = guide.before(x, corrector_ctx)  # Guide before the corrector.
+            x = langevin_step(x, score_from_denoised(x, denoiser(x, sigma), sigma), snr, generator)
+        x = guided_em_step(denoiser, x, StepContext(i, sigma, sigma_next, sigma**2 - sigma_next**2, generator), guide,
+                           callback)  # Predictor.
+    return x
+
+
+@torch.no_grad()
+def sample_heun(denoiser, x, sigmas, *, guide: Guide | None = None, callback=None, generator: Generators = None):
+    """Probability-flow ODE by Heun's method (Karras et al. 2022, Alg. 1); the guide acts at the first evaluation."""
+    for i, sigma, sigma_next in levels(sigmas):
+        ctx = StepContext(i, sigma, sigma_next, sigma * (sigma - sigma_next), generator)
+        x_guided, denoised = guided_denoise(denoiser, x, ctx, guide)
+        d = ode_derivative(x_guided, denoised, sigma)
+        x_next = euler_step(x_guided, d, sigma, sigma_next)  # Euler step.
+        if sigma_next > 0:
+            d_next = ode_derivative(x_next, denoiser(x_next, sigma_next), sigma_next)
+            x_next = heun_step(x_guided, d, d_next, sigma, sigma_next)  # Second-order correction.
+        report(callback, ctx, x=x, x_guided=x_guided, denoised=denoised, x_next=x_next)
+        x = x_next
+    return x
+
+
+SAMPLERS = {"em": sample_em, "pc": sample_pc, "heun": sample_heun}

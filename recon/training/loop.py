@@ -1,0 +1,165 @@
+"""One training loop for any loss object: shuffled epochs, warm-up, optional gradient clipping, an EMA with a ramped
+half-life, a loss curve, and checkpoints that resume exactly where they stopped."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from tqdm.auto import tqdm
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Optimisation settings. ``clip_grad``: global gradient-norm clipping (None: off, as DP-SGD clips per example
+    instead). ``ema_halflife``/``ema_rampup``: EDM's EMA (App. F of Karras et al. 2022), in steps."""
+
+    steps: int = 2000
+    lr: float = 2e-4
+    warmup: int = 200
+    clip_grad: float | None = 1.0
+    ema_halflife: float = 300.0
+    ema_rampup: float = 0.25
+    checkpoint_every: int = 500
+    curve_every: int = 50
+
+
+def ema_beta(step: int, halflife: float, rampup: float) -> float:
+    """EMA decay after ``step`` steps: half-life ``min(halflife, rampup * step)`` steps (Karras et al. 2022, App. F)."""
+    return 0.5 ** (1.0 / max(min(halflife, rampup * step), 1e-8))
+
+
+class EpochBatches:
+    """Batches of a :class:`torch.utils.data.DataLoader`, epoch after epoch, resumable mid-epoch.
+
+    The default loader shuffles without replacement (``RandomSampler`` on its own generator) and drops the last
+    partial batch; any loader can take its place (opacus's ``DPDataLoader`` for Poisson sampling). Resuming restores
+    the sampler generator as it was at the epoch's start and skips the batches already seen.
+    """
+
+    def __init__(self, loader: DataLoader, generator: torch.Generator | None = None):
+        self.loader, self.generator = loader, generator
+        self.epoch_start, self.position, self._iterator = None, 0, None
+
+    @classmethod
+    def shuffled(cls, images: torch.Tensor, batch: int, seed: int) -> EpochBatches:
+        generator = torch.Generator().manual_seed(seed)
+        dataset = TensorDataset(images)
+        loader = DataLoader(dataset, batch_size=batch, sampler=RandomSampler(dataset, generator=generator),
+                            drop_last=True)
+        return cls(loader, generator)
+
+    def __next__(self) -> torch.Tensor:
+        if self._iterator is None:
+            if self.generator is not None:
+                self.epoch_start = self.generator.get_state()
+            self._iterator, self.position = iter(self.loader), 0
+        try:
+            (batch,) = next(self._iterator)
+        except StopIteration:
+            self._iterator = None
+            return next(self)
+        self.position += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"epoch_start": self.epoch_start, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["epoch_start"] is not None and self.generator is not None:
+            self.generator.set_state(state["epoch_start"])
+            self._iterator = None
+            next(self)  # starts the epoch again from the same permutation
+            for _ in range(state["position"] - 1):
+                next(self)
+
+
+def random_flip(x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Left-right flips of half the batch on average (the anatomy is roughly symmetric)."""
+    flip = torch.rand(x0.shape[0], generator=generator, device=x0.device) < 0.5
+    return torch.where(flip.reshape(-1, 1, 1, 1), x0.flip(-1), x0)
+
+
+@dataclasses.dataclass
+class TrainState:
+    """Everything a run needs to continue: the model, its EMA copy, the optimiser, the generator and the record."""
+
+    model: nn.Module
+    ema: nn.Module
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int = 0
+    curve: list = dataclasses.field(default_factory=list)
+    elapsed: float = 0.0
+    window: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def create(cls, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> TrainState:
+        ema = copy.deepcopy(model.net).requires_grad_(False)
+        return cls(model, ema, optimizer, generator)
+
+    def save(self, path: Path, batches: EpochBatches) -> None:
+        torch.save({"net": self.model.net.state_dict(), "ema": self.ema.state_dict(),
+                    "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                    "step": self.step, "curve": self.curve, "elapsed": self.elapsed, "window": self.window,
+                    "batches": batches.state_dict()}, path)
+
+    def load(self, path: Path, batches: EpochBatches) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.net.load_state_dict(state["net"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.step, self.curve, self.elapsed = int(state["step"]), [list(c) for c in state["curve"]], state["elapsed"]
+        self.window = list(state["window"])
+        batches.load_state_dict(state["batches"])
+
+
+def train_step(state: TrainState, loss_fn: Callable, x0: torch.Tensor, config: TrainConfig) -> float:
+    """One optimiser step on one batch: warm-up, loss, backward, optional clipping, step, EMA update."""
+    for group in state.optimizer.param_groups:
+        group["lr"] = config.lr * min(1.0, (state.step + 1) / config.warmup)
+    loss = loss_fn(state.model, x0, state.generator)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.clip_grad is not None:
+        torch.nn.utils.clip_grad_norm_(state.model.net.parameters(), config.clip_grad)
+    state.optimizer.step()
+    with torch.no_grad():  # EMA with a ramped half-life, so early weights do not linger
+        beta = ema_beta(state.step + 1, config.ema_halflife, config.ema_rampup)
+        for pe, pn in zip(state.ema.parameters(), state.model.net.parameters()):
+            pe.lerp_(pn.detach(), 1 - beta)
+    state.step += 1
+    return float(loss.detach())
+
+
+def record_loss(state: TrainState, loss: float, config: TrainConfig) -> None:
+    state.window.append(loss)
+    if state.step % config.curve_every == 0 or state.step == config.steps:
+        state.curve.append([state.step, sum(state.window) / len(state.window)])
+        state.window = []
+
+
+def train(state: TrainState, loss_fn: Callable, batches: EpochBatches, config: TrainConfig, *,
+          checkpoint: Callable[[TrainState], None] | None = None, device="cpu", description: str = "train") -> None:
+    """Run ``train_step`` until ``config.steps``, calling ``checkpoint(state)`` every ``checkpoint_every`` steps and
+    at the end. Batches go to ``device`` in channels-last layout, flipped at random."""
+    start = time.perf_counter() - state.elapsed
+    bar = tqdm(total=config.steps, initial=state.step, desc=description, mininterval=5.0)
+    while state.step < config.steps:
+        x0 = next(batches).to(device, memory_format=torch.channels_last)
+        record_loss(state, train_step(state, loss_fn, random_flip(x0, state.generator), config), config)
+        bar.update(1)
+        if state.curve and state.curve[-1][0] == state.step:
+            bar.set_postfix(loss=f"{state.curve[-1][1]:.4f}")
+        if checkpoint is not None and (state.step % config.checkpoint_every == 0 or state.step == config.steps):
+            state.elapsed = time.perf_counter() - start
+            checkpoint(state)
+    state.elapsed = time.perf_counter() - start
+    bar.close()

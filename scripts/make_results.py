@@ -1,0 +1,55 @@
+"""Run the book's heavy experiments and write each to ``results/NAME.json`` with its provenance.
+
+    python scripts/make_results.py results_table lambda_study        # every experiment: `make results`
+    python scripts/make_results.py results_table --set n_images=32   # other options (JSON values)
+
+The notebooks read these files and repeat a small part live, asserting agreement; `make results` reruns them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+
+from recon.evaluation.experiments import EXPERIMENTS
+from recon.evaluation.results import save_results
+
+
+def parse_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes key=value (a JSON value); got {pair!r}.")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"experiments to run (default: all of {sorted(EXPERIMENTS)})")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="options of a single experiment")
+    args = parser.parse_args(argv)
+    names = args.names or sorted(EXPERIMENTS)
+    unknown = sorted(set(names) - set(EXPERIMENTS))
+    if unknown or (args.set and len(names) != 1):
+        raise SystemExit(f"unknown experiments {unknown}; choose from {sorted(EXPERIMENTS)}" if unknown
+                         else "--set applies to one experiment at a time.")
+    options = parse_options(args.set)
+    for name in names:
+        start = time.perf_counter()
+        results = EXPERIMENTS[name](**options)
+        command = "python scripts/make_results.py " + shlex.join([name] + (["--set", *args.set] if args.set else []))
+        path = save_results(name, results, command)
+        print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
