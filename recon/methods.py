@@ -23,7 +23,7 @@ from recon.baselines import tv_least_squares
 from recon.guidance import DDRMProximalGuide, DPSGuide, Guide, ProximalGuide
 from recon.models.denoiser import Denoiser
 from recon.operators.base import LinearOperator
-from recon.random import Generators, generators, randn
+from recon.random import Generators, generators, randn, seeds_for
 from recon.sampling.loops import SAMPLERS, get_sigmas_karras
 
 # Start and end of the sampling schedule, in image units: at sigma = 10 a [0, 1] image is buried in noise.
@@ -41,6 +41,7 @@ class Problem:
     noise_std: float
     generator: Generators
     callback: Callable | None = None
+    used: dict = dataclasses.field(default_factory=dict)  # settings resolved while running (e.g. a sampler's default)
 
     def require_prior(self) -> Denoiser:
         """The prior, checked against the operator's image size."""
@@ -56,8 +57,8 @@ class Problem:
         return prior
 
     def initial_noise(self, sigma: float) -> torch.Tensor:
-        """Pure noise at level ``sigma``, one draw per image from its own generator."""
-        return sigma * randn((self.y.shape[0], 1, *self.operator.image_shape), self.generator)
+        """Pure noise at level ``sigma`` on the measurements' device, one draw per image from its own generator."""
+        return sigma * randn((self.y.shape[0], 1, *self.operator.image_shape), self.generator, device=self.y.device)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +121,11 @@ def register_method(name: str, *, needs_prior: bool = True):
     def decorator(function):
         if name in METHODS:
             raise ValueError(f"a method named {name!r} is registered already; choose another name.")
+        parameters = list(inspect.signature(function).parameters.values())
+        required = [p.name for p in parameters[1:] if p.default is inspect.Parameter.empty]
+        if not parameters or required or any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in parameters[1:]):
+            raise TypeError(f"a method is `function(problem, *, option=default, ...)`; {function.__name__} has "
+                            f"{[p.name for p in parameters]} (options without a default: {required}).")
         METHODS[name] = Method(name, function, needs_prior)
         return function
 
@@ -138,6 +144,9 @@ def describe_methods() -> str:
 def sample(problem: Problem, guide: Guide | None, *, steps: int, sampler: str = "em", snr: float | None = None):
     """Run a sampler of :data:`recon.sampling.SAMPLERS` from pure noise over ``steps`` Karras levels, with ``guide``."""
     prior = problem.require_prior()
+    parameters = inspect.signature(SAMPLERS[sampler]).parameters if sampler in SAMPLERS else {}
+    if snr is None and "snr" in parameters:
+        problem.used["snr"] = parameters["snr"].default  # record the corrector's default as the value used
     return run_sampler(prior, problem.initial_noise(SIGMA_MAX), problem.generator, guide=guide, steps=steps,
                        sampler=sampler, snr=snr, callback=problem.callback)
 
@@ -161,7 +170,12 @@ def proximal(problem: Problem, *, steps: int = 60, lam: float | torch.Tensor = 1
     """Song et al. (2022): the proximal step toward ``A x = y_t`` before every network evaluation.
 
     An unconditional prior sampled with ``sampler``, :class:`recon.guidance.ProximalGuide` with weight ``lam``, and
-    (``final_projection``) one last ``prox`` with the same ``lam`` onto ``{A x = y}``. Treats ``y`` as exact."""
+    (``final_projection``) one last ``prox`` with the same ``lam`` onto ``{A x = y}``. The step treats ``y`` as
+    exact, so noisy data (``noise_std > 0``) are refused: use ``proximal_ddrm``, or pass ``noise_std=0`` to apply the
+    exact step to them anyway."""
+    if problem.noise_std > 0:
+        raise ValueError(f"Song et al.'s proximal step treats y as exact, but noise_std={problem.noise_std:g}; use "
+                         "method='proximal_ddrm' (noise-aware), or noise_std=0 to apply the exact step regardless.")
     x = sample(problem, ProximalGuide(problem.operator, problem.y, lam), steps=steps, sampler=sampler, snr=snr)
     if final_projection:
         x = problem.operator.prox(x, problem.y, lam)  # Final proximal step onto {A x = y}.
@@ -225,6 +239,7 @@ def sample_prior(prior: Denoiser, n: int, *, steps: int = 60, seed=0, sampler: s
     """``n`` unconditional samples of a prior, with no measurement: what it believes images look like. Sample ``i``
     uses seed ``seed + i``; ``steps`` and ``sampler`` as for the reconstruction methods."""
     size = check_positive_int(prior.image_size, "prior.image_size")
-    gens = generators(range(seed, seed + n) if isinstance(seed, int) else seed)
-    x = SIGMA_MAX * randn((len(gens), 1, size, size), gens)
+    gens = generators(seeds_for(seed, n))
+    device = next(prior.parameters()).device if isinstance(prior, torch.nn.Module) else None
+    x = SIGMA_MAX * randn((n, 1, size, size), gens, device=device)
     return run_sampler(prior, x, gens, guide=None, steps=steps, sampler=sampler, callback=callback)

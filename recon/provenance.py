@@ -30,7 +30,7 @@ def hardware(device: torch.device | str = "cpu", network_precision: str = "auto"
     if device.type == "cuda":
         name = f"{torch.cuda.get_device_name(device)} (CUDA)"
     else:
-        name = f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads"
+        name = f"{cpu_model()}, {torch.get_num_threads()} threads"
     return f"{name}, torch {torch.__version__}, network precision {precision.describe(device, network_precision)}"
 
 

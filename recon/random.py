@@ -14,6 +14,14 @@ def generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
+def seeds_for(seed, batch: int) -> list[int]:
+    """Per-sample seeds: ``seed + i`` for an int, else one given seed per sample (checked against ``batch``)."""
+    seeds = list(range(seed, seed + batch)) if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != batch:
+        raise ValueError(f"seed must be an int or one seed per image; got {len(seeds)} seeds for {batch} images.")
+    return seeds
+
+
 def randn(shape, generator: Generators, dtype=torch.float32, device=None) -> torch.Tensor:
     """Standard normal noise of ``shape`` (batch first), from one generator or a list of per-sample generators."""
     if isinstance(generator, (list, tuple)):

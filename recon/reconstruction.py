@@ -13,7 +13,7 @@ from recon.methods import METHODS, Problem
 from recon.models.checkpoints import load_denoiser
 from recon.models.denoiser import CountingDenoiser, Denoiser
 from recon.operators.base import LinearOperator
-from recon.random import generators
+from recon.random import generators, seeds_for
 
 
 @dataclasses.dataclass
@@ -35,13 +35,6 @@ def load_prior(name_or_path: str = "head_ct", device: str = "cpu", precision: st
     return load_denoiser(name_or_path, device, precision)
 
 
-def seeds_for(seed, batch: int) -> list[int]:
-    seeds = list(range(seed, seed + batch)) if isinstance(seed, int) else [int(s) for s in seed]
-    if len(seeds) != batch:
-        raise ValueError(f"seed must be an int or one seed per image; got {len(seeds)} seeds for {batch} images.")
-    return seeds
-
-
 def reconstruct(y: torch.Tensor, operator: LinearOperator, prior: Denoiser | None = None, method: str = "proximal", *,
                 noise_std: float = 0.0, seed=0, callback=None, **options):
     """Reconstruct images from measurements ``y = A x + eps``; returns ``(x, Record)``.
@@ -55,11 +48,14 @@ def reconstruct(y: torch.Tensor, operator: LinearOperator, prior: Denoiser | Non
             DDRM's noise-aware rule), ``"dps"`` (Chung et al. 2023), and the baselines ``"fbp"`` (CT),
             ``"zero_filled"`` (MRI), ``"pinv"`` and ``"tv"``; :func:`recon.methods.describe_methods` lists them all
             with their options, including any registered with :func:`recon.register_method`.
-        noise_std: standard deviation of the measurement noise in ``y`` (0: noise-free); noise-aware methods use it.
+        noise_std: standard deviation of the measurement noise in ``y`` (0: noise-free); noise-aware methods use it,
+            and ``"proximal"`` (which treats ``y`` as exact) refuses a value above 0.
         seed: an int (image ``i`` uses ``seed + i``) or one seed per image, so a batch reproduces its images one by one.
         callback: called with a dict at every sampler step (see :mod:`recon.sampling.loops`).
-        **options: the method's own options (e.g. ``steps``, ``lam``, ``zeta``, ``weight``); an explicit 0 is honoured,
-            an option the method does not take is an error that lists those it does.
+        **options: the method's own options, e.g. ``steps``, ``lam``, ``sampler``, ``snr`` and ``final_projection``
+            (``"proximal"``: one last proximal step with the same ``lam``), ``zeta`` (``"dps"``), ``weight`` and
+            ``iters`` (``"tv"``). An explicit 0 is honoured; an option the method does not take is an error that lists
+            those it does. The record's ``settings`` holds every option as used.
 
     The network's precision is the prior's (``prior.precision``, ``"auto"`` by default).
     """
@@ -77,4 +73,4 @@ def reconstruct(y: torch.Tensor, operator: LinearOperator, prior: Denoiser | Non
     seconds = time.perf_counter() - start
     nfe = counted.calls if isinstance(counted, CountingDenoiser) else 0
     residual = relative_residual(operator, x, y if y.is_complex() else y.to(x.dtype))
-    return x, Record(method, nfe, seconds, residual, {"noise_std": problem.noise_std, **settings})
+    return x, Record(method, nfe, seconds, residual, {"noise_std": problem.noise_std, **settings, **problem.used})

@@ -73,8 +73,9 @@ def main(argv=None) -> Path:
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    config.clip_grad = config.clip_grad if config.clip_grad > 0 else None  # --clip-grad 0 turns clipping off
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    settings["clip_grad"] = settings["clip_grad"] or None  # --clip-grad 0 turns clipping off
+    config = TrainConfig(**settings)
     model = build_model("edm", model_config(args)).to(device)
     model.net.to(memory_format=torch.channels_last)
     model.precision = args.precision

@@ -14,7 +14,7 @@ import shlex
 import sys
 import time
 
-from recon.evaluation.experiments import EXPERIMENTS
+from recon.evaluation.experiments import EXPERIMENTS, run_experiment
 from recon.evaluation.results import save_results
 
 
@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     options = parse_options(args.set)
     for name in names:
         start = time.perf_counter()
-        results = EXPERIMENTS[name](**options)
+        results = run_experiment(name, **options)
         command = "python scripts/make_results.py " + shlex.join([name] + (["--set", *args.set] if args.set else []))
         path = save_results(name, results, command)
         print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s")

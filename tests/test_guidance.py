@@ -18,6 +18,7 @@ from recon.guidance import (
     Guide,
     ProximalGuide,
     StepContext,
+    guided_denoise,
 )
 from recon.models import GaussianDenoiser
 from recon.operators import MatrixOperator
@@ -30,7 +31,7 @@ def test_proximal_guide_is_the_operators_prox_toward_y_t():
     y = op.A(x_true).expand(2, -1)
     x = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     lam, sigma = torch.tensor([0.3, 1.0], dtype=torch.float64), 0.7
-    guided = ProximalGuide(op, y, lam).before(x, StepContext(0, sigma, 0.5, 0.24, torch.Generator().manual_seed(9)))
+    guided = ProximalGuide(op, y, lam).before(x, StepContext(0, sigma, 0.5, torch.Generator().manual_seed(9)))
     z = torch.randn(2, 1, 4, 4, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     assert torch.allclose(guided, op.prox(x, y + sigma * op.A(z), lam), atol=1e-12)
 
@@ -39,9 +40,15 @@ def test_ddrm_rule_without_noise_is_song_et_als_step():
     op, _, x_true, _, _ = gaussian_problem()
     y = op.A(x_true).expand(3, -1)
     x = torch.randn(3, 1, 4, 4, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
-    ctx = lambda: StepContext(0, 0.4, 0.3, 0.07, generators([1, 2, 3]))
-    assert torch.allclose(DDRMProximalGuide(op, y, 0.0, 0.8).before(x, ctx()), ProximalGuide(op, y, 0.8).before(x, ctx()),
-                          atol=1e-12)
+    def ctx():
+        return StepContext(0, 0.4, 0.3, generators([1, 2, 3]))
+
+    assert torch.equal(DDRMProximalGuide(op, y, 0.0, 0.8).before(x, ctx()), ProximalGuide(op, y, 0.8).before(x, ctx()))
+    spectral = MatrixOperator(op.matrix, (4, 4))
+    spectral.spectrum = None  # no decomposition: the noise-free rule still runs (through CG), the noisy one cannot
+    DDRMProximalGuide(spectral, y, 0.0).before(x, ctx())
+    with pytest.raises(ValueError, match="needs a spectral decomposition"):
+        DDRMProximalGuide(spectral, y, 0.1)
 
 
 def test_dps_step_is_chung_et_als_update():
@@ -82,13 +89,39 @@ def test_dps_fits_the_data_more_as_zeta_grows_and_zeta_zero_samples_the_prior():
         DPSGuide(op, y, -1.0)
 
 
-def test_estimate_projection_and_composition():
+def test_the_estimate_projection_steers_the_sampler_to_the_data():
+    op, prior, x_true, _, _ = gaussian_problem()
+    y = op.A(x_true).expand(8, -1)
+    sigmas = get_sigmas_karras(30, 1e-3, 3.0)
+    x0 = 3 * torch.randn(8, 1, 4, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    seen = []
+    guided = sample_heun(prior, x0, sigmas, guide=EstimateProjectionGuide(op, y), callback=seen.append)
+    free = sample_heun(prior, x0, sigmas)
+    assert all(float((op.A(s["denoised"]) - y).abs().max()) < 1e-10 for s in seen)  # the step used the projection
+    assert float((op.A(guided) - y).norm()) < 0.05 * float((op.A(free) - y).norm())
+
+
+class Shift(Guide):
+    def __init__(self, amount):
+        self.amount = amount
+
+    def before(self, x, ctx):
+        return x + self.amount
+
+    def after(self, x, denoised, ctx):
+        return denoised * self.amount
+
+
+def test_compose_runs_hooks_in_order_and_adds_corrections():
+    ctx = StepContext(0, 1.0, 0.5)
+    guide = Compose(Shift(1.0), Shift(3.0))
+    assert float(guide.before(torch.zeros(1), ctx)) == 4.0 and float(guide.after(None, torch.ones(1), ctx)) == 3.0
     op, prior, x_true, _, _ = gaussian_problem()
     y = op.A(x_true)
-    seen = []
-    sample_heun(prior, 3 * torch.randn(1, 1, 4, 4, dtype=torch.float64), get_sigmas_karras(6, 1e-3, 3.0),
-                guide=Compose(Guide(), EstimateProjectionGuide(op, y)), callback=seen.append)
-    assert all(float((op.A(s["denoised"]) - y).abs().max()) < 1e-10 for s in seen)  # every estimate fits the data
+    x = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    single = guided_denoise(prior, x, ctx, DPSGuide(op, y, 0.1))[2]
+    double = guided_denoise(prior, x, ctx, Compose(DPSGuide(op, y, 0.1), Guide(), DPSGuide(op, y, 0.1)))[2]
+    assert torch.allclose(double, 2 * single, atol=1e-12)
 
 
 def test_the_proximal_steps_are_biased_when_the_prior_couples_measured_and_unmeasured_pixels():

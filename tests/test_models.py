@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from contextlib import nullcontext
+
 import pytest
 import torch
 from torch import nn
 
 from recon.models import EDMDenoiser, GaussianDenoiser, UNet, precision
+from recon.models import denoiser as denoiser_module
 
 SD = 0.5  # sigma_data in the [-1, 1] space
 
@@ -70,12 +74,37 @@ def test_precision_is_explicit_else_the_environment_else_the_machine(monkeypatch
         EDMDenoiser(UNet(base=8, mults=(1, 2), blocks=1, emb_dim=16), image_size=8, precision="fp16")
 
 
-def test_autocast_runs_on_the_tensors_device():
+def test_native_bf16_needs_the_cpu_flag_and_avx512_kernels(monkeypatch):
+    """An AVX2-only CPU, or AVX-512 kernels capped at AVX2 (ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA), emulates
+    bf16: auto must choose fp32 there."""
+    monkeypatch.delenv(precision.ENVIRONMENT_VARIABLE, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    for capability, onednn, native in (("AVX512", None, True), ("AVX2", None, False), ("AVX512", "AVX2", False),
+                                       ("AVX512", "AVX512_CORE_BF16", True)):
+        monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda c=capability: c)
+        if onednn:
+            monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn)
+        else:
+            monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+        precision.cpu_has_native_bf16.cache_clear()
+        assert precision.cpu_has_native_bf16() is native, (capability, onednn)
+        assert precision.resolve("auto", "cpu") == ("bf16" if native else "fp32")
+    precision.cpu_has_native_bf16.cache_clear()
+
+
+def test_autocast_runs_on_the_tensors_device(monkeypatch):
     assert isinstance(precision.autocast("bf16", "cpu"), torch.autocast)
     assert precision.autocast("bf16", "cpu").device == "cpu"
-    with pytest.warns(UserWarning):  # no CUDA here: torch disables it, but the context is for the right device
+    with warnings.catch_warnings():  # without CUDA torch disables the context, but it is built for the right device
+        warnings.simplefilter("ignore")
         assert precision.autocast("bf16", torch.device("cuda")).device == "cuda"
     assert not isinstance(precision.autocast("fp32", "cpu"), torch.autocast)
+    seen = []
+    monkeypatch.setattr(denoiser_module, "autocast", lambda p, device: seen.append((p, device)) or nullcontext())
+    d = EDMDenoiser(UNet(base=8, mults=(1, 2), blocks=1, emb_dim=16), image_size=8, precision="bf16")
+    d(torch.rand(1, 1, 8, 8), 0.5)
+    assert seen == [("bf16", torch.device("cpu"))]  # the input's device, not a hard-coded one
 
 
 def test_bf16_network_returns_the_input_dtype_close_to_fp32():

@@ -128,13 +128,3 @@ def test_reconstruct_baselines_and_errors(checkpoint):
     with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
         reconstruct(ct.A(x), ct, prior, method="proximal", lam=2.0, steps=2)
     assert set(METHODS) == {"proximal", "proximal_ddrm", "dps", "fbp", "zero_filled", "pinv", "tv"}
-
-
-def test_edm_preconditioning_matches_the_paper():
-    d = EDMDenoiser(UNet(base=8, mults=(1, 2), blocks=1, emb_dim=16), image_size=SIZE)
-    sigma = torch.tensor([0.01, 0.25, 3.0])
-    c_skip, c_out, c_in, c_noise = d.precondition(sigma)
-    s = 2 * sigma
-    assert torch.allclose(c_skip, 0.25 / (s**2 + 0.25))
-    assert torch.allclose(c_skip + c_out**2 / 0.25, torch.ones(3))  # unit-variance target: c_skip + c_out^2/sd^2 = 1
-    assert torch.allclose(c_in, 1 / (s**2 + 0.25).sqrt()) and torch.allclose(c_noise, s.log() / 4)

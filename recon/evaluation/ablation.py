@@ -6,7 +6,7 @@ import dataclasses
 
 import torch
 
-from recon.evaluation.benchmark import noise_std_for
+from recon.evaluation.benchmark import noisy_measurements
 from recon.evaluation.metrics import psnr, ssim
 from recon.evaluation.realism import denoising_residual
 from recon.operators.base import LinearOperator
@@ -34,11 +34,10 @@ def lambda_sweep(operator: LinearOperator, images: torch.Tensor, prior, lams, *,
     """Reconstruct every image at every lam in one batch (lam per sample) with the proximal step (DDRM's noise-aware
     rule when ``noise_level > 0``, Song et al.'s step otherwise) and no final projection, so that lam's effect on the
     data fit shows. Image ``i`` uses seed ``seed + i`` at every lam, so the rows differ only by
-    lam. ``realism`` is :func:`recon.realism.denoising_residual` under the same prior."""
+    lam. ``realism`` is :func:`recon.evaluation.realism.denoising_residual` under the same prior."""
     lams = torch.as_tensor(lams, dtype=torch.float64)
     L, N = len(lams), images.shape[0]
-    noise_std = noise_std_for(operator, images, noise_level)
-    y = operator.measure(images, noise_std, torch.Generator().manual_seed(seed))
+    y, noise_std = noisy_measurements(operator, images, noise_level, seed)
     y_all = y.repeat(L, *([1] * (y.dim() - 1)))
     x, record = reconstruct(y_all, operator, prior, method="proximal_ddrm", steps=steps, sampler=sampler,
                             lam=lams.repeat_interleave(N), noise_std=noise_std, seed=[seed + i for i in range(N)] * L)

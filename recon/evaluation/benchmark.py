@@ -34,11 +34,17 @@ def noise_std_for(operator: LinearOperator, images: torch.Tensor, level: float) 
     return float(level * values.pow(2).mean().sqrt())
 
 
+def noisy_measurements(operator: LinearOperator, images: torch.Tensor, level: float,
+                       seed: int) -> tuple[torch.Tensor, float]:
+    """``y = A x + eps`` at relative noise ``level`` (:func:`noise_std_for`), one seeded generator for the batch;
+    returns ``(y, noise_std)``."""
+    sigma = noise_std_for(operator, images, level)
+    return operator.measure(images, sigma, torch.Generator().manual_seed(seed)), sigma
+
+
 def measure(setting: Setting, seed: int) -> tuple[torch.Tensor, float]:
-    """Noisy measurements of the setting's images with a seeded generator; returns ``(y, noise_std)``."""
-    sigma = noise_std_for(setting.operator, setting.images, setting.noise_level)
-    g = torch.Generator().manual_seed(seed)
-    return setting.operator.measure(setting.images, sigma, g), sigma
+    """The setting's noisy measurements; returns ``(y, noise_std)``."""
+    return noisy_measurements(setting.operator, setting.images, setting.noise_level, seed)
 
 
 def mean_se(values) -> tuple[float, float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import torch
 
-from recon.evaluation.benchmark import noise_std_for
+from recon.evaluation.benchmark import noisy_measurements
 from recon.evaluation.metrics import psnr
 from recon.operators.base import LinearOperator
 from recon.reconstruction import reconstruct
@@ -23,8 +23,7 @@ def tune_proximal(operator: LinearOperator, images: torch.Tensor, prior, *, stor
     The first ``n_startup_trials`` are random (TPE's start-up), the rest model-guided. Pass validation images only:
     the test split must never inform a tuned value.
     """
-    noise_std = noise_std_for(operator, images, noise_level)
-    y = operator.measure(images, noise_std, torch.Generator().manual_seed(seed))
+    y, noise_std = noisy_measurements(operator, images, noise_level, seed)
 
     def objective(trial: optuna.Trial) -> float:
         lam = trial.suggest_float("lam", *lam_range)

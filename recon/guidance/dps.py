@@ -9,13 +9,11 @@ from recon.operators.base import LinearOperator
 
 
 class DPSGuide(Guide):
-    """DPS (Chung et al. 2023, Alg. 1, in VE form): every step also moves ``x`` by ``-zeta_i grad_x ||y - A D(x)||^2``
-    with ``zeta_i = zeta / ||y - A D(x)||``, differentiating through the network.
+    """DPS (Chung et al. 2023, Alg. 1, in VE form): after every sampler step, ``x_next -= zeta_i grad_x ||y - A D(x)||^2``
+    with ``zeta_i = zeta / ||y - A D(x)||``, differentiating through the network at the step's evaluation.
 
-    As a guide it corrects the clean estimate by ``-(sigma^2 / h) zeta_i grad``, where ``h`` is the step's
-    ``score_weight``: the sampler's update ``x + h (D' - x) / sigma^2`` then equals Chung et al.'s
-    ``x' - zeta_i grad`` exactly for Euler–Maruyama, and applies the same gradient step in the drift of other
-    samplers. ``zeta = 0`` leaves the prior's sampler unchanged.
+    With Euler–Maruyama this is Chung et al.'s algorithm exactly; with Heun the gradient is taken at the first
+    evaluation and added after the second-order step. ``zeta = 0`` leaves the prior's sampler unchanged.
 
     Args:
         operator: the measurement process.
@@ -31,9 +29,8 @@ class DPSGuide(Guide):
             raise ValueError(f"zeta must be >= 0 (0 turns the guidance off); got {zeta}.")
         self.operator, self.y, self.zeta = operator, y, float(zeta)
 
-    def after(self, x: torch.Tensor, denoised: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+    def correction(self, x: torch.Tensor, denoised: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         residual = (self.y - self.operator.A(denoised)).flatten(1)
-        grad = torch.autograd.grad((residual.abs() ** 2).sum(), x)[0]
+        grad = torch.autograd.grad((residual.abs() ** 2).sum(), x, retain_graph=True)[0]
         norm = residual.detach().abs().norm(dim=1).clamp_min(1e-12)
-        step = (self.zeta / norm).reshape(-1, *([1] * (x.dim() - 1)))
-        return denoised.detach() - (ctx.sigma**2 / ctx.score_weight) * step * grad  # Measurement-gradient step.
+        return -(self.zeta / norm).reshape(-1, *([1] * (x.dim() - 1))) * grad  # Measurement-gradient step.

@@ -39,7 +39,7 @@ class ProximalGuide(MeasurementGuide):
     >>> import torch, recon
     >>> op = recon.GaussianCS(4, n_measurements=6, seed=0)
     >>> guide = ProximalGuide(op, op.A(torch.rand(2, 1, 4, 4)), lam=1.0)
-    >>> x = guide.before(torch.zeros(2, 1, 4, 4), StepContext(0, 1e-9, 0.0, 1e-18, torch.Generator().manual_seed(0)))
+    >>> x = guide.before(torch.zeros(2, 1, 4, 4), StepContext(0, 1e-9, 0.0, torch.Generator().manual_seed(0)))
     >>> bool((op.A(x) - guide.y).abs().max() < 1e-5)
     True
     """

@@ -30,6 +30,8 @@ def register_model_kind(name: str):
     """Register a builder ``config -> Denoiser`` under the card's ``kind``."""
 
     def decorator(builder):
+        if name in MODEL_KINDS:
+            raise ValueError(f"a model kind named {name!r} is registered already; choose another name.")
         MODEL_KINDS[name] = builder
         return builder
 

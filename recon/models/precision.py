@@ -49,8 +49,8 @@ def cpu_has_native_bf16() -> bool:
 
 
 def device_has_native_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # Ampere (compute capability 8) and newer; older GPUs emulate bf16
+        return torch.cuda.is_available() and torch.cuda.get_device_properties(device).major >= 8
     return device.type == "cpu" and cpu_has_native_bf16()
 
 

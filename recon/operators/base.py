@@ -57,17 +57,15 @@ class LinearOperator:
         """``V diag(f(w) / s) U^T y`` with ``A = U S V^T`` and ``w = s^2``: ``f = 1`` is ``A^+``, ``f = 1[w > c]`` a
         truncated pseudo-inverse, ``f = w / (w + delta)`` the Tikhonov-regularised one. ``f`` maps a tensor of
         eigenvalues of ``A^T A`` to gains."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no spectral decomposition at this size; noise-aware steps need one "
-            "(for CT, raise svd_max)."
-        )
+        raise self._no_spectrum()
 
     def row_filter(self, x: torch.Tensor, f) -> torch.Tensor:
         """``f(A^T A) x = V diag(f(w)) V^T x``; ``f = 1`` projects onto the row space of ``A``."""
-        raise NotImplementedError(
-            f"{type(self).__name__} has no spectral decomposition at this size; noise-aware steps need one "
-            "(for CT, raise svd_max)."
-        )
+        raise self._no_spectrum()
+
+    def _no_spectrum(self) -> NotImplementedError:
+        return NotImplementedError(f"{type(self).__name__} has no spectral decomposition at this size; noise-aware "
+                                   "steps need one (for CT, raise svd_max).")
 
     # -- public, validated ---------------------------------------------------------------------------------------
     def A(self, x: torch.Tensor) -> torch.Tensor:

@@ -52,7 +52,7 @@ class SparseMatrix:
 
 def _product(M: SparseMatrix, v: torch.Tensor, transpose: bool) -> torch.Tensor:
     dtype = v.dtype if v.dtype in (torch.float32, torch.float64) else torch.float32
-    with torch.autocast("cpu", enabled=False):
+    with torch.autocast(v.device.type, enabled=False):
         out = torch.sparse.mm(M._get(transpose, dtype), v.to(dtype).T.contiguous())
     return out.T
 

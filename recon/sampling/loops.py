@@ -44,10 +44,14 @@ def report(callback, ctx: StepContext, **tensors) -> None:
         callback({"i": ctx.i, "sigma": ctx.sigma, "sigma_next": ctx.sigma_next, **tensors})
 
 
+def corrected(x_next: torch.Tensor, correction: torch.Tensor | None) -> torch.Tensor:
+    return x_next if correction is None else x_next + correction  # The guide's gradient step, if any.
+
+
 def guided_em_step(denoiser, x, ctx: StepContext, guide: Guide | None, callback) -> torch.Tensor:
     """One guided Euler–Maruyama step from ``ctx.sigma`` to ``ctx.sigma_next``, reported to ``callback``."""
-    x_guided, denoised = guided_denoise(denoiser, x, ctx, guide)
-    x_next = em_step(x_guided, denoised, ctx.sigma, ctx.sigma_next, ctx.generator)
+    x_guided, denoised, correction = guided_denoise(denoiser, x, ctx, guide)
+    x_next = corrected(em_step(x_guided, denoised, ctx.sigma, ctx.sigma_next, ctx.generator), correction)
     report(callback, ctx, x=x, x_guided=x_guided, denoised=denoised, x_next=x_next)
     return x_next
 
@@ -56,41 +60,42 @@ def guided_em_step(denoiser, x, ctx: StepContext, guide: Guide | None, callback)
 def sample_em(denoiser, x, sigmas, *, guide: Guide | None = None, callback=None, generator: Generators = None):
     """Reverse-SDE Euler–Maruyama (:func:`recon.sampling.steps.em_step`), the post's ``h``."""
     for i, sigma, sigma_next in levels(sigmas):
-        x = guided_em_step(denoiser, x, StepContext(i, sigma, sigma_next, sigma**2 - sigma_next**2, generator), guide,
-                           callback)
+        x = guided_em_step(denoiser, x, StepContext(i, sigma, sigma_next, generator), guide, callback)
     return x
 
 
 @torch.no_grad()
 def sample_pc(denoiser, x, sigmas, *, snr: float = 0.16, n_corrector: int = 1, guide: Guide | None = None,
               guide_corrector: bool = True, callback=None, generator: Generators = None):
-    """Predictor–corrector (Song et al. 2021, Alg. 2 in VE form): ``n_corrector`` Langevin steps at each level, then an
-    Euler–Maruyama predictor step. The guide's ``before`` hook also runs before each corrector step when
-    ``guide_corrector`` (as in Song et al. 2022's code); its ``after`` hook only in the predictor."""
+    """Predictor–corrector (Song et al. 2021, Alg. 2 in VE form), in the order of the authors' code: at each level
+    ``n_corrector`` Langevin steps, then an Euler–Maruyama predictor step to the next level. The guide's ``before``
+    hook also runs before each corrector step when ``guide_corrector`` (as in Song et al. 2022's code); its ``after``
+    hook and its correction act in the predictor only."""
     if not snr > 0:
         raise ValueError(f"snr must be > 0; got {snr}.")
     for i, sigma, sigma_next in levels(sigmas):
         for _ in range(n_corrector):
-            corrector_ctx = StepContext(i, sigma, sigma, 0.0, generator)
+            corrector_ctx = StepContext(i, sigma, sigma, generator)
             if guide is not None and guide_corrector:
                 x = guide.before(x, corrector_ctx)  # Guide before the corrector.
             x = langevin_step(x, score_from_denoised(x, denoiser(x, sigma), sigma), snr, generator)
-        x = guided_em_step(denoiser, x, StepContext(i, sigma, sigma_next, sigma**2 - sigma_next**2, generator), guide,
-                           callback)  # Predictor.
+        x = guided_em_step(denoiser, x, StepContext(i, sigma, sigma_next, generator), guide, callback)  # Predictor.
     return x
 
 
 @torch.no_grad()
 def sample_heun(denoiser, x, sigmas, *, guide: Guide | None = None, callback=None, generator: Generators = None):
-    """Probability-flow ODE by Heun's method (Karras et al. 2022, Alg. 1); the guide acts at the first evaluation."""
+    """Probability-flow ODE by Heun's method (Karras et al. 2022, Alg. 1). The guide acts at the first evaluation of each
+    step (the second, at ``sigma_next``, is unguided); its correction is added after the second-order step."""
     for i, sigma, sigma_next in levels(sigmas):
-        ctx = StepContext(i, sigma, sigma_next, sigma * (sigma - sigma_next), generator)
-        x_guided, denoised = guided_denoise(denoiser, x, ctx, guide)
+        ctx = StepContext(i, sigma, sigma_next, generator)
+        x_guided, denoised, correction = guided_denoise(denoiser, x, ctx, guide)
         d = ode_derivative(x_guided, denoised, sigma)
         x_next = euler_step(x_guided, d, sigma, sigma_next)  # Euler step.
         if sigma_next > 0:
             d_next = ode_derivative(x_next, denoiser(x_next, sigma_next), sigma_next)
             x_next = heun_step(x_guided, d, d_next, sigma, sigma_next)  # Second-order correction.
+        x_next = corrected(x_next, correction)
         report(callback, ctx, x=x, x_guided=x_guided, denoised=denoised, x_next=x_next)
         x = x_next
     return x

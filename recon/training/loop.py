@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
+
+from recon._checks import check_positive_int
 
 
 @dataclasses.dataclass
@@ -29,6 +32,14 @@ class TrainConfig:
     checkpoint_every: int = 500
     curve_every: int = 50
 
+    def __post_init__(self):
+        for name in ("steps", "checkpoint_every", "curve_every"):
+            check_positive_int(getattr(self, name), name)
+        if self.warmup < 0 or not self.lr > 0:
+            raise ValueError(f"need warmup >= 0 (0: none) and lr > 0; got warmup={self.warmup}, lr={self.lr}.")
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            raise ValueError(f"clip_grad must be > 0, or None to turn clipping off; got {self.clip_grad}.")
+
 
 def ema_beta(step: int, halflife: float, rampup: float) -> float:
     """EMA decay after ``step`` steps: half-life ``min(halflife, rampup * step)`` steps (Karras et al. 2022, App. F)."""
@@ -44,6 +55,9 @@ class EpochBatches:
     """
 
     def __init__(self, loader: DataLoader, generator: torch.Generator | None = None):
+        if len(loader) == 0:
+            raise ValueError("the data loader yields no batch (fewer images than one batch, with drop_last); use more "
+                             "training images (--n-train) or a smaller batch (--batch).")
         self.loader, self.generator = loader, generator
         self.epoch_start, self.position, self._iterator = None, 0, None
 
@@ -72,7 +86,11 @@ class EpochBatches:
         return {"epoch_start": self.epoch_start, "position": self.position}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["epoch_start"] is not None and self.generator is not None:
+        if self.generator is None:  # e.g. Poisson sampling, whose batches are independent draws anyway
+            warnings.warn("this loader's sampler has no generator to restore: the resumed run draws new batches "
+                          "instead of the ones the interrupted run would have seen.", stacklevel=2)
+            return
+        if state["epoch_start"] is not None:
             self.generator.set_state(state["epoch_start"])
             self._iterator = None
             next(self)  # starts the epoch again from the same permutation
@@ -124,7 +142,7 @@ class TrainState:
 def train_step(state: TrainState, loss_fn: Callable, x0: torch.Tensor, config: TrainConfig) -> float:
     """One optimiser step on one batch: warm-up, loss, backward, optional clipping, step, EMA update."""
     for group in state.optimizer.param_groups:
-        group["lr"] = config.lr * min(1.0, (state.step + 1) / config.warmup)
+        group["lr"] = config.lr * min(1.0, (state.step + 1) / max(config.warmup, 1))  # linear warm-up
     loss = loss_fn(state.model, x0, state.generator)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
