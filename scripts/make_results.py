@@ -16,6 +16,7 @@ import time
 
 from recon.evaluation.experiments import EXPERIMENTS, run_experiment
 from recon.evaluation.results import save_results
+from recon.provenance import provenance
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -44,10 +45,12 @@ def main(argv=None) -> int:
     options = parse_options(args.set)
     for name in names:
         start = time.perf_counter()
-        results = run_experiment(name, **options)
         command = "python scripts/make_results.py " + shlex.join([name] + (["--set", *args.set] if args.set else []))
-        path = save_results(name, results, command)
-        print(f"{name}: wrote {path} in {time.perf_counter() - start:.0f} s")
+        record = provenance(command)
+        results = run_experiment(name, **options)
+        record["seconds"] = round(time.perf_counter() - start)
+        path = save_results(name, results, record)
+        print(f"{name}: wrote {path} in {record['seconds']} s")
     return 0
 
 

@@ -11,17 +11,18 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
-from recon.provenance import ROOT, provenance
+from recon.provenance import ROOT
 
 RESULTS = ROOT / "results"
 
 
-def save_results(name: str, results: dict, command: str, folder: Path = RESULTS) -> Path:
-    """Write ``folder/name.json``: ``{"provenance": {...}, "results": results}``."""
+def save_results(name: str, results: dict, record: dict, folder: Path = RESULTS) -> Path:
+    """Write ``folder/name.json``: ``{"provenance": record, "results": results}``, where ``record`` is
+    :func:`recon.provenance.provenance` taken when the run started (so the code version is the one that ran)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    path.write_text(json.dumps({"provenance": provenance(command), "results": results}, indent=1) + "\n")
+    path.write_text(json.dumps({"provenance": record, "results": results}, indent=1) + "\n")
     return path
 
 
