@@ -22,8 +22,9 @@ from recon.models import precision
 from recon.provenance import hardware
 
 
-def per_forward_ms(prior, batch: int, mode: str, repeats: int) -> float:
+def per_forward_ms(prior, batch: int, mode: str, repeats: int, layout=torch.channels_last) -> float:
     prior.precision = mode
+    prior.net.to(memory_format=layout)
     x = torch.rand(batch, 1, prior.image_size, prior.image_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         prior(x, 0.5)  # warm-up: oneDNN picks its kernels on the first call
@@ -43,10 +44,12 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     prior = recon.load_prior(args.prior)
     print(hardware())
-    print(f"{'batch':>5} {'fp32 ms':>9} {'bf16 ms':>9} {'bf16/fp32':>9}")
+    print("per forward pass, best of --repeats; channels-last layout (what recon uses) and, for fp32, contiguous")
+    print(f"{'batch':>5} {'fp32 ms':>9} {'bf16 ms':>9} {'bf16/fp32':>9} {'fp32 contiguous ms':>19}")
     for batch in args.batches:
         fp32, bf16 = (per_forward_ms(prior, batch, mode, args.repeats) for mode in ("fp32", "bf16"))
-        print(f"{batch:>5} {fp32:>9.1f} {bf16:>9.1f} {bf16 / fp32:>9.2f}")
+        contiguous = per_forward_ms(prior, batch, "fp32", args.repeats, torch.contiguous_format)
+        print(f"{batch:>5} {fp32:>9.1f} {bf16:>9.1f} {bf16 / fp32:>9.2f} {contiguous:>19.1f}")
     print(f"recon chooses: {precision.resolve('auto')} (override with {precision.ENVIRONMENT_VARIABLE}=fp32|bf16)")
 
 

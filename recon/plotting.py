@@ -100,3 +100,11 @@ def mean_se_plot(ax, xs, values: torch.Tensor, label: str, **style):
     (line,) = ax.plot(xs, mean, marker="o", label=label, **style)
     ax.fill_between(xs, mean - se, mean + se, color=line.get_color(), alpha=0.2)
     return line
+
+
+class Phrase(str):
+    """Words to glue into the book's prose: shown as they are by ``{glue:text}``, without a string's quotes (glued
+    ``IPython.display.Markdown`` objects cannot be pasted across documents)."""
+
+    def __repr__(self) -> str:
+        return str(self)

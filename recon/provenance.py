@@ -35,12 +35,13 @@ def hardware(device: torch.device | str = "cpu", network_precision: str = "auto"
 
 
 def code_version() -> str:
-    """The git commit of the working tree (``+dirty`` when it has uncommitted changes), or ``unknown``."""
+    """The git commit of the checkout, ``+dirty`` when the code that computes (``recon/``, ``scripts/``) has
+    uncommitted changes; ``unknown`` outside a checkout."""
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "recon", "scripts"],
+                               cwd=ROOT, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")

@@ -61,3 +61,16 @@ def test_widget_renders_and_responds_without_a_kernel(browser, site, page):
     WebDriverWait(browser, 10).until(
         lambda d: d.execute_script(visible) not in ([], before), message="moving the slider did not swap the frame"
     )
+
+
+ALL_CHAPTERS = ["book/intro.html", "book/inverse_problems.html", "book/data.html", "book/guided_reconstruction.html",
+                "book/lambda.html", "book/reproducing.html"]
+
+
+@pytest.mark.parametrize("page", ALL_CHAPTERS)
+def test_no_python_object_or_unresolved_glue_shows(browser, site, page):
+    """A glued value must render as its text: never as a Python repr, an address, or a glue role left unresolved."""
+    _open(browser, site, page)
+    main = browser.find_element(By.CSS_SELECTOR, "main").text
+    for leak in ("IPython.core.display", "object at 0x", "{glue", "glue:text", "glue:md", "<Figure size"):
+        assert leak not in main, f"{leak!r} shows on {page}"
