@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # Seconds per notebook and attempt (the runner retries once): over 3x the slowest notebook on a 2-core AVX2-only CPU.
-NOTEBOOK_TIMEOUT ?= 900
+NOTEBOOK_TIMEOUT ?= 600
 
 .PHONY: book test venv vendor notebooks html unit nbval browser bench results clean
 

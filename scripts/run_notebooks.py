@@ -1,6 +1,6 @@
 """Execute the book's notebooks in place with papermill, each under a timeout and retried once.
 
-    python scripts/run_notebooks.py [notebooks/01_measurements.ipynb ...] [--timeout 900]
+    python scripts/run_notebooks.py [notebooks/01_measurements.ipynb ...] [--timeout 600]
 
 papermill can hang on a lost kernel message and still exit 0, so each run goes to a temporary file under a wall-clock
 timeout, and the result replaces the notebook only if every code cell ran and none raised. The default timeout is
@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_TIMEOUT = 900.0  # seconds per notebook and attempt; keep equal to NOTEBOOK_TIMEOUT in the Makefile
+DEFAULT_TIMEOUT = 600.0  # seconds per notebook and attempt; keep equal to NOTEBOOK_TIMEOUT in the Makefile
 
 
 def problems(path: Path) -> list[str]:
