@@ -7,6 +7,7 @@ with random T1-like contrasts, then applies a random affine map, a smooth elasti
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import numpy as np
@@ -51,26 +52,51 @@ def _smooth_field(rng: np.random.Generator, size: int, amplitude: float) -> np.n
     return field * (amplitude / (np.abs(field).max() + 1e-12))
 
 
-def brain_slice(size: int, z: float, rng: np.random.Generator) -> np.ndarray:
-    """One augmented slice at axial position ``z`` (voxels), ``size x size``, anterior up, max value 1."""
+@dataclasses.dataclass(frozen=True)
+class BrainSlice:
+    """The continuous description of one augmented slice: axial position ``z`` (voxels), in-plane rotation (radians),
+    scales and shift of the affine map, the elastic warp (two smooth fields drawn on a ``base`` grid, interpolated to
+    any other), tissue contrasts (grey matter, white matter, CSF) and the bias field's coefficients."""
+
+    z: float
+    angle: float
+    scale: np.ndarray
+    shift: np.ndarray
+    warp: tuple[np.ndarray, np.ndarray]
+    contrast: np.ndarray
+    bias: np.ndarray
+
+
+def draw_brain_slice(rng: np.random.Generator, z: float, base: int) -> BrainSlice:
+    """Draw a slice's augmentation from ``rng`` (the order of draws is part of the data's definition)."""
+    angle = np.deg2rad(rng.uniform(-10, 10))
+    scale, shift = rng.uniform(0.92, 1.08, size=2), rng.uniform(-0.03, 0.03, size=2)
+    warp = (_smooth_field(rng, base, 0.025), _smooth_field(rng, base, 0.025))
+    contrast = rng.uniform([0.45, 0.80, 0.05], [0.65, 1.00, 0.25])
+    return BrainSlice(z, angle, scale, shift, warp, contrast, rng.normal(0, 0.08, size=5))
+
+
+def render_brain_slice(params: BrainSlice, size: int) -> np.ndarray:
+    """The slice on a ``size x size`` grid, anterior up, max value 1; tissue maps anti-aliased for that grid."""
     maps, centre = _prepared(size)
     coords = (np.arange(size) + 0.5) / size * 2 - 1
     v, u = np.meshgrid(coords, coords, indexing="ij")
-    angle = np.deg2rad(rng.uniform(-10, 10))
-    scale = rng.uniform(0.92, 1.08, size=2)
-    shift = rng.uniform(-0.03, 0.03, size=2)
-    c, s = np.cos(angle), np.sin(angle)
-    uu = scale[0] * (c * u - s * v) + shift[0] + _smooth_field(rng, size, 0.025)
-    vv = scale[1] * (s * u + c * v) + shift[1] + _smooth_field(rng, size, 0.025)
+    warp_u, warp_v = (w if w.shape[0] == size else ndi.zoom(w, size / w.shape[0], order=3, mode="grid-wrap")
+                      for w in params.warp)
+    c, s = np.cos(params.angle), np.sin(params.angle)
+    uu = params.scale[0] * (c * u - s * v) + params.shift[0] + warp_u
+    vv = params.scale[1] * (s * u + c * v) + params.shift[1] + warp_v
     half = FIELD_OF_VIEW_MM / 2
-    x = centre[0] + uu * half
-    y = centre[1] - vv * half  # rows run posterior-ward so that anterior is up
-    points = np.stack([x, y, np.full_like(x, z)])
+    points = np.stack([centre[0] + uu * half, centre[1] - vv * half, np.full_like(uu, params.z)])  # anterior up
     gm, wm, csf = (ndi.map_coordinates(m, points, order=1, mode="constant", cval=0.0) for m in maps)
-    contrast = rng.uniform([0.45, 0.80, 0.05], [0.65, 1.00, 0.25])
-    bias = np.exp(rng.normal(0, 0.08, size=5) @ np.stack([u, v, u * v, u**2 - 1 / 3, v**2 - 1 / 3]).reshape(5, -1))
-    image = (contrast[0] * gm + contrast[1] * wm + contrast[2] * csf) * bias.reshape(size, size)
+    bias = np.exp(params.bias @ np.stack([u, v, u * v, u**2 - 1 / 3, v**2 - 1 / 3]).reshape(5, -1))
+    image = (params.contrast[0] * gm + params.contrast[1] * wm + params.contrast[2] * csf) * bias.reshape(size, size)
     return image / image.max()
+
+
+def brain_slice(size: int, z: float, rng: np.random.Generator) -> np.ndarray:
+    """One augmented slice at axial position ``z`` (voxels), ``size x size``, anterior up, max value 1."""
+    return render_brain_slice(draw_brain_slice(rng, z, size), size)
 
 
 def brain_slices(n: int, size: int = 64, split: str = "train", seed: int = 0) -> torch.Tensor:
@@ -80,14 +106,18 @@ def brain_slices(n: int, size: int = 64, split: str = "train", seed: int = 0) ->
     separate them. Image ``i`` depends only on ``(split, seed, i)``.
     """
     check_request(n, size, split, seed)
+    images = [render_brain_slice(brain_slice_params(split, seed, i, size), size) for i in range(n)]
+    return torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+
+
+def brain_slice_params(split: str, seed: int, index: int, base: int) -> BrainSlice:
+    """The description of image ``index`` of a split: a slab drawn in proportion to its thickness, a level in it,
+    and the augmentation (its warp drawn on a ``base`` grid, the size the slice is usually rendered at)."""
     slabs = np.array(SLABS[split], dtype=np.float64)
     lengths = slabs[:, 1] - slabs[:, 0]
-    images = []
-    for i in range(n):
-        rng = split_rng(split, seed, i, FAMILY)
-        lo, hi = slabs[rng.choice(len(slabs), p=lengths / lengths.sum())]
-        images.append(brain_slice(size, rng.uniform(lo, hi), rng))
-    return torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+    rng = split_rng(split, seed, index, FAMILY)
+    lo, hi = slabs[rng.choice(len(slabs), p=lengths / lengths.sum())]
+    return draw_brain_slice(rng, rng.uniform(lo, hi), base)
 
 
 brain_slices.__doc__ = brain_slices.__doc__.format(SLABS=SLABS)

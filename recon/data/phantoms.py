@@ -141,6 +141,11 @@ def head_ct_phantom(size: int, rng: np.random.Generator) -> np.ndarray:
     return render_head_ct(draw_head_ct(rng), size)
 
 
+def head_ct_params(split: str, seed: int, index: int) -> HeadCT:
+    """The description of phantom ``index`` of a split."""
+    return draw_head_ct(split_rng(split, seed, index, FAMILY))
+
+
 def head_ct_phantoms(n: int, size: int = 64, split: str = "train", seed: int = 0) -> torch.Tensor:
     """``n`` head-CT phantoms ``(n, 1, size, size)`` in [0, 1], inside the CT field of view (the inscribed circle).
 
@@ -148,7 +153,7 @@ def head_ct_phantoms(n: int, size: int = 64, split: str = "train", seed: int = 0
     extends a shorter one, and train, val and test never share a random stream.
     """
     check_request(n, size, split, seed)
-    images = [head_ct_phantom(size, split_rng(split, seed, i, FAMILY)) for i in range(n)]
+    images = [render_head_ct(head_ct_params(split, seed, i), size) for i in range(n)]
     out = torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
     if out.min() < 0 or out.max() > 1:  # the design keeps every tissue in [0, 1]; a change that breaks it must fail
         raise AssertionError(f"phantom values left [0, 1]: [{float(out.min())}, {float(out.max())}]")

@@ -10,6 +10,7 @@ import torch
 
 from recon.evaluation.metrics import psnr, ssim
 from recon.operators.base import LinearOperator
+from recon.operators.noise import relative_noise_std
 from recon.reconstruction import reconstruct
 
 
@@ -28,10 +29,7 @@ class Setting:
 def noise_std_for(operator: LinearOperator, images: torch.Tensor, level: float) -> float:
     """Absolute noise standard deviation for a relative ``level``: ``level`` times the RMS of the acquired, noise-free
     measurement components of ``images`` (complex components count their real and imaginary parts)."""
-    y = operator.A(images)
-    acquired = operator.acquired(torch.ones_like(y)) != 0
-    values = torch.cat([y.real[acquired], y.imag[acquired]]) if y.is_complex() else y[acquired]
-    return float(level * values.pow(2).mean().sqrt())
+    return relative_noise_std(operator, operator.A(images), level)
 
 
 def noisy_measurements(operator: LinearOperator, images: torch.Tensor, level: float,

@@ -1,43 +1,122 @@
-"""Bayesian optimisation of the proximal step's lam and the corrector's snr on validation images (optuna's TPE),
-as Song et al. (2022) tuned theirs; the study lives in a SQLite file, so it can be resumed and inspected."""
+"""One tuning protocol for every method with a free parameter: optuna's TPE (Bergstra et al. 2011; Akiba et al.
+2019) maximises mean validation PSNR over the method's declared search space, with the same trial budget for every
+method, a distinct seed per study, and a flag when the optimum sits on a bound of its range. Studies may live in a
+SQLite file, so that they can be resumed and inspected.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import zlib
 from pathlib import Path
 
 import optuna
 import torch
 
-from recon.evaluation.benchmark import noisy_measurements
 from recon.evaluation.metrics import psnr
 from recon.operators.base import LinearOperator
+from recon.operators.noise import RelativeGaussian, simulate
 from recon.reconstruction import reconstruct
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A search range; ``log`` searches uniformly in the logarithm."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def at_bound(self, value: float, margin: float = 0.05) -> bool:
+        """Whether ``value`` lies within ``margin`` of the range's width (in log units if ``log``) of a bound."""
+        f = math.log if self.log else float
+        width = f(self.high) - f(self.low)
+        return min(f(value) - f(self.low), f(self.high) - f(value)) < margin * width
+
+
+# The free parameters of each method and where they are searched (wide enough that no optimum was found on a bound).
+SEARCH_SPACES: dict[str, dict[str, Range]] = {
+    "tv": {"weight": Range(1e-6, 1e-1, log=True)},
+    "dps": {"zeta": Range(1e-2, 1e2, log=True)},
+    "proximal": {"lam": Range(0.0, 1.0)},
+    "proximal_ddrm": {"lam": Range(0.0, 1.0)},
+}
+SNR_RANGE = Range(0.01, 10.0, log=True)  # the Langevin corrector's, added when a method runs the "pc" sampler
+
+
+def study_seed(name: str) -> int:
+    """A seed for a study's sampler derived from its name, so that no two studies share a trial sequence."""
+    return zlib.crc32(name.encode())
+
+
+@dataclasses.dataclass
+class Tuned:
+    """A finished study: the fixed options, the best values of the free ones, the best mean validation PSNR, every
+    trial, and the parameters whose optimum sits on a bound of its range."""
+
+    method: str
+    fixed: dict
+    best: dict
+    value: float
+    trials: list
+    at_bound: list
+    seed: int
+
+    @property
+    def options(self) -> dict:
+        return {**self.fixed, **self.best}
+
+
+def space_for(method: str, fixed: dict) -> dict[str, Range]:
+    space = dict(SEARCH_SPACES.get(method, {}))
+    if fixed.get("sampler") == "pc" and "snr" not in fixed:
+        space["snr"] = SNR_RANGE
+    return space
+
+
+def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, prior=None, *, noise=None,
+                fine: torch.Tensor | None = None, fixed: dict | None = None, space: dict | None = None,
+                n_trials: int = 20, n_startup_trials: int = 8, name: str | None = None, seed: int = 0,
+                sampler_seed: int | None = None, storage: str | Path | None = None) -> Tuned:
+    """Tune ``method``'s free parameters on ``images`` (validation images only: the test split must never choose a
+    value). Measurements are simulated once (``noise`` model, off-grid from ``fine`` if given); each trial
+    reconstructs them with ``fixed`` options plus the suggested ones and scores mean PSNR. The study's sampler seed is
+    ``sampler_seed`` or derived from ``name``; with ``storage`` (SQLite) trials already there count toward
+    ``n_trials``."""
+    fixed = dict(fixed or {})
+    space = space_for(method, fixed) if space is None else space
+    name = name or f"{method}|{fixed}"
+    y, noise_std = simulate(operator, images, noise, seed, fine)
+
+    def objective(trial: optuna.Trial) -> float:
+        suggested = {k: trial.suggest_float(k, r.low, r.high, log=r.log) for k, r in space.items()}
+        x, record = reconstruct(y, operator, prior, method, noise_std=noise_std, seed=seed, **fixed, **suggested)
+        trial.set_user_attr("residual", float(record.residual.mean()))
+        return float(psnr(x, images).mean())
+
+    chosen = study_seed(name) if sampler_seed is None else sampler_seed
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", study_name=name, load_if_exists=True,
+                                storage=None if storage is None else f"sqlite:///{Path(storage)}",
+                                sampler=optuna.samplers.TPESampler(seed=chosen, n_startup_trials=n_startup_trials))
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    if n_trials > done:
+        study.optimize(objective, n_trials=n_trials - done)
+    trials = [{**t.params, "value": t.value, **t.user_attrs} for t in study.trials]
+    at_bound = [k for k, r in space.items() if r.at_bound(study.best_params[k])]
+    return Tuned(method, fixed, study.best_params, study.best_value, trials, at_bound, chosen)
 
 
 def tune_proximal(operator: LinearOperator, images: torch.Tensor, prior, *, storage: str | Path, study_name: str,
                   n_trials: int = 20, noise_level: float = 0.0, steps: int = 30, seed: int = 0,
                   lam_range=(0.0, 1.0), snr_range=(0.01, 0.5), n_startup_trials: int = 8) -> optuna.Study:
-    """Maximise mean validation PSNR over ``lam`` (uniform) and ``snr`` (log-uniform) with the predictor–corrector
-    sampler; returns the study. Trials already in ``storage`` count toward ``n_trials`` (resume).
-
-    The first ``n_startup_trials`` are random (TPE's start-up), the rest model-guided. Pass validation images only:
-    the test split must never inform a tuned value.
-    """
-    y, noise_std = noisy_measurements(operator, images, noise_level, seed)
-
-    def objective(trial: optuna.Trial) -> float:
-        lam = trial.suggest_float("lam", *lam_range)
-        snr = trial.suggest_float("snr", *snr_range, log=True)
-        x, record = reconstruct(y, operator, prior, method="proximal_ddrm", sampler="pc", steps=steps, lam=lam,
-                                snr=snr, noise_std=noise_std, seed=seed)
-        trial.set_user_attr("residual", float(record.residual.mean()))
-        return float(psnr(x, images).mean())
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", study_name=study_name, storage=f"sqlite:///{Path(storage)}",
-                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials),
-                                load_if_exists=True)
-    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    if n_trials > done:
-        study.optimize(objective, n_trials=n_trials - done)
-    return study
+    """The λ chapter's study as Song et al. (2022) tuned theirs: lam (uniform) and the corrector's snr (log-uniform)
+    of the proximal step with the predictor–corrector sampler, the study's sampler seeded with ``seed``; returns the
+    optuna study stored in ``storage``."""
+    noise = RelativeGaussian(noise_level) if noise_level > 0 else None
+    space = {"lam": Range(*lam_range), "snr": Range(*snr_range, log=True)}
+    tune_method("proximal_ddrm", operator, images, prior, noise=noise, fixed={"sampler": "pc", "steps": steps},
+                space=space, n_trials=n_trials, n_startup_trials=n_startup_trials, name=study_name, seed=seed,
+                sampler_seed=seed, storage=storage)
+    return optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(storage)}")

@@ -106,11 +106,14 @@ class LinearOperator:
         y = self.A(x)
         if sigma == 0:
             return y
-        real = _real_dtype(y)
-        noise = torch.randn(y.shape, generator=generator, dtype=real, device=y.device)
-        if y.is_complex():
-            noise = torch.complex(noise, torch.randn(y.shape, generator=generator, dtype=real, device=y.device))
-        return y + sigma * self.acquired(noise)
+        return y + sigma * self.acquired(standard_noise(y, generator))
+
+    def A_fine(self, x_fine: torch.Tensor) -> torch.Tensor:
+        """The measurement of the same field rendered on a finer grid (the off-grid simulation that avoids the inverse
+        crime). Operators with a continuous-object model implement it (CT: a finer projector integrated over each
+        detector bin; MRI: the finer image's k-space, cropped)."""
+        raise NotImplementedError(f"{type(self).__name__} has no model of a continuous object; measure images on its "
+                                  "own grid with A (and say that the data share the reconstruction's discretisation).")
 
     def acquired(self, y: torch.Tensor) -> torch.Tensor:
         """Zero the measurement components that the operator does not acquire (identity unless overridden)."""
@@ -194,6 +197,15 @@ class GramSpectrumMixin:
             return LinearOperator.row_filter(self, x, f)
         B = x.shape[0]
         return self.spectrum.row_filter(x.reshape(B, -1), f, *self._flat_ops()).reshape(x.shape)
+
+
+def standard_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Unit Gaussian noise shaped like ``like``; complex measurements get independent real and imaginary parts."""
+    real = _real_dtype(like)
+    noise = torch.randn(like.shape, generator=generator, dtype=real, device=like.device)
+    if like.is_complex():
+        noise = torch.complex(noise, torch.randn(like.shape, generator=generator, dtype=real, device=like.device))
+    return noise
 
 
 def _real_dtype(t: torch.Tensor) -> torch.dtype:

@@ -7,6 +7,7 @@ import torch
 from recon._checks import check_positive_int
 from recon.operators.base import LinearOperator
 from recon.operators.masks import cartesian_mask
+from recon.operators.radon import _fine_factor
 
 
 class CartesianMRI(LinearOperator):
@@ -80,6 +81,22 @@ class CartesianMRI(LinearOperator):
 
     def row_filter(self, x, f):
         return self._fourier_filter(x, self._gain(f, 0.0))
+
+    def A_fine(self, x_fine: torch.Tensor) -> torch.Tensor:
+        """The measurement of a rendering ``factor`` times finer (``(B, 1, f N, f N)``, fine pixels subdividing the
+        coarse ones): its k-space at this grid's frequencies, cropped from the fine FFT, rescaled and phase-shifted to
+        this grid's sample positions, then masked. The scanner samples the object's Fourier transform, not the FFT of
+        the pixel grid that reconstructs it, so the data carry no inverse crime."""
+        factor = _fine_factor(x_fine, self.image_size)
+        N, M = self.image_size, factor * self.image_size
+        k_fine = torch.fft.fft2(x_fine, norm="ortho")
+        freqs = torch.fft.fftfreq(N, d=1.0 / N).round().long()  # this grid's frequencies, FFT order
+        index = freqs % M
+        k = k_fine[..., index[:, None], index[None, :]]
+        # Coarse samples sit at fine position f i + (f - 1) / 2: a phase of pi k (1/N - 1/M) per axis.
+        phase = torch.exp(1j * torch.pi * freqs.double() * (1 / N - 1 / M))
+        k = k * (phase[:, None] * phase[None, :]).to(k.dtype) / factor
+        return k * self.mask.to(k.device)
 
     def acquired(self, y):
         return y * self.mask.to(y.device)

@@ -21,17 +21,18 @@ def parallel_beam_angles(n_views: int) -> np.ndarray:
     return np.arange(n_views) * (math.pi / n_views)
 
 
-def radon_matrix(image_size: int, angles: np.ndarray) -> scipy.sparse.csr_matrix:
+def radon_matrix(image_size: int, angles: np.ndarray, center: float | None = None) -> scipy.sparse.csr_matrix:
     """System matrix of the discrete parallel-beam Radon transform (a "rotate-and-sum" projector).
 
-    For each angle the image is sampled by bilinear interpolation on a grid rotated about pixel ``N // 2`` and summed
-    along one axis, one sample per pixel spacing, so a ray through the image has the length of its chord in pixels.
+    For each angle the image is sampled by bilinear interpolation on a grid rotated about pixel ``center`` (default
+    ``N // 2``; a fraction puts it between pixel centres) and summed along one axis, one sample per pixel spacing, so
+    a ray through the image has the length of its chord in pixels; detector bin ``d`` sits at offset ``d - center``.
     This is the geometry of ``skimage.transform.radon(circle=True)``: ``N`` detector bins, field of view the inscribed
     circle. Row ``k * N + d`` is view ``k``, detector bin ``d``; columns are row-major pixels.
     """
     check_positive_int(image_size, "image_size", 2)
     N = image_size
-    c = N // 2
+    c = N // 2 if center is None else float(center)
     offsets = np.arange(N, dtype=np.float64) - c
     det, along = np.meshgrid(offsets, offsets, indexing="ij")  # (detector, sample along the ray)
     det_index = np.broadcast_to(np.arange(N)[:, None], det.shape)
@@ -75,11 +76,27 @@ def _cached_system(image_size: int, n_views: int) -> SparseMatrix:
 
 
 @functools.lru_cache(maxsize=4)
+def _cached_fine_system(image_size: int, n_views: int, factor: int) -> SparseMatrix:
+    """The same scanner on a grid ``factor`` times finer: rotation centre and detector bins placed so that the fine
+    pixels subdivide the coarse ones and ``factor`` fine bins subdivide each coarse bin."""
+    center = factor * (image_size // 2) + (factor - 1) / 2
+    return SparseMatrix(radon_matrix(factor * image_size, parallel_beam_angles(n_views), center=center))
+
+
+@functools.lru_cache(maxsize=4)
 def _cached_spectrum(image_size: int, n_views: int, rcond: float) -> GramSpectrum:
     M = _cached_system(image_size, n_views).scipy
     m, n = M.shape
     gram = (M @ M.T) if m <= n else (M.T @ M)
     return GramSpectrum(gram.toarray(), row_space=m <= n, rcond=rcond)
+
+
+def _fine_factor(x_fine: torch.Tensor, size: int) -> int:
+    """The integer refinement of a fine rendering ``(B, 1, f size, f size)``, checked."""
+    if x_fine.dim() != 4 or x_fine.shape[1] != 1 or x_fine.shape[-1] != x_fine.shape[-2] or x_fine.shape[-1] % size:
+        raise ValueError(f"a fine rendering must have shape (B, 1, f*{size}, f*{size}) for an integer f; got "
+                         f"{tuple(x_fine.shape)}. Render the images at a multiple of the reconstruction size.")
+    return x_fine.shape[-1] // size
 
 
 class ParallelBeamCT(GramSpectrumMixin, LinearOperator):
@@ -132,6 +149,16 @@ class ParallelBeamCT(GramSpectrumMixin, LinearOperator):
         if min(self.matrix.shape) > self.svd_max:
             return None
         return _cached_spectrum(self.image_size, self.n_views, self.rcond)
+
+    def A_fine(self, x_fine: torch.Tensor) -> torch.Tensor:
+        """The measurement of a rendering ``factor`` times finer (``(B, 1, f N, f N)``, fine pixels subdividing the
+        coarse ones): projected in this scanner's geometry on the fine grid, each detector bin integrated over its
+        width (the mean of its ``f`` fine bins), in this operator's units. A measurement model without the inverse
+        crime: the data do not come from the matrix that reconstructs them."""
+        factor = _fine_factor(x_fine, self.image_size)
+        B, N = x_fine.shape[0], self.image_size
+        fine = _cached_fine_system(N, self.n_views, factor).matmul(x_fine.reshape(B, -1))
+        return fine.reshape(B, 1, self.n_views, N, factor).mean(-1) / factor  # fine-pixel units -> coarse
 
     def fbp(self, y: torch.Tensor) -> torch.Tensor:
         """Filtered back-projection: ramp-filter each view, back-project with ``A^T``, scale by ``pi / n_views``."""

@@ -1,0 +1,44 @@
+"""Paired comparisons of two methods on the same test images: the mean difference with a bootstrap interval, and a
+verdict that calls a difference whose interval covers 0 a tie."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+from scipy.stats import bootstrap
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedComparison:
+    """``mean`` of ``a - b`` over ``n`` paired images and its ``level`` interval ``[low, high]``."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    level: float
+
+    @property
+    def verdict(self) -> str:
+        """``"better"`` (interval above 0), ``"worse"`` (below 0) or ``"tie"`` (covers 0)."""
+        return "better" if self.low > 0 else "worse" if self.high < 0 else "tie"
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.2f} [{self.low:+.2f}, {self.high:+.2f}] ({self.verdict})"
+
+
+def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> PairedComparison:
+    """Mean of ``a - b`` over paired values (per-image PSNR of two methods on the same images) with a BCa bootstrap
+    interval (Efron & Tibshirani 1993; scipy.stats.bootstrap), resampling images. Needs at least 3 pairs."""
+    a, b = (np.asarray(torch.as_tensor(v, dtype=torch.float64)) for v in (a, b))
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 3:
+        raise ValueError(f"need two 1-D sequences of equal length >= 3 (one value per image); got {a.shape}, {b.shape}.")
+    d = a - b
+    if np.ptp(d) == 0:  # every image differs by the same amount: the interval is that point
+        return PairedComparison(float(d[0]), float(d[0]), float(d[0]), len(d), level)
+    result = bootstrap((d,), np.mean, confidence_level=level, n_resamples=n_resamples, method="BCa",
+                       rng=np.random.default_rng(seed))
+    interval = result.confidence_interval
+    return PairedComparison(float(d.mean()), float(interval.low), float(interval.high), len(d), level)
