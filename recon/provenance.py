@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -36,7 +37,10 @@ def hardware(device: torch.device | str = "cpu", network_precision: str = "auto"
 
 def code_version() -> str:
     """The git commit of the checkout, ``+dirty`` when the code that computes (``recon/``, ``scripts/``) has
-    uncommitted changes; ``unknown`` outside a checkout."""
+    uncommitted changes; ``RECON_CODE_VERSION`` where the code runs from a copy without git (a lent GPU machine);
+    ``unknown`` otherwise."""
+    if os.environ.get("RECON_CODE_VERSION"):
+        return os.environ["RECON_CODE_VERSION"]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()

@@ -46,7 +46,24 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="minutes: stop early (after a checkpoint); the card then records the --steps that reproduce it")
     return p.parse_args(argv)
+
+
+def without(argv: list[str], drop: dict[str, int]) -> list[str]:
+    """``argv`` without the flags in ``drop`` (flag -> how many values follow it)."""
+    kept, skip = [], 0
+    for arg in argv:
+        if skip:
+            skip -= 1
+        elif arg in drop:
+            skip = drop[arg]
+        elif arg.split("=", 1)[0] in drop:  # --flag=value
+            continue
+        else:
+            kept.append(arg)
+    return kept
 
 
 def model_config(args) -> dict:
@@ -69,7 +86,7 @@ def write_card(state: TrainState, args, config: TrainConfig, loss, command: str,
 def main(argv=None) -> Path:
     args = parse_args(argv)
     given = sys.argv[1:] if argv is None else list(argv)
-    command = "python -m recon.train " + shlex.join([a for a in given if a != "--resume"])
+    command = "python -m recon.train " + shlex.join(without(given, {"--resume": 0, "--time-limit": 1}))
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +105,12 @@ def main(argv=None) -> Path:
     if args.resume and state_path.exists():
         state.load(state_path, batches)
     train(state, loss, batches, config, device=device, description=f"train {args.data}",
-          checkpoint=lambda s: s.save(state_path, batches))
+          checkpoint=lambda s: s.save(state_path, batches),
+          time_limit=None if args.time_limit is None else 60 * args.time_limit)
+    if state.step < config.steps:  # stopped by the time limit: the same run with fewer steps reproduces it exactly
+        config.steps = state.step
+        command = "python -m recon.train " + shlex.join(without(given, {"--resume": 0, "--time-limit": 1, "--steps": 1})
+                                                         + ["--steps", str(state.step)])
     path = write_card(state, args, config, loss, command, device)
     print(json.dumps({k: json.loads((path / "card.json").read_text())[k]
                       for k in ("parameters", "wall_time_s", "hardware", "final_loss")}))

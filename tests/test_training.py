@@ -71,3 +71,10 @@ def test_a_resumed_run_equals_an_uninterrupted_one(straight, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     curve_a = json.loads((straight / "card.json").read_text())["loss_curve"]
     assert json.loads((tmp_path / "card.json").read_text())["loss_curve"] == curve_a
+
+
+def test_a_time_limit_stops_early_and_the_card_names_the_command_that_reproduces_it(straight, tmp_path):
+    train_main(TINY + ["--steps", "500", "--time-limit", "0.0001", "--out", str(tmp_path)])
+    card = json.loads((tmp_path / "card.json").read_text())
+    assert 1 <= card["steps_done"] < 500 and "--time-limit" not in card["command"]
+    assert card["command"].endswith(f"--steps {card['steps_done']}") and card["config"]["steps"] == card["steps_done"]

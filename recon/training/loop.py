@@ -165,18 +165,22 @@ def record_loss(state: TrainState, loss: float, config: TrainConfig) -> None:
 
 
 def train(state: TrainState, loss_fn: Callable, batches: EpochBatches, config: TrainConfig, *,
-          checkpoint: Callable[[TrainState], None] | None = None, device="cpu", description: str = "train") -> None:
+          checkpoint: Callable[[TrainState], None] | None = None, device="cpu", description: str = "train",
+          time_limit: float | None = None) -> None:
     """Run ``train_step`` until ``config.steps``, calling ``checkpoint(state)`` every ``checkpoint_every`` steps and
-    at the end. Batches go to ``device`` in channels-last layout, flipped at random."""
+    at the end. Batches go to ``device`` in channels-last layout, flipped at random. With ``time_limit`` (seconds of
+    this call) training stops early, after a checkpoint, at the first step past the limit."""
     start = time.perf_counter() - state.elapsed
+    stop_at = None if time_limit is None else time.perf_counter() + time_limit
     bar = tqdm(total=config.steps, initial=state.step, desc=description, mininterval=5.0)
-    while state.step < config.steps:
+    while state.step < config.steps and (stop_at is None or time.perf_counter() < stop_at):
         x0 = next(batches).to(device, memory_format=torch.channels_last)
         record_loss(state, train_step(state, loss_fn, random_flip(x0, state.generator), config), config)
         bar.update(1)
         if state.curve and state.curve[-1][0] == state.step:
             bar.set_postfix(loss=f"{state.curve[-1][1]:.4f}")
-        if checkpoint is not None and (state.step % config.checkpoint_every == 0 or state.step == config.steps):
+        last = state.step == config.steps or (stop_at is not None and time.perf_counter() >= stop_at)
+        if checkpoint is not None and (state.step % config.checkpoint_every == 0 or last):
             state.elapsed = time.perf_counter() - start
             checkpoint(state)
     state.elapsed = time.perf_counter() - start
