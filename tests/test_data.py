@@ -54,6 +54,14 @@ def test_brain_slabs_are_separated_by_the_gap():
     intervals = sorted(iv for slabs in SLABS.values() for iv in slabs)
     for (_, end), (start, _) in itertools.pairwise(intervals):
         assert start - end >= GAP_MM
+    # the in-distribution test slab has training slabs on both sides; the shift slab lies beyond the nearest ones
+    (lo, hi), = SLABS["test"]
+    train = SLABS["train"]
+    assert any(end <= lo for _, end in train) and any(start >= hi for start, _ in train)
+    (lo, hi), = SLABS["test_shift"]
+    assert not any(start <= lo and hi <= end for start, end in train)
+    with pytest.raises(ValueError, match="unknown split 'test_shift'"):
+        head_ct_phantoms(1, 32, "test_shift", 0)
 
 
 def test_out_of_distribution_images():

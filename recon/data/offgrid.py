@@ -25,7 +25,7 @@ def fine_and_truth(dataset: str, n: int, size: int = 64, split: str = "test", se
     reconstructions against ``truth``: the data then do not come from the reconstruction's own pixels."""
     if dataset not in RENDERERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(RENDERERS)}.")
-    check_request(n, size, split, seed)
+    check_request(n, size, split, seed, splits=("train", "val", "test", "test_shift"))
     if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
         raise ValueError(f"factor must be an integer >= 2 (the refinement of the measurement grid); got {factor!r}.")
     fine = np.stack([RENDERERS[dataset](split, seed, i, size, factor) for i in range(n)])[:, None]
