@@ -50,7 +50,7 @@ def check_lam(lam, batch: int, like: torch.Tensor) -> torch.Tensor:
             "Pass a value inside the interval; it is not clipped for you."
         )
     shape = (batch,) + (1,) * (like.dim() - 1)
-    return values.to(dtype=like.real.dtype if like.is_complex() else like.dtype).reshape(shape)
+    return values.to(dtype=like.real.dtype if like.is_complex() else like.dtype, device=like.device).reshape(shape)
 
 
 def check_noise_std(noise_std) -> float:

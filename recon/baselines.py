@@ -52,7 +52,7 @@ def tv_least_squares(operator: LinearOperator, y: torch.Tensor, weight: float, *
     x = At(y)
     x_bar = x.clone()
     p = torch.zeros_like(y)
-    q = torch.zeros((x.shape[0], 2, *x.shape[2:]), dtype=x.dtype)
+    q = torch.zeros((x.shape[0], 2, *x.shape[2:]), dtype=x.dtype, device=x.device)
     for k in range(iters):
         p = (p + sigma * (A(x_bar) - y)) / (1 + sigma)  # Dual step, data term.
         q = q + sigma * gradient(x_bar)

@@ -137,3 +137,35 @@ def lambda_sweeps(*, lam_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), n_images: int = 
                 "seconds": sweep.seconds}
 
     return {"sweeps": for_each_lambda_case(noise_level, seed, run)}
+
+
+@experiment
+def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 12, nfe: int = 100, curve_nfes=(10, 30, 100,
+               300, 1000), curve_images: int = 16, k: int = 8, seed: int = 0, device: str = "cpu") -> dict:
+    """The evaluation protocol (recon.evaluation.protocol) on every task: methods tuned alike on validation images
+    at ``nfe`` network evaluations, tested on ``n_images`` off-grid test images; the inverse-crime numbers of one task
+    beside its honest ones; quality against NFE and posterior spread on two tasks."""
+    from recon.evaluation import protocol
+
+    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
+    curve_tasks = {"CT, 16 views|" + protocol.LOW_DOSE.describe(), "MRI, 8x|noise-free"}
+    tuned_by_setting, results = {}, []
+    for task in protocol.tasks(seed=seed):
+        print(task.key, flush=True)
+        setting, prior = f"{task.name}|{task.noise_name}", priors[task.dataset]
+        if setting not in tuned_by_setting:  # the anatomy-shift task shares its setting's validation tuning
+            choices = protocol.candidates(task, nfe, with_pc=setting in curve_tasks)
+            tuned_by_setting[setting] = protocol.tune_task(task, prior, choices, n_val=n_val, n_trials=n_trials,
+                                                           seed=seed, device=device)
+        tuned = tuned_by_setting[setting]
+        entry = protocol.run_task(task, prior, tuned, n_images=n_images, seed=seed, device=device)
+        if task.key == "CT, 16 views|noise-free|test":
+            entry["inverse_crime"] = protocol.run_task(task, prior, tuned, n_images=n_images, seed=seed,
+                                                       device=device, off_grid=False)["rows"]
+        if setting in curve_tasks and task.split == "test":
+            entry["nfe_curve"] = protocol.nfe_curve(task, prior, tuned, nfes=curve_nfes, n_images=curve_images,
+                                                    seed=seed, device=device)
+            entry["uncertainty"] = protocol.uncertainty(task, prior, tuned, k=k, n_images=curve_images, seed=seed,
+                                                        device=device)
+        results.append({**entry, "tuned": tuned})
+    return {"tasks": results}

@@ -17,7 +17,7 @@ def denoising_residual(denoiser, x: torch.Tensor, sigma: float = 0.05, n_draws: 
     residual grows. Compare values only at the same ``sigma`` and prior; ``sigma`` should lie well inside the prior's
     range and above the detail scale of interest.
     """
-    total = torch.zeros(x.shape[0], dtype=torch.float64)
+    total = torch.zeros(x.shape[0], dtype=torch.float64, device=x.device)
     for _ in range(n_draws):
         noisy = x + sigma * randn(x.shape, generator, x.dtype, x.device)
         total += (denoiser(noisy, sigma) - x).double().flatten(1).pow(2).mean(1)

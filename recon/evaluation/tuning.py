@@ -78,16 +78,17 @@ def space_for(method: str, fixed: dict) -> dict[str, Range]:
 def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, prior=None, *, noise=None,
                 fine: torch.Tensor | None = None, fixed: dict | None = None, space: dict | None = None,
                 n_trials: int = 20, n_startup_trials: int = 8, name: str | None = None, seed: int = 0,
-                sampler_seed: int | None = None, storage: str | Path | None = None) -> Tuned:
+                sampler_seed: int | None = None, storage: str | Path | None = None, device="cpu") -> Tuned:
     """Tune ``method``'s free parameters on ``images`` (validation images only: the test split must never choose a
     value). Measurements are simulated once (``noise`` model, off-grid from ``fine`` if given); each trial
     reconstructs them with ``fixed`` options plus the suggested ones and scores mean PSNR. The study's sampler seed is
     ``sampler_seed`` or derived from ``name``; with ``storage`` (SQLite) trials already there count toward
-    ``n_trials``."""
+    ``n_trials``. Reconstructions run on ``device`` (the measurements are simulated on the CPU)."""
     fixed = dict(fixed or {})
     space = space_for(method, fixed) if space is None else space
     name = name or f"{method}|{fixed}"
     y, noise_std = simulate(operator, images, noise, seed, fine)
+    y = y.to(device)
 
     def objective(trial: optuna.Trial) -> float:
         suggested = {k: trial.suggest_float(k, r.low, r.high, log=r.log) for k, r in space.items()}

@@ -37,14 +37,14 @@ class MatrixOperator(GramSpectrumMixin, LinearOperator):
         self._matrix32 = matrix.float()
         self.spectrum = GramSpectrum((matrix @ matrix.T).numpy(), row_space=True, rcond=rcond)
 
-    def _weights(self, dtype):
-        return self.matrix if dtype == torch.float64 else self._matrix32.to(dtype)
+    def _weights(self, like: torch.Tensor):
+        return (self.matrix if like.dtype == torch.float64 else self._matrix32.to(like.dtype)).to(like.device)
 
     def _A(self, x):
-        return x.reshape(x.shape[0], -1) @ self._weights(x.dtype).T
+        return x.reshape(x.shape[0], -1) @ self._weights(x).T
 
     def _A_adjoint(self, y):
-        return (y @ self._weights(y.dtype)).reshape(y.shape[0], 1, *self.image_shape)
+        return (y @ self._weights(y)).reshape(y.shape[0], 1, *self.image_shape)
 
 
 class GaussianCS(MatrixOperator):

@@ -91,11 +91,11 @@ class CartesianMRI(LinearOperator):
         N, M = self.image_size, factor * self.image_size
         k_fine = torch.fft.fft2(x_fine, norm="ortho")
         freqs = torch.fft.fftfreq(N, d=1.0 / N).round().long()  # this grid's frequencies, FFT order
-        index = freqs % M
+        index = (freqs % M).to(k_fine.device)
         k = k_fine[..., index[:, None], index[None, :]]
         # Coarse samples sit at fine position f i + (f - 1) / 2: a phase of pi k (1/N - 1/M) per axis.
         phase = torch.exp(1j * torch.pi * freqs.double() * (1 / N - 1 / M))
-        k = k * (phase[:, None] * phase[None, :]).to(k.dtype) / factor
+        k = k * (phase[:, None] * phase[None, :]).to(device=k.device, dtype=k.dtype) / factor
         return k * self.mask.to(k.device)
 
     def acquired(self, y):

@@ -164,7 +164,7 @@ class ParallelBeamCT(GramSpectrumMixin, LinearOperator):
         """Filtered back-projection: ramp-filter each view, back-project with ``A^T``, scale by ``pi / n_views``."""
         self._check_measurement(y, "y")
         N = self.image_size
-        response = ramp_filter(N).to(y.dtype)
+        response = ramp_filter(N).to(dtype=y.dtype, device=y.device)
         P = response.numel()
         spectrum = torch.fft.fft(y, n=P, dim=-1) * response
         filtered = torch.fft.ifft(spectrum, dim=-1).real[..., :N].contiguous()

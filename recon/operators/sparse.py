@@ -20,14 +20,15 @@ class SparseMatrix:
         csr.sum_duplicates()
         self.shape = csr.shape
         self._scipy = {False: csr, True: csr.T.tocsr()}
-        self._torch: dict[tuple[bool, torch.dtype], torch.Tensor] = {}
+        self._torch: dict[tuple[bool, torch.dtype, torch.device], torch.Tensor] = {}
 
     @property
     def scipy(self) -> scipy.sparse.csr_matrix:
         return self._scipy[False]
 
-    def _get(self, transpose: bool, dtype: torch.dtype) -> torch.Tensor:
-        key = (transpose, dtype)
+    def _get(self, transpose: bool, dtype: torch.dtype, device: torch.device | None = None) -> torch.Tensor:
+        device = torch.device("cpu") if device is None else device
+        key = (transpose, dtype, device)
         if key not in self._torch:
             m = self._scipy[transpose]
             with warnings.catch_warnings():
@@ -38,7 +39,7 @@ class SparseMatrix:
                     torch.from_numpy(m.data).to(dtype),
                     size=m.shape,
                     check_invariants=False,  # built by scipy, which keeps CSR invariants
-                )
+                ).to(device)
         return self._torch[key]
 
     def matmul(self, v: torch.Tensor) -> torch.Tensor:
@@ -53,7 +54,7 @@ class SparseMatrix:
 def _product(M: SparseMatrix, v: torch.Tensor, transpose: bool) -> torch.Tensor:
     dtype = v.dtype if v.dtype in (torch.float32, torch.float64) else torch.float32
     with torch.autocast(v.device.type, enabled=False):
-        out = torch.sparse.mm(M._get(transpose, dtype), v.to(dtype).T.contiguous())
+        out = torch.sparse.mm(M._get(transpose, dtype, v.device), v.to(dtype).T.contiguous())
     return out.T
 
 

@@ -29,6 +29,7 @@ class GramSpectrum:
         self.rcond = rcond
         self.w = torch.from_numpy(w[keep].copy())
         self.vecs = torch.from_numpy(vecs[:, keep].copy())
+        self._copies = {torch.device("cpu"): (self.w, self.vecs)}
 
     @property
     def singular_values(self) -> torch.Tensor:
@@ -38,22 +39,28 @@ class GramSpectrum:
     def rank(self) -> int:
         return int(self.w.numel())
 
-    def _gain(self, f, scale_power: float) -> torch.Tensor:
-        gain = torch.as_tensor(f(self.w), dtype=torch.float64)
-        return gain * self.w**scale_power
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eigenvalues and eigenvectors on ``device`` (copied once per device)."""
+        if device not in self._copies:
+            self._copies[device] = (self.w.to(device), self.vecs.to(device))
+        return self._copies[device]
+
+    def _gain(self, f, scale_power: float, w: torch.Tensor) -> torch.Tensor:
+        gain = torch.as_tensor(f(w), dtype=torch.float64, device=w.device)
+        return gain * w**scale_power
 
     def pinv_filtered(self, y: torch.Tensor, f, A, At) -> torch.Tensor:
         """``V diag(f(w)/s) U^T y`` for flattened ``y`` (B, m); returns (B, n)."""
-        dtype = y.dtype
+        dtype, (w, vecs) = y.dtype, self._on(y.device)
         y = y.to(torch.float64)
         if self.row_space:  # U = vecs, V = A^T U W^-1/2
-            return At(((y @ self.vecs) * self._gain(f, -1.0)) @ self.vecs.T).to(dtype)
-        return (((At(y) @ self.vecs) * self._gain(f, -1.0)) @ self.vecs.T).to(dtype)  # V = vecs
+            return At(((y @ vecs) * self._gain(f, -1.0, w)) @ vecs.T).to(dtype)
+        return (((At(y) @ vecs) * self._gain(f, -1.0, w)) @ vecs.T).to(dtype)  # V = vecs
 
     def row_filter(self, x: torch.Tensor, f, A, At) -> torch.Tensor:
         """``V diag(f(w)) V^T x`` for flattened ``x`` (B, n); returns (B, n)."""
-        dtype = x.dtype
+        dtype, (w, vecs) = x.dtype, self._on(x.device)
         x = x.to(torch.float64)
         if self.row_space:
-            return At(((A(x) @ self.vecs) * self._gain(f, -1.0)) @ self.vecs.T).to(dtype)
-        return (((x @ self.vecs) * self._gain(f, 0.0)) @ self.vecs.T).to(dtype)
+            return At(((A(x) @ vecs) * self._gain(f, -1.0, w)) @ vecs.T).to(dtype)
+        return (((x @ vecs) * self._gain(f, 0.0, w)) @ vecs.T).to(dtype)
