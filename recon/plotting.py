@@ -108,3 +108,33 @@ class Phrase(str):
 
     def __repr__(self) -> str:
         return str(self)
+
+
+def panel_rows(rows: Sequence[dict], *, size: float = 1.9, title_size: int = 8):
+    """A figure of rows of image panels, each row on one colour scale with its own colorbar and label.
+
+    Each row is a dict: ``images`` (a list, None leaves a gap), ``titles``, ``label`` (the colorbar's, with units),
+    and optional ``cmap``, ``vmin``, ``vmax`` (default: the row's range) and ``name`` (the row's label on the left).
+    Panels that are compared share a row, so they share a scale."""
+    n_cols = max(len(r["images"]) for r in rows)
+    fig, axes = plt.subplots(len(rows), n_cols + 1, figsize=(size * n_cols + 0.6, size * len(rows)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * n_cols + [0.07]})
+    for axes_row, row in zip(axes, rows):
+        arrays = [None if im is None else _as_array(im) for im in row["images"]]
+        present = [a for a in arrays if a is not None]
+        vmin = row.get("vmin", min(float(a.min()) for a in present))
+        vmax = row.get("vmax", max(float(a.max()) for a in present))
+        shown = None
+        for ax, array, title in zip(axes_row[:-1], arrays + [None] * n_cols, list(row.get("titles", [])) + [""] * n_cols):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if array is None:
+                ax.axis("off")
+                continue
+            shown = ax.imshow(array, cmap=row.get("cmap", "gray"), vmin=vmin, vmax=vmax, interpolation="nearest")
+            ax.set_title(title, fontsize=title_size)
+        if row.get("name"):
+            axes_row[0].set_ylabel(row["name"], fontsize=title_size + 1)
+        fig.colorbar(shown, cax=axes_row[-1]).set_label(row.get("label", ""), fontsize=title_size)
+    fig.tight_layout()
+    return fig

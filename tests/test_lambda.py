@@ -1,31 +1,32 @@
-"""The lam ablation and the lam/snr study (SQLite, resumable, seeded)."""
+"""The lam ablation and a lam/snr study (SQLite, resumable, seeded)."""
 
 from __future__ import annotations
 
 import torch
 from test_sampling import gaussian_problem
 
-from recon.evaluation.tuning import tune_proximal
+from recon.evaluation.ablation import lambda_sweep
+from recon.evaluation.tuning import tune_method
 from recon.operators import GaussianCS
+from recon.operators.noise import RelativeGaussian
 
 
 def test_study_resumes_from_sqlite(tmp_path):
     op, prior, x_true, _, _ = gaussian_problem()
     images = x_true.float().expand(3, -1, -1, -1).contiguous()
     db = tmp_path / "study.sqlite"
-    first = tune_proximal(op, images, prior, storage=db, study_name="t", n_trials=3, steps=4, noise_level=0.01)
-    assert len(first.trials) == 3 and db.exists()
-    first_params = [t.params for t in first.trials]
-    again = tune_proximal(op, images, prior, storage=db, study_name="t", n_trials=5, steps=4, noise_level=0.01)
+    options = dict(noise=RelativeGaussian(0.01), fixed={"steps": 4, "sampler": "pc"}, name="t", storage=db)
+    first = tune_method("proximal_ddrm", op, images, prior, n_trials=3, **options)
+    assert len(first.trials) == 3 and db.exists() and set(first.best) == {"lam", "snr"}
+    again = tune_method("proximal_ddrm", op, images, prior, n_trials=5, **options)
     assert len(again.trials) == 5
-    assert [t.params for t in again.trials[:3]] == first_params
-    assert all(0 <= t.params["lam"] <= 1 and "residual" in t.user_attrs for t in again.trials)
-    assert isinstance(op, GaussianCS) and torch.isfinite(torch.tensor(again.best_value))
+    params = lambda trials: [{k: t[k] for k in ("lam", "snr")} for t in trials]  # noqa: E731
+    assert params(again.trials[:3]) == params(first.trials)
+    assert all(0 <= t["lam"] <= 1 and "residual" in t for t in again.trials)
+    assert isinstance(op, GaussianCS) and torch.isfinite(torch.tensor(again.value))
 
 
 def test_lambda_sweep_is_one_batch_and_lambda_controls_the_data_fit():
-    from recon.evaluation.ablation import lambda_sweep
-
     op, prior, x_true, _, _ = gaussian_problem(size=8, m=20)  # SSIM needs 7x7 windows
     images = torch.cat([x_true, x_true + 0.05]).float()
     sweep = lambda_sweep(op, images, prior, [0.0, 0.5, 1.0], steps=20, seed=3)

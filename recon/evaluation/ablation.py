@@ -6,10 +6,10 @@ import dataclasses
 
 import torch
 
-from recon.evaluation.benchmark import noisy_measurements
 from recon.evaluation.metrics import psnr, ssim
 from recon.evaluation.realism import denoising_residual
 from recon.operators.base import LinearOperator
+from recon.operators.noise import simulate
 from recon.reconstruction import reconstruct
 
 
@@ -29,15 +29,16 @@ class LambdaSweep:
     seconds: float
 
 
-def lambda_sweep(operator: LinearOperator, images: torch.Tensor, prior, lams, *, noise_level: float = 0.0,
-                 steps: int = 30, sampler: str = "em", seed: int = 0, realism_sigma: float = 0.05) -> LambdaSweep:
+def lambda_sweep(operator: LinearOperator, images: torch.Tensor, prior, lams, *, noise=None,
+                 fine: torch.Tensor | None = None, steps: int = 30, sampler: str = "em", seed: int = 0,
+                 realism_sigma: float = 0.05) -> LambdaSweep:
     """Reconstruct every image at every lam in one batch (lam per sample) with the proximal step (DDRM's noise-aware
-    rule when ``noise_level > 0``, Song et al.'s step otherwise) and no final projection, so that lam's effect on the
-    data fit shows. Image ``i`` uses seed ``seed + i`` at every lam, so the rows differ only by
+    rule under a ``noise`` model, Song et al.'s step without one) and no final projection, so that lam's effect on the
+    data fit shows. Measurements are simulated off-grid from ``fine`` when given (:func:`recon.operators.simulate`). Image ``i`` uses seed ``seed + i`` at every lam, so the rows differ only by
     lam. ``realism`` is :func:`recon.evaluation.realism.denoising_residual` under the same prior."""
     lams = torch.as_tensor(lams, dtype=torch.float64)
     L, N = len(lams), images.shape[0]
-    y, noise_std = noisy_measurements(operator, images, noise_level, seed)
+    y, noise_std = simulate(operator, images, noise, seed, fine)
     y_all = y.repeat(L, *([1] * (y.dim() - 1)))
     x, record = reconstruct(y_all, operator, prior, method="proximal_ddrm", steps=steps, sampler=sampler,
                             lam=lams.repeat_interleave(N), noise_std=noise_std, seed=[seed + i for i in range(N)] * L)

@@ -2,26 +2,27 @@
 
 ``scripts/make_results.py NAME`` runs one through :func:`run_experiment` (which records every option used) and
 writes ``results/NAME.json`` with its provenance; the notebooks read the file and repeat a small part live
-(:func:`recon.evaluation.results.spot_check`).
+(:func:`recon.evaluation.results.spot_check`). All of them follow :mod:`recon.evaluation.protocol`.
 """
 
 from __future__ import annotations
 
 import inspect
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
+
+import scipy.ndimage as ndi
+import torch
 
 import recon
-from recon.data import brain_slices, head_ct_phantoms
+from recon.data.offgrid import fine_and_truth
+from recon.evaluation import protocol
 from recon.evaluation.ablation import lambda_sweep
-from recon.evaluation.benchmark import Setting, mean_se, noisy_measurements, run_setting, tune_tv_weight
 from recon.evaluation.metrics import psnr
 from recon.evaluation.realism import denoising_residual
-from recon.evaluation.tuning import tune_proximal
+from recon.evaluation.tuning import tune_method
+from recon.operators.noise import simulate
 
 EXPERIMENTS: dict[str, Callable[..., dict]] = {}
-NOISES = {"noise-free": 0.0, "noisy": None}  # None: the experiment's noise_level
 
 
 def experiment(function: Callable[..., dict]) -> Callable[..., dict]:
@@ -39,104 +40,85 @@ def run_experiment(name: str, **options) -> dict:
     return {"options": used, **function(**bound.arguments)}
 
 
-def table_settings(*, image_size: int = 64, n_images: int = 16, noise_level: float = 0.01, ct_views=(8, 16, 23),
-                   mri_accelerations=(4, 8), mri_center_fractions=(0.08, 0.04), steps: int = 60, n_val: int = 4,
-                   seed: int = 0, tv_weights: dict | None = None) -> list[Setting]:
-    """The results table's settings: CT and MRI, noise-free and noisy, every method with its options. TV's weight is
-    chosen per setting on ``n_val`` validation images, unless ``tv_weights`` (``"name|noise" -> weight``) gives it.
-    On noisy data Song et al.'s step is told the data are exact (``noise_std=0``), to show what that costs."""
-    prior_ct, prior_mr = recon.load_prior("head_ct"), recon.load_prior("brain")
-    tasks = [(f"CT, {v} views", recon.ParallelBeamCT(image_size, v), head_ct_phantoms, prior_ct, "fbp")
-             for v in ct_views]
-    tasks += [(f"MRI, {a}x", recon.CartesianMRI(image_size, a, c, seed=seed), brain_slices, prior_mr, "zero_filled")
-              for a, c in zip(mri_accelerations, mri_center_fractions)]
-    settings, tv_weights = [], tv_weights or {}
-    for noise in (0.0, noise_level):
-        for name, op, loader, prior, classical in tasks:
-            key = f"{name}|{noise:g}"
-            weight = tv_weights[key] if key in tv_weights else tune_tv_weight(
-                op, loader(n_val, image_size, "val", seed), noise, seed=seed)
-            methods = {classical: {"method": classical}, "pinv": {"method": "pinv"},
-                       "tv": {"method": "tv", "weight": weight}, "dps": {"method": "dps", "steps": steps},
-                       "proximal (Song et al.)": {"method": "proximal", "steps": steps, "noise_std": 0.0}}
-            if noise:
-                methods["proximal, DDRM rule"] = {"method": "proximal_ddrm", "steps": steps}
-            settings.append(Setting(name, op, loader(n_images, image_size, "test", seed), prior, noise, methods))
-    return settings
+def lambda_tasks(seed: int = 0) -> dict[str, protocol.Task]:
+    """The lam chapter's settings, as protocol tasks: CT 16 views and MRI 8x, each noise-free and noisy."""
+    wanted = {("CT, 16 views", "test"), ("MRI, 8x", "test")}
+    return {task.key: task for task in protocol.tasks(seed=seed) if (task.name, task.split) in wanted}
 
 
 @experiment
-def results_table(*, n_images: int = 16, noise_level: float = 0.01, steps: int = 60, n_val: int = 4,
-                  seed: int = 0) -> dict:
-    """Every method on held-out test images, CT 8/16/23 views and MRI 4x/8x, noise-free and noisy."""
-    settings = table_settings(n_images=n_images, noise_level=noise_level, steps=steps, n_val=n_val, seed=seed)
-    rows = [row for setting in settings for row in run_setting(setting, seed=seed, progress=print)]
-    tv_weights = {f"{s.name}|{s.noise_level:g}": s.methods["tv"]["weight"] for s in settings}
-    return {"tv_weights": tv_weights, "rows": rows}
-
-
-def lambda_tasks(image_size: int = 64, ct_views: int = 16, mri_acceleration: int = 8, mri_center_fraction: float = 0.04,
-                 seed: int = 0) -> dict:
-    """The lam chapter's two tasks: ``key -> (name, operator, prior, loader)``."""
-    return {
-        "ct": (f"CT, {ct_views} views", recon.ParallelBeamCT(image_size, ct_views), recon.load_prior("head_ct"),
-               head_ct_phantoms),
-        "mri": (f"MRI, {mri_acceleration}x", recon.CartesianMRI(image_size, mri_acceleration, mri_center_fraction,
-                                                               seed=seed), recon.load_prior("brain"), brain_slices),
-    }
-
-
-def for_each_lambda_case(noise_level: float, seed: int, run: Callable) -> dict:
-    """``run(key, noise_name, level, op, prior, loader)`` for both tasks, noise-free and noisy; results by
-    ``"task|noise"``."""
-    results = {}
-    for key, (_, op, prior, loader) in lambda_tasks(seed=seed).items():
-        for noise_name, level in NOISES.items():
-            level = noise_level if level is None else level
-            results[f"{key}|{noise_name}"] = run(key, noise_name, level, op, prior, loader)
-            print(key, noise_name, "done")
-    return results
+def lambda_sweeps(*, lam_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), n_images: int = 32, steps: int = 30,
+                  realism_sigma: float = 0.05, seed: int = 0) -> dict:
+    """PSNR, SSIM, data residual and realism against lam on off-grid test images, per task (Euler–Maruyama, ``steps``
+    network evaluations, no final projection). The best lam of this grid is chosen on test images: an oracle."""
+    priors = {name: recon.load_prior(name) for name in ("head_ct", "brain")}
+    sweeps = {}
+    for key, task in lambda_tasks(seed).items():
+        truth, fine = fine_and_truth(task.dataset, n_images, 64, task.split, seed)
+        prior = priors[task.dataset]
+        sweep = lambda_sweep(task.operator, truth, prior, lam_grid, noise=task.noise, fine=fine, steps=steps,
+                             seed=seed, realism_sigma=realism_sigma)
+        reference = denoising_residual(prior, truth, sigma=realism_sigma, generator=torch.Generator().manual_seed(seed))
+        sweeps[key] = {"name": task.name, "noise": task.noise_name, "psnr": sweep.psnr.tolist(),
+                       "ssim": sweep.ssim.tolist(), "residual": sweep.residual.tolist(),
+                       "realism": sweep.realism.tolist(), "truth_realism": reference.tolist(),
+                       "noise_std": sweep.noise_std, "seconds": sweep.seconds}
+        print(key, [round(float(v), 2) for v in sweep.psnr.mean(1)], flush=True)
+    return {"sweeps": sweeps}
 
 
 @experiment
-def lambda_study(*, n_trials: int = 24, n_val: int = 4, n_images: int = 8, tuning_steps: int = 15,
-                 noise_level: float = 0.01, snr_max: float = 1.0, seed: int = 0) -> dict:
-    """optuna's TPE over (lam, snr) of the proximal step with the predictor–corrector sampler, per task and noise level,
-    on validation images; the best point's test PSNR is reported (never used to choose)."""
-    with tempfile.TemporaryDirectory() as tmp:
+def lambda_study(*, n_trials: int = 24, n_val: int = 8, n_images: int = 32, levels: int = 15, seed: int = 0) -> dict:
+    """optuna's TPE over (lam, snr) of the proximal step with the predictor–corrector sampler (``levels`` levels, two
+    network evaluations each), per task, on validation images, each study with its own seed; the tuned point's PSNR
+    on the test images is reported, never used to choose."""
+    priors = {name: recon.load_prior(name) for name in ("head_ct", "brain")}
+    studies = {}
+    for key, task in lambda_tasks(seed).items():
+        prior, method = priors[task.dataset], task.score_methods()[0]
+        truth_val, fine_val = fine_and_truth(task.dataset, n_val, 64, "val", seed)
+        tuned = tune_method(method, task.operator, truth_val, prior, noise=task.noise, fine=fine_val,
+                            fixed={"steps": levels, "sampler": "pc"}, n_trials=n_trials, name=f"lambda|{key}",
+                            seed=seed)
+        truth, fine = fine_and_truth(task.dataset, n_images, 64, task.split, seed)
+        y, noise_std = simulate(task.operator, truth, task.noise, seed, fine)
+        x, _ = recon.reconstruct(y, task.operator, prior, method, noise_std=noise_std, seed=seed, **tuned.options)
+        studies[key] = {"name": task.name, "noise": task.noise_name, "method": method, "best": tuned.best,
+                        "best_value": tuned.value, "at_bound": tuned.at_bound, "seed": tuned.seed,
+                        "trials": tuned.trials, "test_psnr": psnr(x, truth).tolist()}
+        print(key, tuned.best, round(tuned.value, 2), flush=True)
+    return {"studies": studies}
 
-        def run(key, noise_name, level, op, prior, loader):
-            study = tune_proximal(op, loader(n_val, 64, "val", seed), prior, storage=Path(tmp) / "study.sqlite",
-                                  n_trials=n_trials, study_name=f"{key}_{noise_name}", noise_level=level,
-                                  steps=tuning_steps, seed=seed, snr_range=(0.01, snr_max))
-            x_test = loader(n_images, 64, "test", seed)
-            y, sigma = noisy_measurements(op, x_test, level, seed)
-            x_hat, _ = recon.reconstruct(y, op, prior, method="proximal_ddrm", sampler="pc", steps=tuning_steps,
-                                         lam=study.best_params["lam"], snr=study.best_params["snr"], noise_std=sigma,
-                                         seed=seed)
-            trials = [{"lam": t.params["lam"], "snr": t.params["snr"], "value": t.value} for t in study.trials]
-            return {"best": study.best_params, "best_value": study.best_value, "trials": trials,
-                    "test_psnr": mean_se(psnr(x_hat, x_test))[0]}
 
-        return {"studies": for_each_lambda_case(noise_level, seed, run)}
+def perturbations(images: torch.Tensor, operator, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Mild and strong versions of three departures from a true image: noise, blur, and the artefacts of the
+    pseudo-inverse at the task's undersampling."""
+    def blur(s):
+        return torch.from_numpy(ndi.gaussian_filter(images.numpy(), (0, 0, s, s))).float()
+
+    noise = torch.randn(images.shape, generator=generator)
+    artefact = operator.A_pinv(operator.A(images)).float() - images
+    return {"truth": images, "noise, mild": images + 0.01 * noise, "noise, strong": images + 0.03 * noise,
+            "blur, mild": blur(0.5), "blur, strong": blur(1.0), "undersampling artefacts, mild": images + 0.5 * artefact,
+            "undersampling artefacts, strong": images + artefact}
 
 
 @experiment
-def lambda_sweeps(*, lam_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), n_images: int = 8, steps: int = 30,
-                  noise_level: float = 0.01, realism_sigma: float = 0.05, seed: int = 0) -> dict:
-    """PSNR, SSIM, data residual and realism against lam on held-out test images, per task, noise-free and noisy
-    (Euler–Maruyama, ``steps`` network evaluations, no final projection)."""
-
-    def run(key, noise_name, level, op, prior, loader):
-        x = loader(n_images, 64, "test", seed)
-        truth = denoising_residual(prior, x, sigma=realism_sigma, generator=recon.random.generators([seed])[0])
-        sweep = lambda_sweep(op, x, prior, lam_grid, noise_level=level, steps=steps, seed=seed,
-                             realism_sigma=realism_sigma)
-        return {"psnr": sweep.psnr.tolist(), "ssim": sweep.ssim.tolist(), "residual": sweep.residual.tolist(),
-                "realism": sweep.realism.tolist(), "truth_realism": truth.tolist(), "noise_std": sweep.noise_std,
-                "seconds": sweep.seconds}
-
-    return {"sweeps": for_each_lambda_case(noise_level, seed, run)}
+def realism_validation(*, n_images: int = 32, sigmas=(0.02, 0.05), seed: int = 0) -> dict:
+    """Does the realism measure (the prior's denoising residual) rank the truth below mildly and strongly perturbed
+    versions of it? Per prior, per perturbation, per noise level of the measure."""
+    out = {}
+    for task in lambda_tasks(seed).values():
+        if task.noise is not None:
+            continue
+        prior = recon.load_prior(task.dataset)
+        truth, _ = fine_and_truth(task.dataset, n_images, 64, "test", seed)
+        versions = perturbations(truth, task.operator, torch.Generator().manual_seed(seed))
+        out[task.dataset] = {f"{sigma:g}": {name: denoising_residual(prior, x, sigma=sigma, generator=torch.Generator()
+                                                                     .manual_seed(seed)).tolist()
+                                            for name, x in versions.items()} for sigma in sigmas}
+        print(task.dataset, {s: {k: round(sum(v) / len(v), 4) for k, v in d.items()} for s, d in out[task.dataset].items()})
+    return {"realism": out}
 
 
 @experiment
@@ -145,8 +127,6 @@ def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 12, nfe: i
     """The evaluation protocol (recon.evaluation.protocol) on every task: methods tuned alike on validation images
     at ``nfe`` network evaluations, tested on ``n_images`` off-grid test images; the inverse-crime numbers of one task
     beside its honest ones; quality against NFE and posterior spread on two tasks."""
-    from recon.evaluation import protocol
-
     priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
     curve_tasks = {"CT, 16 views|" + protocol.LOW_DOSE.describe(), "MRI, 8x|noise-free"}
     tuned_by_setting, results = {}, []

@@ -10,6 +10,13 @@ import torch
 from scipy.stats import bootstrap
 
 
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error of the mean (NaN for a single value)."""
+    values = torch.as_tensor(values, dtype=torch.float64)
+    se = float(values.std() / len(values) ** 0.5) if len(values) > 1 else float("nan")
+    return float(values.mean()), se
+
+
 @dataclasses.dataclass(frozen=True)
 class PairedComparison:
     """``mean`` of ``a - b`` over ``n`` paired images and its ``level`` interval ``[low, high]``."""

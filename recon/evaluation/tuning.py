@@ -16,7 +16,7 @@ import torch
 
 from recon.evaluation.metrics import psnr
 from recon.operators.base import LinearOperator
-from recon.operators.noise import RelativeGaussian, simulate
+from recon.operators.noise import simulate
 from recon.reconstruction import reconstruct
 
 
@@ -107,17 +107,3 @@ def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, pri
     trials = [{**t.params, "value": t.value, **t.user_attrs} for t in study.trials]
     at_bound = [k for k, r in space.items() if r.at_bound(study.best_params[k])]
     return Tuned(method, fixed, study.best_params, study.best_value, trials, at_bound, chosen)
-
-
-def tune_proximal(operator: LinearOperator, images: torch.Tensor, prior, *, storage: str | Path, study_name: str,
-                  n_trials: int = 20, noise_level: float = 0.0, steps: int = 30, seed: int = 0,
-                  lam_range=(0.0, 1.0), snr_range=(0.01, 0.5), n_startup_trials: int = 8) -> optuna.Study:
-    """The λ chapter's study as Song et al. (2022) tuned theirs: lam (uniform) and the corrector's snr (log-uniform)
-    of the proximal step with the predictor–corrector sampler, the study's sampler seeded with ``seed``; returns the
-    optuna study stored in ``storage``."""
-    noise = RelativeGaussian(noise_level) if noise_level > 0 else None
-    space = {"lam": Range(*lam_range), "snr": Range(*snr_range, log=True)}
-    tune_method("proximal_ddrm", operator, images, prior, noise=noise, fixed={"sampler": "pc", "steps": steps},
-                space=space, n_trials=n_trials, n_startup_trials=n_startup_trials, name=study_name, seed=seed,
-                sampler_seed=seed, storage=storage)
-    return optuna.load_study(study_name=study_name, storage=f"sqlite:///{Path(storage)}")
