@@ -5,9 +5,9 @@ operator, prior, noise level, generators, callback) with typed keyword options; 
 :data:`METHODS` under a name. The score-based methods are a guide (:mod:`recon.guidance`) over a sampler
 (:mod:`recon.sampling`); the baselines are classical solvers.
 
-Defaults were chosen on validation images with the half-trained (step-500) priors (``benchmarks/tune_defaults.py``
-reruns the choice): at 60 network evaluations Euler–Maruyama beat predictor–corrector at ``snr = 0.16``, DPS did best
-near ``zeta = 1``; TV's weight is the operator's ``default_tv_weight``.
+The defaults are starting points (chosen early on validation images with half-trained priors); the book's evaluation
+protocol (:mod:`recon.evaluation.protocol`) tunes every free parameter per setting and reports the values it chose.
+TV's default weight is the operator's ``default_tv_weight``.
 """
 
 from __future__ import annotations

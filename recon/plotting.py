@@ -21,8 +21,9 @@ def _as_array(image) -> np.ndarray:
 
 def image_grid(rows: Sequence[Sequence], *, row_labels: Sequence[str] | None = None,
                col_labels: Sequence[str] | None = None, titles: Sequence[Sequence[str]] | None = None,
-               cmap="gray", vmin=0.0, vmax=1.0, size: float = 1.9, aspect="equal"):
-    """A grid of images; ``vmin``/``vmax`` of None scales each panel to its own range. Returns the figure."""
+               cmap="gray", vmin=0.0, vmax=1.0, size: float = 1.9, aspect="equal", colorbar: str | None = None):
+    """A grid of images; ``vmin``/``vmax`` of None scales each panel to its own range, and ``colorbar`` (a label,
+    with units) then gives every panel its own colorbar. Returns the figure."""
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
     for i, row in enumerate(rows):
@@ -33,15 +34,28 @@ def image_grid(rows: Sequence[Sequence], *, row_labels: Sequence[str] | None = N
             if j >= len(row) or row[j] is None:
                 ax.axis("off")
                 continue
-            ax.imshow(_as_array(row[j]), cmap=cmap, vmin=vmin, vmax=vmax, aspect=aspect, interpolation="nearest")
+            shown = ax.imshow(_as_array(row[j]), cmap=cmap, vmin=vmin, vmax=vmax, aspect=aspect,
+                              interpolation="nearest")
+            if colorbar is not None:
+                fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
             if titles is not None:
                 ax.set_title(titles[i][j], fontsize=8)
             if col_labels is not None and i == 0 and titles is None:
                 ax.set_title(col_labels[j], fontsize=9)
             if row_labels is not None and j == 0:
                 ax.set_ylabel(row_labels[i], fontsize=9)
+    if colorbar is not None:
+        fig.suptitle(f"colour bars: {colorbar}", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def log_magnitude(k) -> torch.Tensor:
+    """``log10(|k| + 1e-3 max|k|)`` of k-space, FFT-shifted so that the centre is in the middle: the dynamic range of
+    MRI data, which a linear scale shows as black outside the centre."""
+    k = torch.as_tensor(k)
+    magnitude = torch.fft.fftshift(k.abs(), dim=(-2, -1))
+    return torch.log10(magnitude + 1e-3 * magnitude.max())
 
 
 def png_bytes(image, *, cmap="gray", vmin=0.0, vmax=1.0, scale: int = 4) -> bytes:

@@ -1,7 +1,7 @@
 """Run the book's heavy experiments and write each to ``results/NAME.json`` with its provenance.
 
-    python scripts/make_results.py results_table lambda_study        # every experiment: `make results`
-    python scripts/make_results.py results_table --set n_images=32   # other options (JSON values), for every name
+    python scripts/make_results.py evaluation lambda_study        # every experiment: `make results`
+    python scripts/make_results.py evaluation --set n_images=64   # other options (JSON values), for every name
 
 The notebooks read these files and repeat a small part live, asserting agreement; `make results` reruns them all.
 """

@@ -82,3 +82,24 @@ def test_every_method_is_tuned_by_one_protocol_with_its_own_seed():
                          n_trials=12, n_startup_trials=4, name="narrow")  # far over-regularised: best at the bottom
     assert narrow.at_bound == ["weight"] and narrow.value < a.value
     assert Range(0.0, 1.0).at_bound(0.99) and not Range(1e-3, 1e3, log=True).at_bound(1.0)
+
+
+def test_the_protocol_tunes_on_validation_and_tests_off_grid():
+    import recon
+    from recon.evaluation import protocol
+
+    op = recon.ParallelBeamCT(16, 6)
+    prior = recon.models.GaussianDenoiser(torch.full((1, 16, 16), 0.3), 0.02 * torch.eye(256))
+    task = protocol.Task("CT, 6 views", op, "head_ct", protocol.PoissonCT(flux=1e5))
+    assert task.score_methods() == ["proximal_ddrm", "dps"] and "Poisson" in task.key
+    choices = protocol.candidates(task, nfe=4, with_pc=True)
+    assert choices["proximal_ddrm (pc)"] == ("proximal_ddrm", {"steps": 2, "sampler": "pc"})
+    tuned = protocol.tune_task(task, prior, choices, n_val=2, n_trials=2, seed=0)
+    assert set(tuned) == set(choices) and all(entry["trials"] for entry in tuned.values())
+    result = protocol.run_task(task, prior, tuned, n_images=3, seed=0)
+    assert [r["method"] for r in result["rows"]] == ["fbp", "tv", "proximal_ddrm", "dps"]
+    assert result["off_grid"] and result["noise_std"] > 0 and all(len(r["psnr"]) == 3 for r in result["rows"])
+    assert result["rows"][2]["options"]["steps"] == 4 and result["rows"][2]["nfe"] == 4
+    crime = protocol.run_task(task, prior, tuned, n_images=3, seed=0, off_grid=False)
+    assert crime["rows"][0]["psnr"] != result["rows"][0]["psnr"]  # the data differ: the inverse crime is a choice
+    assert [t.key for t in protocol.tasks()][-1] == "MRI, 8x|noise-free|test_shift"

@@ -15,12 +15,12 @@ def test_study_resumes_from_sqlite(tmp_path):
     op, prior, x_true, _, _ = gaussian_problem()
     images = x_true.float().expand(3, -1, -1, -1).contiguous()
     db = tmp_path / "study.sqlite"
-    options = dict(noise=RelativeGaussian(0.01), fixed={"steps": 4, "sampler": "pc"}, name="t", storage=db)
+    options = {"noise": RelativeGaussian(0.01), "fixed": {"steps": 4, "sampler": "pc"}, "name": "t", "storage": db}
     first = tune_method("proximal_ddrm", op, images, prior, n_trials=3, **options)
     assert len(first.trials) == 3 and db.exists() and set(first.best) == {"lam", "snr"}
     again = tune_method("proximal_ddrm", op, images, prior, n_trials=5, **options)
     assert len(again.trials) == 5
-    params = lambda trials: [{k: t[k] for k in ("lam", "snr")} for t in trials]  # noqa: E731
+    params = lambda trials: [{k: t[k] for k in ("lam", "snr")} for t in trials]
     assert params(again.trials[:3]) == params(first.trials)
     assert all(0 <= t["lam"] <= 1 and "residual" in t for t in again.trials)
     assert isinstance(op, GaussianCS) and torch.isfinite(torch.tensor(again.value))

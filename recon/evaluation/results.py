@@ -1,7 +1,7 @@
 """Results files: a heavy experiment runs once as a script and writes JSON with its provenance (command, code version,
 date, hardware); a notebook reads the file and recomputes a small part live, asserting agreement (:func:`spot_check`).
 
-    python scripts/make_results.py results_table        # or `make results` for all of them
+    python scripts/make_results.py evaluation        # or `make results` for all of them
 """
 
 from __future__ import annotations
