@@ -20,7 +20,8 @@ import torch
 
 from recon._checks import check_positive_int
 from recon.baselines import tv_least_squares
-from recon.guidance import DDRMProximalGuide, DPSGuide, Guide, ProximalGuide
+from recon.guidance import DDRMProximalGuide, DPSGuide, EstimateProjectionGuide, Guide, ProximalGuide
+from recon.guidance.path import PathFilterGuide, PathGridGuide, ReusingDenoiser
 from recon.models.denoiser import Denoiser
 from recon.operators.base import LinearOperator
 from recon.random import Generators, generators, randn, seeds_for
@@ -192,6 +193,41 @@ def proximal_ddrm(problem: Problem, *, steps: int = 60, lam: float | torch.Tenso
     is Song et al.'s step."""
     guide = DDRMProximalGuide(problem.operator, problem.y, problem.noise_std, lam)
     return sample(problem, guide, steps=steps, sampler=sampler, snr=snr)
+
+
+@register_method("ddnm")
+def ddnm(problem: Problem, *, steps: int = 60, lam: float = 1.0) -> torch.Tensor:
+    """The clean estimate projected onto the measurements after every network evaluation (the range–null-space step
+    of DDNM, Wang et al. 2023; at ``lam = 1`` the known-component replacement consistency models use for editing),
+    over Euler–Maruyama. Noise-free data only."""
+    if problem.noise_std > 0:
+        raise ValueError(f"the DDNM-style projection treats y as exact, but noise_std={problem.noise_std:g}; use "
+                         "method='proximal_ddrm' or 'dps' for noisy data.")
+    return sample(problem, EstimateProjectionGuide(problem.operator, problem.y, lam), steps=steps)
+
+
+@register_method("path")
+def path(problem: Problem, *, steps: int = 30, variant: str = "filter", substeps: int = 1, points: int = 4,
+         lateral: int = 0, final_projection: bool = True) -> torch.Tensor:
+    """The post's λ-free path-guided step over Euler–Maruyama: ``variant="filter"`` (score filtering,
+    :class:`recon.guidance.path.PathFilterGuide`, ``substeps`` evaluations per step) or ``"grid"`` (a grid and a
+    shortest path, :class:`recon.guidance.path.PathGridGuide`, ``(points + 1)(2 lateral + 1)`` per step).
+
+    Every evaluation on the path counts in the NFE. ``final_projection`` adds one exact projection onto ``{A x = y}``
+    at the end, as ``proximal`` does, on noise-free data only (noisy data are not projected onto)."""
+    prior = ReusingDenoiser(problem.require_prior())
+    if variant == "filter":
+        guide = PathFilterGuide(problem.operator, problem.y, prior, substeps)
+    elif variant == "grid":
+        guide = PathGridGuide(problem.operator, problem.y, prior, points, lateral)
+    else:
+        raise ValueError(f"unknown path variant {variant!r}; choose 'filter' (score filtering) or 'grid' (grid and "
+                         "shortest path).")
+    x = run_sampler(prior, problem.initial_noise(SIGMA_MAX), problem.generator, guide=guide, steps=steps,
+                    callback=problem.callback)
+    if final_projection and problem.noise_std == 0:
+        x = problem.operator.prox(x, problem.y, 1.0)  # Final projection onto {A x = y}.
+    return x
 
 
 @register_method("dps")

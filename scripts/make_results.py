@@ -16,7 +16,7 @@ import time
 
 from recon.evaluation.experiments import EXPERIMENTS, run_experiment
 from recon.evaluation.results import save_results
-from recon.provenance import provenance
+from recon.provenance import code_version, provenance
 
 
 def parse_options(pairs: list[str]) -> dict:
@@ -42,10 +42,11 @@ def main(argv=None) -> int:
     if unknown:
         raise SystemExit(f"unknown experiments {unknown}; choose from {sorted(EXPERIMENTS)}")
     options = parse_options(args.set)
+    version = code_version()  # the code as imported now, at the start: later edits to the tree do not run here
     for name in names:
         start = time.perf_counter()
         command = "python scripts/make_results.py " + shlex.join([name] + (["--set", *args.set] if args.set else []))
-        record = provenance(command)
+        record = {**provenance(command, device=options.get("device", "cpu")), "code_version": version}
         results = run_experiment(name, **options)
         record["seconds"] = round(time.perf_counter() - start)
         path = save_results(name, results, record)

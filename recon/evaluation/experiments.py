@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 
 import scipy.ndimage as ndi
 import torch
@@ -18,6 +19,7 @@ from recon.data.offgrid import fine_and_truth
 from recon.evaluation import protocol
 from recon.evaluation.ablation import lambda_sweep
 from recon.evaluation.metrics import psnr
+from recon.evaluation.path_study import run_rows, tune_baselines
 from recon.evaluation.realism import denoising_residual
 from recon.evaluation.tuning import tune_method
 from recon.operators.noise import simulate
@@ -122,8 +124,8 @@ def realism_validation(*, n_images: int = 32, sigmas=(0.02, 0.05), seed: int = 0
 
 
 @experiment
-def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 12, nfe: int = 100, curve_nfes=(10, 30, 100,
-               300, 1000), curve_images: int = 16, k: int = 8, seed: int = 0, device: str = "cpu") -> dict:
+def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: int = 60, curve_nfes=(10, 30, 60, 100,
+               300), curve_images: int = 8, k: int = 8, seed: int = 0, device: str = "cpu") -> dict:
     """The evaluation protocol (recon.evaluation.protocol) on every task: methods tuned alike on validation images
     at ``nfe`` network evaluations, tested on ``n_images`` off-grid test images; the inverse-crime numbers of one task
     beside its honest ones; quality against NFE and posterior spread on two tasks."""
@@ -149,3 +151,62 @@ def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 12, nfe: i
                                                         device=device)
         results.append({**entry, "tuned": tuned})
     return {"tasks": results}
+
+
+def path_tasks(seed: int = 0) -> dict[str, protocol.Task]:
+    """The path-guided chapter's settings: CT 8 and 16 views, MRI 4x and 8x, noise-free and noisy (in-distribution
+    test images), and CT 23 views for the transfer test."""
+    out = {t.key: t for t in protocol.tasks(seed=seed) if t.split == "test"}
+    ct23 = recon.ParallelBeamCT(64, 23)
+    for noise in (None, protocol.LOW_DOSE):
+        task = protocol.Task("CT, 23 views", ct23, "head_ct", noise)
+        out[task.key] = task
+    return out
+
+
+TRANSFER = {"CT, 16 views": ("CT, 8 views", "CT, 23 views"), "MRI, 8x": ("MRI, 4x",)}
+
+
+@experiment
+def path_guided(*, budgets=(100, 500), n_images: int = 32, n_val: int = 8, n_trials: int = 10, seed: int = 0,
+                device: str = "cpu", out: str | None = None) -> dict:
+    """The path-guided head-to-head (recon.evaluation.path_study) at each budget of network evaluations per image,
+    the baselines tuned per setting on validation images; then the transfer test at the first budget: the values
+    tuned at CT 16 views and MRI 8x applied unchanged at CT 8 / 23 views and MRI 4x. With ``out``, the partial
+    result is written there after every setting (a long run that is cut short keeps what it finished)."""
+    import json
+
+    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
+    all_tasks = path_tasks(seed)
+    result, tuned = {"head_to_head": [], "transfer": []}, {}
+    for budget in budgets:
+        for key, task in all_tasks.items():
+            if task.name == "CT, 23 views":
+                continue
+            print(key, budget, flush=True)
+            tuned[key, budget] = tune_baselines(task, priors[task.dataset], budget, n_val=n_val, n_trials=n_trials,
+                                                seed=seed, device=device)
+            entry = run_rows(task, priors[task.dataset], tuned[key, budget], budget, n_images=n_images, seed=seed,
+                             device=device)
+            result["head_to_head"].append({**entry, "tuned": tuned[key, budget]})
+            if out:
+                Path(out).write_text(json.dumps(result))
+        if budget == budgets[0]:
+            result["transfer"] = transfer(all_tasks, priors, tuned, budget, n_images=n_images, seed=seed,
+                                          device=device)
+    return result
+
+
+def transfer(all_tasks, priors, tuned, budget, *, n_images, seed, device) -> list:
+    """Each target task run with the baselines tuned at its source setting (same noise model)."""
+    rows = []
+    for key, task in all_tasks.items():
+        source = next((s for s, targets in TRANSFER.items() if task.name in targets), None)
+        if source is None:
+            continue
+        source_key = f"{source}|{task.noise_name}|test"
+        print(f"{key} with the values tuned at {source_key}", flush=True)
+        entry = run_rows(task, priors[task.dataset], tuned[source_key, budget], budget, n_images=n_images, seed=seed,
+                         device=device)
+        rows.append({**entry, "source": source_key, "tuned": tuned[source_key, budget]})
+    return rows
