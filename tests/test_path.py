@@ -7,9 +7,16 @@ import pytest
 import torch
 
 import recon
-from recon.guidance import ProximalGuide, StepContext
-from recon.guidance.path import (PathFilterGuide, PathGridGuide, ReusingDenoiser, agreement, best_path,
-                                 layered_edges, score_filtered_step, segment_gains)
+from recon.guidance import StepContext
+from recon.guidance.path import (
+    PathGridGuide,
+    ReusingDenoiser,
+    agreement,
+    best_path,
+    layered_edges,
+    score_filtered_step,
+    segment_gains,
+)
 from recon.models.denoiser import GaussianDenoiser
 from recon.models.mixture import GaussianMixture, GaussianMixtureDenoiser
 from recon.operators.gaussian import MatrixOperator
@@ -46,8 +53,8 @@ def test_best_path_is_the_path_of_largest_total_gain():
     best, best_gain = None, -np.inf
     for lane_choice in itertools.product(range(lanes), repeat=points):
         nodes = [1] + [k * lanes + j for k, j in enumerate(lane_choice, start=1)]
-        if all((a, b) in index for a, b in zip(nodes, nodes[1:])):
-            total = sum(gains[index[(a, b)]] for a, b in zip(nodes, nodes[1:]))
+        if all((a, b) in index for a, b in itertools.pairwise(nodes)):
+            total = sum(gains[index[(a, b)]] for a, b in itertools.pairwise(nodes))
             if total > best_gain:
                 best, best_gain = nodes, total
     n = (points + 1) * lanes
@@ -94,7 +101,7 @@ def test_path_methods_count_every_evaluation_and_reuse_the_chosen_node():
     assert record.nfe == 5 * 3
     _, record = recon.reconstruct(y, op, prior, method="path", variant="grid", points=3, lateral=1, steps=5)
     assert record.nfe == 5 * 4 * 3  # every node once, the chosen one reused by the sampler
-    x, record = recon.reconstruct(y, op, prior, method="path", steps=5)
+    _x, record = recon.reconstruct(y, op, prior, method="path", steps=5)
     assert float(record.residual.max()) < 1e-4  # the final projection
     with pytest.raises(ValueError, match="unknown path variant"):
         recon.reconstruct(y, op, prior, method="path", variant="straight")

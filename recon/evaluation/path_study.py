@@ -18,7 +18,8 @@ from recon.operators.noise import simulate
 # Network evaluations per sampler level of each path variant at its default size (filter: one substep plus the
 # sampler's own evaluation; grid: five nodes, the chosen one reused by the sampler).
 PATH_VARIANTS = {"path (filter)": ({"variant": "filter", "substeps": 1}, 2),
-                 "path (grid)": ({"variant": "grid", "points": 4, "lateral": 0}, 5)}
+                 "path (grid)": ({"variant": "grid", "points": 4, "lateral": 0}, 5),
+                 "path (grid, 3 lanes)": ({"variant": "grid", "points": 4, "lateral": 1}, 15)}
 ORACLE_GRID = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0)
 
 

@@ -13,6 +13,8 @@ stop short of the hyperplane, which is where the prior disagrees with the data, 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 from scipy.sparse import coo_matrix
@@ -192,5 +194,5 @@ class PathGridGuide(MeasurementGuide):
         """The node of the best path to the hyperplane at which the accumulated gain peaks."""
         path = best_path(gains, edges, n, centre, list(range(n - lanes, n)))
         index = {edge: i for i, edge in enumerate(edges)}
-        accumulated = np.cumsum([0.0] + [gains[index[(a, b)]] for a, b in zip(path, path[1:])])
+        accumulated = np.cumsum([0.0] + [gains[index[(a, b)]] for a, b in itertools.pairwise(path)])
         return path[int(np.argmax(accumulated))]
