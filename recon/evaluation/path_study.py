@@ -58,7 +58,7 @@ def oracle_lambda(task, prior, y, noise_std, truth, budget: int, *, seed: int, d
     best = scores.argmax(0)
     chosen = x.cpu().reshape(len(grid), n, *x.shape[1:])[best, torch.arange(n)]
     row = score_rows(chosen, truth, record, record.seconds / len(grid))
-    row["residual"] = record.residual.reshape(len(grid), n)[best, torch.arange(n)].tolist()
+    row["residual"] = record.residual.cpu().reshape(len(grid), n)[best, torch.arange(n)].tolist()
     return {**row, "lam": grid[best].tolist()}
 
 

@@ -56,4 +56,4 @@ class DDRMProximalGuide(MeasurementGuide):
             return (sigma**2 - var_n / w).clamp_min(0).sqrt() * gate(w)
 
         target = op.pinv_filtered(self.y, gate) + op.row_filter(z, spread)
-        return x + self.lam.to(x.dtype) * (target - op.row_filter(x, gate))  # Noise-aware proximal step.
+        return x + self.lam.to(device=x.device, dtype=x.dtype) * (target - op.row_filter(x, gate))  # Noise-aware proximal step.

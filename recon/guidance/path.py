@@ -95,7 +95,7 @@ class PathFilterGuide(MeasurementGuide):
 def segment_gains(nodes: torch.Tensor, scores: torch.Tensor, edges: list[tuple[int, int]]) -> torch.Tensor:
     """The change of log-density along each straight edge between grid nodes, by the trapezoid rule on the score:
     ``0.5 (s_a + s_b) . (x_b - x_a)``. ``nodes`` and ``scores`` are ``(B, N, ...)``; returns ``(B, len(edges))``."""
-    a, b = (torch.tensor(i) for i in zip(*edges))
+    a, b = (torch.tensor(i, device=nodes.device) for i in zip(*edges))
     step = (nodes[:, b] - nodes[:, a]).flatten(2)
     return (0.5 * (scores[:, a] + scores[:, b]).flatten(2) * step).sum(-1)
 

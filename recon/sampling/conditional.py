@@ -23,8 +23,8 @@ def y_t(y: torch.Tensor, operator: LinearOperator, schedule, t, generator: Gener
         raise ValueError(f"t must be a number or a (B,) tensor with B = {y.shape[0]}; got shape {tuple(t.shape)}.")
     real = y.real.dtype if y.is_complex() else y.dtype
     shape = (-1,) + (1,) * (y.dim() - 1)
-    alpha = schedule.alpha(t).to(real).reshape(shape)
-    beta = schedule.beta(t).to(real).reshape(shape)
+    alpha = schedule.alpha(t).to(device=y.device, dtype=real).reshape(shape)
+    beta = schedule.beta(t).to(device=y.device, dtype=real).reshape(shape)
     z = randn((y.shape[0], 1, *operator.image_shape), generator, real, y.device)
     out = alpha * y + beta * operator.A(z)
     check_finite(out, "y_t")
