@@ -62,8 +62,10 @@ def oracle_lambda(task, prior, y, noise_std, truth, budget: int, *, seed: int, d
     return {**row, "lam": grid[best].tolist()}
 
 
-def run_rows(task, prior, tuned: dict, budget: int, *, n_images: int, seed: int, device="cpu") -> dict:
-    """Every method of the head-to-head on the task's off-grid test images at ``budget`` evaluations per image."""
+def run_rows(task, prior, tuned: dict, budget: int, *, n_images: int, seed: int, device="cpu",
+             only: tuple[str, ...] | None = None) -> dict:
+    """Every method of the head-to-head (or those labelled in ``only``) on the task's off-grid test images at
+    ``budget`` evaluations per image."""
     truth, fine = fine_and_truth(task.dataset, n_images, task.operator.image_shape[0], task.split, seed)
     y, noise_std = simulate(task.operator, truth, task.noise, seed, fine)
     proximal = task.score_methods()[0]
@@ -75,13 +77,16 @@ def run_rows(task, prior, tuned: dict, budget: int, *, n_images: int, seed: int,
                  for label, (options, per_level) in PATH_VARIANTS.items()})
     rows = {}
     for label, (method, options) in runs.items():
+        if only is not None and label not in only:
+            continue
         x, record = recon.reconstruct(y.to(device), task.operator, prior, method, noise_std=noise_std, seed=seed,
                                       **options)
         rows[label] = {"method": method, "options": options, **score_rows(x.cpu(), truth, record)}
         print(f"  {label}: {sum(rows[label]['psnr']) / n_images:.2f} dB, {record.nfe} NFE", flush=True)
-    rows["oracle λ (test images)"] = {"method": proximal, "options": {"steps": budget},
-                                      **oracle_lambda(task, prior, y, noise_std, truth, budget, seed=seed,
-                                                      device=device)}
+    if only is None or "oracle λ (test images)" in only:
+        rows["oracle λ (test images)"] = {"method": proximal, "options": {"steps": budget},
+                                          **oracle_lambda(task, prior, y, noise_std, truth, budget, seed=seed,
+                                                          device=device)}
     return {"task": task.key, "name": task.name, "noise": task.noise_name, "noise_std": noise_std, "budget": budget,
             "rows": rows}
 
