@@ -85,11 +85,23 @@ class PathFilterGuide(MeasurementGuide):
         super().__init__(operator, y, 1.0)
         self.denoiser, self.substeps = denoiser, check_positive_int(substeps, "substeps")
 
+    history: list | None = None  # set to a list to record (sigma, mean share of the residual kept) per substep
+
+    def path(self, x: torch.Tensor, target: torch.Tensor, sigma: float) -> list[torch.Tensor]:
+        """The points of the path from ``x`` toward ``A x = target`` at noise level ``sigma``, ``x`` first."""
+        points = [x]
+        for _ in range(self.substeps):
+            before = points[-1]
+            points.append(score_filtered_step(before, self.denoiser(before, sigma), target, self.operator))
+            if self.history is not None:
+                kept = self.operator.A(points[-1] - before).abs().flatten(1).norm(dim=1)
+                whole = (target - self.operator.A(before)).abs().flatten(1).norm(dim=1).clamp_min(1e-12)
+                self.history.append((sigma, float((kept / whole).mean())))
+        return points
+
     def before(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         target = y_t(self.y, self.operator, SIGMA_FORM, ctx.sigma, ctx.generator)
-        for _ in range(self.substeps):
-            x = score_filtered_step(x, self.denoiser(x, ctx.sigma), target, self.operator)
-        return x
+        return self.path(x, target, ctx.sigma)[-1]
 
 
 def segment_gains(nodes: torch.Tensor, scores: torch.Tensor, edges: list[tuple[int, int]]) -> torch.Tensor:
@@ -160,9 +172,25 @@ class PathGridGuide(MeasurementGuide):
         across = j.repeat(k.numel()).reshape(shape)
         return x[:, None] + along * direction[:, None] + across * side[:, None]
 
+    history: list | None = None  # set to a list to record (sigma, mean fraction of the segment taken) per step
+
     def before(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        op, sigma = self.operator, ctx.sigma
-        target = y_t(self.y, op, SIGMA_FORM, sigma, ctx.generator)
+        target = y_t(self.y, self.operator, SIGMA_FORM, ctx.sigma, ctx.generator)
+        plan = self.plan(x, target, ctx.sigma)
+        index = torch.arange(x.shape[0], device=x.device)
+        picked = torch.tensor([p[s] for p, s in zip(plan["paths"], plan["stops"])], device=x.device)
+        x_out, d_out = plan["nodes"][index, picked].contiguous(), plan["denoised"][index, picked].contiguous()
+        if isinstance(self.denoiser, ReusingDenoiser):
+            self.denoiser.remember(x_out, ctx.sigma, d_out)
+        if self.history is not None:
+            lanes = 2 * self.lateral + 1
+            self.history.append((ctx.sigma, float(sum(int(c) // lanes for c in picked.tolist())) / (self.points * len(x))))
+        return x_out
+
+    def plan(self, x: torch.Tensor, target: torch.Tensor, sigma: float) -> dict:
+        """The grid at ``x`` toward ``A x = target``: ``nodes`` and ``denoised`` ``(B, N, ...)``, and per image the
+        best path (node indices from ``x``) and the position on it where the step stops."""
+        op = self.operator
         direction = op.A_pinv(target - op.A(x))
         start = self.denoiser(x, sigma)
         side = torch.zeros_like(x)
@@ -182,17 +210,8 @@ class PathGridGuide(MeasurementGuide):
         scores = (denoised - nodes) / sigma**2
         edges = layered_edges(self.points, lanes)
         gains = segment_gains(nodes.double(), scores.double(), edges).cpu().numpy()
-        chosen = [self.stop(gains[b], edges, n, centre, lanes) for b in range(x.shape[0])]
-        index = torch.arange(x.shape[0], device=x.device)
-        picked = torch.tensor(chosen, device=x.device)
-        x_out, d_out = nodes[index, picked].contiguous(), denoised[index, picked].contiguous()
-        if isinstance(self.denoiser, ReusingDenoiser):
-            self.denoiser.remember(x_out, sigma, d_out)
-        return x_out
-
-    def stop(self, gains: np.ndarray, edges, n: int, centre: int, lanes: int) -> int:
-        """The node of the best path to the hyperplane at which the accumulated gain peaks."""
-        path = best_path(gains, edges, n, centre, list(range(n - lanes, n)))
+        paths = [best_path(g, edges, n, centre, list(range(n - lanes, n))) for g in gains]
         index = {edge: i for i, edge in enumerate(edges)}
-        accumulated = np.cumsum([0.0] + [gains[index[(a, b)]] for a, b in itertools.pairwise(path)])
-        return path[int(np.argmax(accumulated))]
+        stops = [int(np.argmax(np.cumsum([0.0] + [g[index[e]] for e in itertools.pairwise(p)])))
+                 for g, p in zip(gains, paths)]  # where the accumulated gain of log p peaks
+        return {"nodes": nodes, "denoised": denoised, "paths": paths, "stops": stops}
