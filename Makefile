@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Seconds per notebook and attempt (the runner retries once): over 3x the slowest notebook on a 2-core AVX2-only CPU.
 NOTEBOOK_TIMEOUT ?= 600
 
-.PHONY: book test venv vendor notebooks html unit nbval browser bench results clean
+.PHONY: book test venv vendor notebooks html unit nbval browser bench results results-gpu clean
 
 book: venv vendor notebooks html
 
@@ -45,10 +45,14 @@ bench: venv
 	$(PY) benchmarks/precision.py
 	$(PY) benchmarks/operator_throughput.py
 
-# The heavy experiments behind the results table and the lambda chapter (results/*.json, with provenance); the
-# notebooks read them and repeat a part live. About 25 minutes on 2 cores.
+# The heavy experiments (results/*.json, with provenance); the notebooks read them and repeat a part live.
+# `results`: the evaluation protocol, the lambda chapter and the path transfer test, about 1.7 hours on 2 CPU cores.
+# `results-gpu`: the path-guided head-to-head, which wants a GPU (its 100-NFE part took 9 minutes on an H200).
 results: venv
-	$(PY) scripts/make_results.py
+	$(PY) scripts/make_results.py evaluation lambda_sweeps lambda_study realism_validation path_transfer
+
+results-gpu: venv
+	$(PY) scripts/make_results.py path_guided --set device=cuda
 
 clean:
 	rm -rf _build _vendor

@@ -220,3 +220,33 @@ def path_transfer(*, head_to_head: str = "results/path_guided.json", budget: int
                          seed=seed, device=device, only=only)
         rows.append({**entry, "source": source_key, "tuned": tuned[source_key, budget]})
     return {"transfer": rows}
+
+
+@experiment
+def path_nfe(*, nfes=(30, 100, 300), n_images: int = 8, seed: int = 0, device: str = "cpu") -> dict:
+    """PSNR against network evaluations per image for Song et al.'s step at λ = 1 and the two default path steps
+    (their levels are the budget divided by their evaluations per level), CT 16 views and MRI 8x without noise, on
+    the first ``n_images`` off-grid test images: what the path steps would need to catch up."""
+    from recon.evaluation.path_study import PATH_VARIANTS
+
+    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
+    wanted = ("CT, 16 views|noise-free|test", "MRI, 8x|noise-free|test")
+    curves = {}
+    for key in wanted:
+        task = path_tasks(seed)[key]
+        truth, fine = fine_and_truth(task.dataset, n_images, 64, task.split, seed)
+        y, _ = simulate(task.operator, truth, task.noise, seed, fine)
+        runs = {"λ = 1": ("proximal", {}, 1)}
+        runs.update({label: ("path", options, per_level) for label, (options, per_level) in PATH_VARIANTS.items()
+                     if "lanes" not in label})
+        curves[key] = {}
+        for label, (method, options, per_level) in runs.items():
+            curves[key][label] = {}
+            for nfe in nfes:
+                x, record = recon.reconstruct(y.to(device), task.operator, priors[task.dataset], method, seed=seed,
+                                              steps=nfe // per_level, **options)
+                curves[key][label][nfe] = {"psnr": psnr(x.cpu(), truth).tolist(), "nfe": record.nfe,
+                                           "seconds_per_image": record.seconds / n_images}
+            print(key, label, {n: round(sum(v["psnr"]) / n_images, 2) for n, v in curves[key][label].items()},
+                  flush=True)
+    return {"curves": curves}
