@@ -46,10 +46,10 @@ bench: venv
 	$(PY) benchmarks/operator_throughput.py
 
 # The heavy experiments (results/*.json, with provenance); the notebooks read them and repeat a part live.
-# `results`: the evaluation protocol, the lambda chapter and the path transfer test, about 1.7 hours on 2 CPU cores.
+# `results`: the evaluation protocol, the lambda chapter, the path transfer test and cost curve: about 1.5 hours on 2 CPU cores.
 # `results-gpu`: the path-guided head-to-head, which wants a GPU (its 100-NFE part took 9 minutes on an H200).
 results: venv
-	$(PY) scripts/make_results.py evaluation lambda_sweeps lambda_study realism_validation path_transfer
+	$(PY) scripts/make_results.py evaluation lambda_sweeps lambda_study realism_validation path_transfer path_nfe
 
 results-gpu: venv
 	$(PY) scripts/make_results.py path_guided --set device=cuda
