@@ -213,8 +213,12 @@ def path(problem: Problem, *, steps: int = 30, variant: str = "filter", substeps
     :class:`recon.guidance.path.PathFilterGuide`, ``substeps`` evaluations per step) or ``"grid"`` (a grid and a
     shortest path, :class:`recon.guidance.path.PathGridGuide`, ``(points + 1)(2 lateral + 1)`` per step).
 
-    Every evaluation on the path counts in the NFE. ``final_projection`` adds one exact projection onto ``{A x = y}``
-    at the end, as ``proximal`` does, on noise-free data only (noisy data are not projected onto)."""
+    Every evaluation on the path counts in the NFE, so at a fixed budget the path's resolution trades against the
+    sampler's levels: ``substeps`` re-asks the prior along the path (more bends, fewer levels); ``points`` sets how
+    finely the grid can place the stop between ``x`` (λ = 0) and the hyperplane (λ = 1); ``lateral`` lanes let the
+    path leave the straight segment along the prior's null-space direction (a step costs (points + 1)(2 lateral + 1)).
+    ``final_projection`` adds one exact projection onto ``{A x = y}`` at the end, as ``proximal`` does, on
+    noise-free data only (noisy data are not projected onto)."""
     prior = ReusingDenoiser(problem.require_prior())
     if variant == "filter":
         guide = PathFilterGuide(problem.operator, problem.y, prior, substeps)
