@@ -21,7 +21,7 @@ import torch
 from recon._checks import check_positive_int
 from recon.baselines import tv_least_squares
 from recon.guidance import DDRMProximalGuide, DPSGuide, EstimateProjectionGuide, Guide, ProximalGuide
-from recon.guidance.path import PathFilterGuide, PathGridGuide, ReusingDenoiser
+from recon.guidance.path import PathFilterGuide, PathGridGuide, ReusingDenoiser, evaluations_per_step
 from recon.models.denoiser import Denoiser
 from recon.operators.base import LinearOperator
 from recon.random import Generators, generators, randn, seeds_for
@@ -208,7 +208,7 @@ def ddnm(problem: Problem, *, steps: int = 60, lam: float = 1.0) -> torch.Tensor
 
 @register_method("path")
 def path(problem: Problem, *, steps: int = 30, variant: str = "filter", substeps: int = 1, points: int = 4,
-         lateral: int = 0, final_projection: bool = True) -> torch.Tensor:
+         lateral: int = 0, final_projection: bool = True, history: bool = False) -> torch.Tensor:
     """The post's λ-free path-guided step over Euler–Maruyama: ``variant="filter"`` (score filtering,
     :class:`recon.guidance.path.PathFilterGuide`, ``substeps`` evaluations per step) or ``"grid"`` (a grid and a
     shortest path, :class:`recon.guidance.path.PathGridGuide`, ``(points + 1)(2 lateral + 1)`` per step).
@@ -218,15 +218,16 @@ def path(problem: Problem, *, steps: int = 30, variant: str = "filter", substeps
     finely the grid can place the stop between ``x`` (λ = 0) and the hyperplane (λ = 1); ``lateral`` lanes let the
     path leave the straight segment along the prior's null-space direction (a step costs (points + 1)(2 lateral + 1)).
     ``final_projection`` adds one exact projection onto ``{A x = y}`` at the end, as ``proximal`` does, on
-    noise-free data only (noisy data are not projected onto)."""
+    noise-free data only (noisy data are not projected onto). With ``history`` the record's settings hold
+    ``"history"``: per step, the noise level and the share of the way to the data the step took (its implicit λ)."""
+    evaluations_per_step(variant, substeps, points, lateral)  # checks the variant
     prior = ReusingDenoiser(problem.require_prior())
     if variant == "filter":
         guide = PathFilterGuide(problem.operator, problem.y, prior, substeps)
-    elif variant == "grid":
-        guide = PathGridGuide(problem.operator, problem.y, prior, points, lateral)
     else:
-        raise ValueError(f"unknown path variant {variant!r}; choose 'filter' (score filtering) or 'grid' (grid and "
-                         "shortest path).")
+        guide = PathGridGuide(problem.operator, problem.y, prior, points, lateral)
+    if history:
+        guide.history = problem.used["history"] = []
     x = run_sampler(prior, problem.initial_noise(SIGMA_MAX), problem.generator, guide=guide, steps=steps,
                     callback=problem.callback)
     if final_projection and problem.noise_std == 0:

@@ -147,8 +147,9 @@ def panel_rows(rows: Sequence[dict], *, size: float = 1.9, title_size: int = 8):
                 continue
             shown = ax.imshow(array, cmap=row.get("cmap", "gray"), vmin=vmin, vmax=vmax, interpolation="nearest")
             ax.set_title(title, fontsize=title_size)
-        if row.get("name"):
-            axes_row[0].set_ylabel(row["name"], fontsize=title_size + 1)
+        if row.get("name"):  # on the first panel that is drawn (an empty one is switched off, label and all)
+            first = next(ax for ax, array in zip(axes_row, arrays) if array is not None)
+            first.set_ylabel(row["name"], fontsize=title_size + 1)
         fig.colorbar(shown, cax=axes_row[-1]).set_label(row.get("label", ""), fontsize=title_size)
     fig.tight_layout()
     return fig

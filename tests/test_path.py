@@ -13,6 +13,7 @@ from recon.guidance.path import (
     ReusingDenoiser,
     agreement,
     best_path,
+    evaluations_per_step,
     layered_edges,
     score_filtered_step,
     segment_gains,
@@ -97,10 +98,12 @@ def test_path_methods_count_every_evaluation_and_reuse_the_chosen_node():
     op = recon.GaussianCS(4, n_measurements=6, seed=0)
     prior = GaussianDenoiser(torch.full((1, 4, 4), 0.5), 0.05 * torch.eye(16))
     y = op.A(torch.rand(3, 1, 4, 4, generator=torch.Generator().manual_seed(0)))
-    _, record = recon.reconstruct(y, op, prior, method="path", variant="filter", substeps=2, steps=5)
-    assert record.nfe == 5 * 3
+    _, record = recon.reconstruct(y, op, prior, method="path", variant="filter", substeps=2, steps=5, history=True)
+    assert record.nfe == 5 * 3 == 5 * evaluations_per_step("filter", substeps=2)
+    assert len(record.settings["history"]) == 5 * 2  # one entry per substep: (sigma, share of the way taken)
+    assert all(0.0 <= share <= 1.0 + 1e-6 for _, share in record.settings["history"])
     _, record = recon.reconstruct(y, op, prior, method="path", variant="grid", points=3, lateral=1, steps=5)
-    assert record.nfe == 5 * 4 * 3  # every node once, the chosen one reused by the sampler
+    assert record.nfe == 5 * 4 * 3 == 5 * evaluations_per_step("grid", points=3, lateral=1)  # chosen node reused
     _x, record = recon.reconstruct(y, op, prior, method="path", steps=5)
     assert float(record.residual.max()) < 1e-4  # the final projection
     with pytest.raises(ValueError, match="unknown path variant"):

@@ -8,6 +8,7 @@ writes ``results/NAME.json`` with its provenance; the notebooks read the file an
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,10 +20,10 @@ from recon.data.offgrid import fine_and_truth
 from recon.evaluation import protocol
 from recon.evaluation.ablation import lambda_sweep
 from recon.evaluation.metrics import psnr
-from recon.evaluation.path_study import run_rows, tune_baselines
+from recon.evaluation.path_study import PATH_VARIANTS, run_rows, tune_baselines
 from recon.evaluation.realism import denoising_residual
 from recon.evaluation.tuning import tune_method
-from recon.operators.noise import simulate
+from recon.guidance.path import evaluations_per_step
 
 EXPERIMENTS: dict[str, Callable[..., dict]] = {}
 
@@ -82,8 +83,7 @@ def lambda_study(*, n_trials: int = 24, n_val: int = 8, n_images: int = 32, leve
         tuned = tune_method(method, task.operator, truth_val, prior, noise=task.noise, fine=fine_val,
                             fixed={"steps": levels, "sampler": "pc"}, n_trials=n_trials, name=f"lambda|{key}",
                             seed=seed)
-        truth, fine = fine_and_truth(task.dataset, n_images, 64, task.split, seed)
-        y, noise_std = simulate(task.operator, truth, task.noise, seed, fine)
+        truth, y, noise_std = protocol.test_data(task, n_images, seed)
         x, _ = recon.reconstruct(y, task.operator, prior, method, noise_std=noise_std, seed=seed, **tuned.options)
         studies[key] = {"name": task.name, "noise": task.noise_name, "method": method, "best": tuned.best,
                         "best_value": tuned.value, "at_bound": tuned.at_bound, "seed": tuned.seed,
@@ -175,8 +175,6 @@ def path_guided(*, budgets=(100, 500), large_budget_tasks=("CT, 16 views|noise-f
     image on every setting, and at the larger budgets on ``large_budget_tasks``, the baselines tuned per setting and
     budget on validation images (the transfer test is :func:`path_transfer`). With ``out``, the partial result is
     written there after every setting (a long run that is cut short keeps what it finished)."""
-    import json
-
     priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
     all_tasks = path_tasks(seed)
     result, tuned = {"head_to_head": []}, {}
@@ -227,18 +225,15 @@ def path_nfe(*, nfes=(30, 100, 300), n_images: int = 8, seed: int = 0, device: s
     """PSNR against network evaluations per image for Song et al.'s step at λ = 1 and the two default path steps
     (their levels are the budget divided by their evaluations per level), CT 16 views and MRI 8x without noise, on
     the first ``n_images`` off-grid test images: what the path steps would need to catch up."""
-    from recon.evaluation.path_study import PATH_VARIANTS
-
     priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
-    wanted = ("CT, 16 views|noise-free|test", "MRI, 8x|noise-free|test")
+    all_tasks = path_tasks(seed)
     curves = {}
-    for key in wanted:
-        task = path_tasks(seed)[key]
-        truth, fine = fine_and_truth(task.dataset, n_images, 64, task.split, seed)
-        y, _ = simulate(task.operator, truth, task.noise, seed, fine)
+    for key in ("CT, 16 views|noise-free|test", "MRI, 8x|noise-free|test"):
+        task = all_tasks[key]
+        truth, y, _ = protocol.test_data(task, n_images, seed)
         runs = {"λ = 1": ("proximal", {}, 1)}
-        runs.update({label: ("path", options, per_level) for label, (options, per_level) in PATH_VARIANTS.items()
-                     if "lanes" not in label})
+        runs.update({label: ("path", options, evaluations_per_step(**options))
+                     for label, options in PATH_VARIANTS.items() if "lanes" not in label})
         curves[key] = {}
         for label, (method, options, per_level) in runs.items():
             curves[key][label] = {}

@@ -13,13 +13,12 @@ from recon.data.offgrid import fine_and_truth
 from recon.evaluation import protocol
 from recon.evaluation.metrics import psnr, ssim
 from recon.evaluation.tuning import tune_method
-from recon.operators.noise import simulate
+from recon.guidance.path import evaluations_per_step
 
-# Network evaluations per sampler level of each path variant at its default size (filter: one substep plus the
-# sampler's own evaluation; grid: five nodes, the chosen one reused by the sampler).
-PATH_VARIANTS = {"path (filter)": ({"variant": "filter", "substeps": 1}, 2),
-                 "path (grid)": ({"variant": "grid", "points": 4, "lateral": 0}, 5),
-                 "path (grid, 3 lanes)": ({"variant": "grid", "points": 4, "lateral": 1}, 15)}
+# The path variants of the head-to-head; each runs budget // evaluations_per_step(**options) sampler levels.
+PATH_VARIANTS = {"path (filter)": {"variant": "filter", "substeps": 1},
+                 "path (grid)": {"variant": "grid", "points": 4, "lateral": 0},
+                 "path (grid, 3 lanes)": {"variant": "grid", "points": 4, "lateral": 1}}
 ORACLE_GRID = (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0)
 
 
@@ -40,12 +39,6 @@ def tune_baselines(task: protocol.Task, prior, budget: int, *, n_val: int, n_tri
     return out
 
 
-def score_rows(x: torch.Tensor, truth: torch.Tensor, record, seconds: float | None = None) -> dict:
-    return {"psnr": psnr(x, truth).tolist(), "ssim": ssim(x, truth).tolist(),
-            "residual": record.residual.tolist(), "nfe": record.nfe,
-            "seconds_per_image": (record.seconds if seconds is None else seconds) / len(x)}
-
-
 def oracle_lambda(task, prior, y, noise_std, truth, budget: int, *, seed: int, device="cpu") -> dict:
     """Per test image, the best λ of :data:`ORACLE_GRID` by its own PSNR (Euler–Maruyama, ``budget`` levels, the same
     sampler noise at every λ): an upper bound on any λ tuned per setting, chosen on the test images."""
@@ -55,34 +48,32 @@ def oracle_lambda(task, prior, y, noise_std, truth, budget: int, *, seed: int, d
     x, record = recon.reconstruct(y_all, task.operator, prior, task.score_methods()[0], noise_std=noise_std,
                                   seed=[seed + i for _ in grid for i in range(n)], steps=budget, lam=lam)
     scores = psnr(x.cpu(), truth.repeat(len(grid), 1, 1, 1)).reshape(len(grid), n)
-    best = scores.argmax(0)
-    chosen = x.cpu().reshape(len(grid), n, *x.shape[1:])[best, torch.arange(n)]
-    row = score_rows(chosen, truth, record, record.seconds / len(grid))
-    row["residual"] = record.residual.cpu().reshape(len(grid), n)[best, torch.arange(n)].tolist()
-    return {**row, "lam": grid[best].tolist()}
+    best, index = scores.argmax(0), torch.arange(n)
+    chosen = x.cpu().reshape(len(grid), n, *x.shape[1:])[best, index]
+    return {"psnr": scores[best, index].tolist(), "ssim": ssim(chosen, truth).tolist(),
+            "residual": record.residual.cpu().reshape(len(grid), n)[best, index].tolist(), "nfe": record.nfe,
+            "seconds_per_image": record.seconds / (len(grid) * n), "lam": grid[best].tolist()}
 
 
 def run_rows(task, prior, tuned: dict, budget: int, *, n_images: int, seed: int, device="cpu",
              only: tuple[str, ...] | None = None) -> dict:
     """Every method of the head-to-head (or those labelled in ``only``) on the task's off-grid test images at
     ``budget`` evaluations per image."""
-    truth, fine = fine_and_truth(task.dataset, n_images, task.operator.image_shape[0], task.split, seed)
-    y, noise_std = simulate(task.operator, truth, task.noise, seed, fine)
+    truth, y, noise_std = protocol.test_data(task, n_images, seed)
     proximal = task.score_methods()[0]
     runs = {"λ = 1": (proximal, {"steps": budget, "lam": 1.0})}
     runs.update({label: (entry["method"], {**entry["fixed"], **entry["best"]}) for label, entry in tuned.items()})
     if task.noise is None:
         runs["DDNM (estimate projection)"] = ("ddnm", {"steps": budget})
-    runs.update({label: ("path", {**options, "steps": budget // per_level})
-                 for label, (options, per_level) in PATH_VARIANTS.items()})
+    runs.update({label: ("path", {**options, "steps": budget // evaluations_per_step(**options)})
+                 for label, options in PATH_VARIANTS.items()})
     rows = {}
     for label, (method, options) in runs.items():
         if only is not None and label not in only:
             continue
-        x, record = recon.reconstruct(y.to(device), task.operator, prior, method, noise_std=noise_std, seed=seed,
-                                      **options)
-        rows[label] = {"method": method, "options": options, **score_rows(x.cpu(), truth, record)}
-        print(f"  {label}: {sum(rows[label]['psnr']) / n_images:.2f} dB, {record.nfe} NFE", flush=True)
+        rows[label] = protocol.test_method(task, prior, method, options, y, noise_std, truth, seed=seed,
+                                           device=device)
+        print(f"  {label}: {sum(rows[label]['psnr']) / n_images:.2f} dB, {rows[label]['nfe']} NFE", flush=True)
     if only is None or "oracle λ (test images)" in only:
         rows["oracle λ (test images)"] = {"method": proximal, "options": {"steps": budget},
                                           **oracle_lambda(task, prior, y, noise_std, truth, budget, seed=seed,

@@ -86,6 +86,14 @@ def tune_task(task: Task, prior, choices: dict, *, n_val: int, n_trials: int, se
     return tuned
 
 
+def test_data(task: Task, n_images: int, seed: int, off_grid: bool = True):
+    """The task's first ``n_images`` images of its split and their measurements, simulated off the reconstruction grid
+    (or on it, ``off_grid=False``: the inverse crime) with the task's noise: ``(truth, y, noise_std)``."""
+    truth, fine = fine_and_truth(task.dataset, n_images, task.operator.image_shape[0], task.split, seed)
+    y, noise_std = simulate(task.operator, truth, task.noise, seed, fine if off_grid else None)
+    return truth, y, noise_std
+
+
 def test_method(task: Task, prior, method: str, options: dict, y, noise_std: float, truth, *, seed: int,
                 device="cpu") -> dict:
     """One method on the task's test measurements: per-image PSNR, SSIM and residual, NFE, seconds per image."""
@@ -93,6 +101,7 @@ def test_method(task: Task, prior, method: str, options: dict, y, noise_std: flo
     x, record = recon.reconstruct(y.to(device), task.operator, prior, method, noise_std=noise_std, seed=seed,
                                   **options)
     seconds = (time.perf_counter() - start) / len(x)
+    x = x.cpu()
     return {"method": method, "options": options, "psnr": psnr(x, truth).tolist(), "ssim": ssim(x, truth).tolist(),
             "residual": record.residual.tolist(), "nfe": record.nfe, "seconds_per_image": seconds}
 
@@ -100,8 +109,7 @@ def test_method(task: Task, prior, method: str, options: dict, y, noise_std: flo
 def run_task(task: Task, prior, tuned: dict, *, n_images: int, seed: int, device="cpu", off_grid: bool = True) -> dict:
     """The task's test images measured (off-grid unless told otherwise) and reconstructed by every method with its
     tuned options; one row per method."""
-    truth, fine = fine_and_truth(task.dataset, n_images, task.operator.image_shape[0], task.split, seed)
-    y, noise_std = simulate(task.operator, truth, task.noise, seed, fine if off_grid else None)
+    truth, y, noise_std = test_data(task, n_images, seed, off_grid)
     methods = {task.classical: {}, "tv": None, **{m: None for m in task.score_methods()}}
     rows = []
     for method, options in methods.items():
@@ -116,8 +124,7 @@ def nfe_curve(task: Task, prior, tuned: dict, *, nfes, n_images: int, seed: int,
     """PSNR against network evaluations for every score method of the task (Euler–Maruyama; the proximal family
     also with the predictor–corrector sampler, two evaluations per level), each with the options tuned at the
     protocol's budget. Returns ``method -> {nfe: per-image PSNR}``."""
-    truth, fine = fine_and_truth(task.dataset, n_images, task.operator.image_shape[0], task.split, seed)
-    y, noise_std = simulate(task.operator, truth, task.noise, seed, fine)
+    truth, y, noise_std = test_data(task, n_images, seed)
     curves = {}
     for label, entry in tuned.items():
         if label == "tv":
@@ -137,8 +144,7 @@ def uncertainty(task: Task, prior, tuned: dict, *, k: int, n_images: int, seed: 
     against one sample's, the coverage of 90 % prediction intervals, and the correlation of spread with error."""
     from recon.evaluation.uncertainty import posterior_samples, summarize
 
-    truth, fine = fine_and_truth(task.dataset, n_images, task.operator.image_shape[0], task.split, seed)
-    y, noise_std = simulate(task.operator, truth, task.noise, seed, fine)
+    truth, y, noise_std = test_data(task, n_images, seed)
     out = {}
     for method in task.score_methods():
         options = {**tuned[method]["fixed"], **tuned[method]["best"]}

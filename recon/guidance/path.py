@@ -8,7 +8,8 @@ on grid points between ``x`` and the hyperplane and follow the path of largest t
 Both are guides (``before`` hooks) that call the denoiser themselves, so every evaluation on a path counts in the
 NFE. Without noise the feasible set is ``A^+ y_t + null(A)``: a path that ends on it and moves only the row-space part
 of ``x`` ends at ``P(x)``, the ``lam = 1`` step; the guides therefore differ from Song et al.'s step only where they
-stop short of the hyperplane, which is where the prior disagrees with the data, and that is the ``lam`` they choose.
+stop short of the hyperplane, which is where the prior disagrees with the data (that is the ``lam`` they choose), and,
+for the grid's lateral lanes, by moving the null-space part.
 """
 
 from __future__ import annotations
@@ -25,6 +26,17 @@ from recon.guidance.base import StepContext
 from recon.guidance.proximal import SIGMA_FORM, MeasurementGuide
 from recon.operators.base import LinearOperator
 from recon.sampling.conditional import y_t
+
+
+def evaluations_per_step(variant: str = "filter", substeps: int = 1, points: int = 4, lateral: int = 0) -> int:
+    """Network evaluations per sampler step of a path variant, the sampler's own included: ``substeps + 1`` for
+    ``"filter"``, ``(points + 1)(2 lateral + 1)`` for ``"grid"`` (the chosen node's evaluation is reused)."""
+    if variant == "filter":
+        return substeps + 1
+    if variant == "grid":
+        return (points + 1) * (2 * lateral + 1)
+    raise ValueError(f"unknown path variant {variant!r}; choose 'filter' (score filtering) or 'grid' (grid and "
+                     "shortest path).")
 
 
 def agreement(move: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:

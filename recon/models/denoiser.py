@@ -49,17 +49,16 @@ class Denoiser:
 
 
 class CountingDenoiser(Denoiser):
-    """Counts the calls of a denoiser it wraps and the images they evaluate; the reconstruction record's NFE is
+    """Counts the images a wrapped denoiser evaluates; the reconstruction record's NFE is
     :meth:`nfe` (evaluations per reconstructed image, so a batched call over several grid points per image counts
     each point)."""
 
     def __init__(self, denoiser: Denoiser):
-        self.denoiser, self.calls, self.images = denoiser, 0, 0
+        self.denoiser, self.images = denoiser, 0
         self.sigma_min, self.sigma_max = denoiser.sigma_min, denoiser.sigma_max
         self.image_size = denoiser.image_size
 
     def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
-        self.calls += 1
         self.images += x.shape[0]
         return self.denoiser(x, sigma)
 
