@@ -20,15 +20,17 @@ import torch
 
 from recon._checks import check_positive_int
 from recon.baselines import tv_least_squares
-from recon.guidance import DDRMProximalGuide, DPSGuide, EstimateProjectionGuide, Guide, ProximalGuide
+from recon.guidance import DDRMProximalGuide, DPSGuide, EstimateProjectionGuide, Guide, ProximalGuide, ReplacementGuide
 from recon.guidance.path import PathFilterGuide, PathGridGuide, ReusingDenoiser, evaluations_per_step
+from recon.models.consistency import is_consistency_model
 from recon.models.denoiser import Denoiser
 from recon.operators.base import LinearOperator
 from recon.random import Generators, generators, randn, seeds_for
-from recon.sampling.loops import SAMPLERS, get_sigmas_karras
+from recon.sampling.loops import SAMPLERS, get_sigmas_consistency, get_sigmas_karras
 
 # Start and end of the sampling schedule, in image units: at sigma = 10 a [0, 1] image is buried in noise.
 SIGMA_MAX, SIGMA_MIN = 10.0, 0.005
+DEFAULT_RENOISE = 0.4  # the consistency sampler's first re-noising level (about Song et al.'s two-step midpoint)
 
 
 @dataclasses.dataclass
@@ -44,11 +46,15 @@ class Problem:
     callback: Callable | None = None
     used: dict = dataclasses.field(default_factory=dict)  # settings resolved while running (e.g. a sampler's default)
 
-    def require_prior(self) -> Denoiser:
-        """The prior, checked against the operator's image size."""
+    def require_prior(self, score: bool = True) -> Denoiser:
+        """The prior, checked against the operator's image size; with ``score``, refused if it is a consistency model
+        (whose output is no posterior mean, so it gives no score)."""
         prior = self.prior
         if prior is None:
             raise ValueError("this method needs a prior: pass prior=recon.load_prior('head_ct') (or 'brain', or a path).")
+        if score and is_consistency_model(prior):
+            raise ValueError("this method reads the prior's score, which a consistency model does not give; use "
+                             "method='consistency' with it, or a diffusion prior (recon.load_prior('head_ct')).")
         if prior.image_size is not None and self.operator.image_shape != (prior.image_size, prior.image_size):
             raise ValueError(
                 f"the operator works on {self.operator.image_shape} images but the prior was trained at "
@@ -154,14 +160,16 @@ def sample(problem: Problem, guide: Guide | None, *, steps: int, sampler: str = 
 
 def run_sampler(prior: Denoiser, x: torch.Tensor, generator: Generators, *, guide: Guide | None, steps: int,
                 sampler: str = "em", snr: float | None = None, callback=None) -> torch.Tensor:
-    """``sampler`` from ``x`` at ``SIGMA_MAX`` down the Karras schedule of ``steps`` levels to ``SIGMA_MIN``, then 0."""
+    """``sampler`` from ``x`` at ``SIGMA_MAX`` down the Karras schedule of ``steps`` levels to ``SIGMA_MIN``, then 0
+    (the consistency sampler: ``SIGMA_MAX``, then re-noising levels from ``DEFAULT_RENOISE``)."""
     check_positive_int(steps, "steps")
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}.")
     options = {} if snr is None else {"snr": snr}
     if snr is not None and "snr" not in inspect.signature(SAMPLERS[sampler]).parameters:
         raise ValueError(f"snr sets a Langevin corrector, which sampler {sampler!r} has not; use sampler='pc' or drop snr.")
-    sigmas = get_sigmas_karras(steps, SIGMA_MIN, SIGMA_MAX)
+    sigmas = (get_sigmas_consistency(steps, SIGMA_MAX, DEFAULT_RENOISE) if sampler == "consistency" else
+              get_sigmas_karras(steps, SIGMA_MIN, SIGMA_MAX))
     return SAMPLERS[sampler](prior, x, sigmas, guide=guide, callback=callback, generator=generator, **options)
 
 
@@ -233,6 +241,62 @@ def path(problem: Problem, *, steps: int = 30, variant: str = "filter", substeps
     if final_projection and problem.noise_std == 0:
         x = problem.operator.prox(x, problem.y, 1.0)  # Final projection onto {A x = y}.
     return x
+
+
+CONSISTENCY_GUIDES = ("proximal", "ddrm", "replacement")
+
+
+def consistency_guide(problem: Problem, guide: str, lam) -> Guide:
+    """The guide of the consistency sampler by name (see :func:`consistency`)."""
+    if guide not in CONSISTENCY_GUIDES:
+        raise ValueError(f"unknown consistency guide {guide!r}; choose one of {CONSISTENCY_GUIDES}.")
+    if guide == "ddrm":
+        return DDRMProximalGuide(problem.operator, problem.y, problem.noise_std, lam)
+    if guide == "replacement":
+        if problem.noise_std > 0:
+            raise ValueError(f"replacement treats y as exact, but noise_std={problem.noise_std:g}; use guide='proximal' "
+                             "(lam < 1) or guide='ddrm' for noisy data.")
+        return ReplacementGuide(problem.operator, problem.y, 1.0)
+    return EstimateProjectionGuide(problem.operator, problem.y, lam)
+
+
+@register_method("consistency")
+def consistency(problem: Problem, *, steps: int = 2, guide: str = "proximal", lam: float | torch.Tensor = 1.0,
+                sigma_renoise: float = DEFAULT_RENOISE, shrink: float = 0.1) -> torch.Tensor:
+    """The post's proposal: multistep consistency sampling (Song et al. 2023, Alg. 1) with the proximal step applied to
+    each clean estimate before re-noising, ``steps`` network evaluations in all.
+
+    ``guide="proximal"``: ``x0 + lam A^+(y - A x0)`` on every estimate (Song et al.'s step at noise level 0; at
+    ``lam = 1`` the hard projection of CoSIGN, Zhao et al. 2024, and DDNM); ``"ddrm"``: the noise-aware rule of
+    :class:`recon.guidance.DDRMProximalGuide` on the noised state before each evaluation (for noisy data; with
+    ``noise_std = 0`` Song et al.'s step toward ``y_t``), followed by a final proximal step on noise-free data;
+    ``"replacement"``: the consistency paper's editing step (clip to [0, 1], replace the measured components).
+    Levels: pure noise at 10, then ``steps - 1`` re-noising levels from ``sigma_renoise`` down to
+    ``shrink * sigma_renoise`` (:func:`recon.sampling.get_sigmas_consistency`). A diffusion prior may stand in for the
+    consistency model (its posterior mean then takes the trajectory end's place)."""
+    check_positive_int(steps, "steps")
+    prior = problem.require_prior(score=False)
+    sampler_guide = consistency_guide(problem, guide, lam)
+    sigmas = get_sigmas_consistency(steps, SIGMA_MAX, sigma_renoise, shrink)
+    x = SAMPLERS["consistency"](prior, problem.initial_noise(SIGMA_MAX), sigmas, guide=sampler_guide,
+                                callback=problem.callback, generator=problem.generator)
+    if guide == "ddrm" and problem.noise_std == 0:
+        x = problem.operator.prox(x, problem.y, lam)  # Final proximal step onto {A x = y}.
+    return x
+
+
+@register_method("tweedie")
+def tweedie(problem: Problem, *, sigma: float = 0.1, lam: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """One network evaluation: the posterior-mean (Tweedie) estimate of the pseudo-inverse image re-noised at
+    ``sigma``, ``D(A^+ y + sigma z, sigma)``, then a proximal step ``lam`` toward the data (``lam = 1``: the
+    projection onto ``{A x = y}``). The cheapest use of a prior for reconstruction, and a baseline for few-step
+    methods."""
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0; got {sigma}.")
+    prior = problem.require_prior()
+    start = problem.operator.A_pinv(problem.y).to(problem.y.real.dtype if problem.y.is_complex() else problem.y.dtype)
+    x = start + problem.initial_noise(sigma).to(start.dtype)
+    return problem.operator.prox(prior(x, sigma), problem.y, lam)
 
 
 @register_method("dps")

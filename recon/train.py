@@ -1,6 +1,8 @@
-"""Train an unconditional score prior by denoising score matching (EDM loss, Karras et al. 2022, eq. 2 and Table 1).
+"""Train an unconditional score prior by denoising score matching (EDM loss, Karras et al. 2022, eq. 2 and Table 1),
+or tune one into a consistency model (``--loss ect --init``: easy consistency tuning, Geng et al. 2025).
 
     python -m recon.train --data head_ct --size 64 --steps 2000 --out checkpoints/head_ct_64
+    python -m recon.train --data head_ct --loss ect --init checkpoints/head_ct_64 --out checkpoints/head_ct_64_cm
 
 Writes ``OUT/model.safetensors`` (EMA weights) and ``OUT/card.json`` (kind, loss, data, config, steps, wall time, loss
 curve, sha256, the command, the code version, the hardware and precision); ``OUT/train_state.pt`` holds what
@@ -20,10 +22,11 @@ from pathlib import Path
 import torch
 
 from recon.data import brain_slices, head_ct_phantoms
-from recon.models.checkpoints import build_model, save_checkpoint
+from recon.models.checkpoints import build_model, load_card, save_checkpoint, verified_weights
+from recon.models.checkpoints import resolve as resolve_checkpoint
 from recon.models.precision import PRECISIONS, resolve
 from recon.provenance import provenance
-from recon.training import LOSSES, EpochBatches, TrainConfig, TrainState, train
+from recon.training import LOSSES, ECTLoss, EpochBatches, TrainConfig, TrainState, train
 
 DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices}
 
@@ -34,7 +37,11 @@ def parse_args(argv=None):
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--n-train", type=int, default=8192, help="training images drawn once from the train split")
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--loss", choices=sorted(LOSSES), default="edm")
+    p.add_argument("--loss", choices=sorted(LOSSES), default="edm",
+                   help="edm: a diffusion prior; ect: consistency tuning of the --init prior into a consistency model")
+    p.add_argument("--init", type=Path, default=None,
+                   help="a diffusion checkpoint to start from (its network settings are used); required by --loss ect")
+    p.add_argument("--stage-every", type=int, default=400, help="ect: steps per stage of the shrinking gap t - r")
     for field in dataclasses.fields(TrainConfig):
         p.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     p.add_argument("--base", type=int, default=32)
@@ -67,6 +74,11 @@ def without(argv: list[str], drop: dict[str, int]) -> list[str]:
 
 
 def model_config(args) -> dict:
+    if args.init is not None:  # the network of the checkpoint we start from
+        init = load_card(args.init)
+        return {**{k: init["config"][k] for k in ("image_size", "net", "denoiser")},
+                "data": args.data, "n_train": args.n_train, "split": "train", "seed": args.seed, "batch": args.batch,
+                "init": str(args.init), "init_sha256": init["sha256"]}
     return {"data": args.data, "image_size": args.size, "n_train": args.n_train, "split": "train", "seed": args.seed,
             "net": {"base": args.base, "mults": list(args.mults), "blocks": args.blocks, "emb_dim": 128,
                     "dropout": 0.0},
@@ -75,7 +87,7 @@ def model_config(args) -> dict:
 
 def write_card(state: TrainState, args, config: TrainConfig, loss, command: str, device) -> Path:
     model_cfg = model_config(args)
-    card = {"kind": "edm", "loss": loss.config(), "config": {**model_cfg, **dataclasses.asdict(config),
+    card = {"kind": model_kind(args), "loss": loss.config(), "config": {**model_cfg, **dataclasses.asdict(config),
                                                               "precision": resolve(args.precision, device)},
             "parameters": sum(p.numel() for p in state.model.net.parameters()), "steps_done": state.step,
             "wall_time_s": round(state.elapsed, 1), **provenance(command, device, args.precision), "loss_curve": state.curve,
@@ -83,8 +95,32 @@ def write_card(state: TrainState, args, config: TrainConfig, loss, command: str,
     return save_checkpoint(state.ema, card, args.out)
 
 
+def model_kind(args) -> str:
+    return "consistency" if args.loss == "ect" else "edm"
+
+
+def make_loss(args):
+    if args.loss == "ect" and args.init is None:
+        raise SystemExit("--loss ect tunes a diffusion prior into a consistency model: pass --init with its checkpoint "
+                         "(e.g. --init checkpoints/head_ct_64).")
+    return ECTLoss(stage_every=args.stage_every) if args.loss == "ect" else LOSSES[args.loss]()
+
+
+def build(args, device):
+    """The model to train: fresh, or the ``--init`` checkpoint's weights (checksum verified) in this run's kind."""
+    model = build_model(model_kind(args), model_config(args))
+    if args.init is not None:
+        path = resolve_checkpoint(args.init)
+        model.net.load_state_dict({k: v.float() for k, v in verified_weights(path, load_card(path)).items()})
+    model = model.to(device)
+    model.net.to(memory_format=torch.channels_last)
+    model.precision = args.precision
+    return model
+
+
 def main(argv=None) -> Path:
     args = parse_args(argv)
+    loss = make_loss(args)
     given = sys.argv[1:] if argv is None else list(argv)
     command = "python -m recon.train " + shlex.join(without(given, {"--resume": 0, "--time-limit": 1}))
     device = torch.device(args.device)
@@ -93,10 +129,7 @@ def main(argv=None) -> Path:
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     settings["clip_grad"] = settings["clip_grad"] or None  # --clip-grad 0 turns clipping off
     config = TrainConfig(**settings)
-    model = build_model("edm", model_config(args)).to(device)
-    model.net.to(memory_format=torch.channels_last)
-    model.precision = args.precision
-    loss = LOSSES[args.loss]()
+    model = build(args, device)
     images = DATASETS[args.data](args.n_train, args.size, "train", args.seed)
     batches = EpochBatches.shuffled(images, args.batch, args.seed)
     generator = torch.Generator(device=device).manual_seed(args.seed)

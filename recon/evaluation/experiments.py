@@ -245,3 +245,56 @@ def path_nfe(*, nfes=(30, 100, 300), n_images: int = 8, seed: int = 0, device: s
             print(key, label, {n: round(sum(v["psnr"]) / n_images, 2) for n, v in curves[key][label].items()},
                   flush=True)
     return {"curves": curves}
+
+
+@experiment
+def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, realism_samples: int = 32, seed: int = 0,
+                head_ct_cm: str = "head_ct_cm", brain_cm: str = "brain_cm", device: str = "cpu",
+                out: str | None = None) -> dict:
+    """The consistency head-to-head (recon.evaluation.consistency_study) on CT 8 / 16 views and MRI 4x / 8x, each
+    noise-free and noisy, every row tuned on validation images at its own budget; and the realism of unconditional
+    samples. With ``out``, the partial result is written there after every setting."""
+    from recon.evaluation.consistency_study import test_rows, tune_rows, unconditional_realism
+
+    cms = {"head_ct": head_ct_cm, "brain": brain_cm}
+    priors = {name: {"diffusion": recon.load_prior(name, device), "cm": recon.load_prior(cms[name], device)}
+              for name in ("head_ct", "brain")}
+    result = {"cm_cards": {name: recon.models.load_card(path) for name, path in cms.items()},
+              "realism": {}, "head_to_head": []}
+    for name in ("head_ct", "brain"):
+        result["realism"][name] = unconditional_realism(name, priors[name], n=realism_samples, seed=seed,
+                                                        device=device)
+        print(name, {k: round(sum(v) / len(v), 4) for k, v in result["realism"][name].items()}, flush=True)
+    for task in protocol.tasks(seed=seed):
+        if task.split != "test":
+            continue
+        print(task.key, flush=True)
+        tuned = tune_rows(task, priors[task.dataset], n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+        entry = test_rows(task, priors[task.dataset], tuned, n_images=n_images, seed=seed, device=device)
+        result["head_to_head"].append({**entry, "tuned": tuned})
+        if out:
+            Path(out).write_text(json.dumps(result))
+    return result
+
+
+@experiment
+def consistency_timing(*, batch: int = 32, nfes=(1, 2, 4, 8), repeats: int = 3, seed: int = 0) -> dict:
+    """Seconds per image on this machine's CPU for the consistency model with the proximal step (a batch of
+    ``batch`` off-grid test images, best of ``repeats``), CT 16 views and MRI 8x, beside the diffusion prior's
+    proximal step at 60 evaluations."""
+    from recon.models.precision import describe
+
+    timings = {}
+    for key in ("CT, 16 views|noise-free|test", "MRI, 8x|noise-free|test"):
+        task = path_tasks(seed)[key]
+        _, y, _ = protocol.test_data(task, batch, seed)
+        cm, prior = recon.load_prior(task.dataset + "_cm"), recon.load_prior(task.dataset)
+        runs = {f"CM + proximal step, {n} NFE": (cm, "consistency", {"steps": n}) for n in nfes}
+        runs["diffusion + proximal step, 60 NFE"] = (prior, "proximal", {"steps": 60})
+        timings[key] = {}
+        for label, (model, method, options) in runs.items():
+            seconds = [recon.reconstruct(y, task.operator, model, method, seed=seed, **options)[1].seconds
+                       for _ in range(repeats)]
+            timings[key][label] = min(seconds) / batch
+        print(key, {k: round(v, 4) for k, v in timings[key].items()}, flush=True)
+    return {"seconds_per_image": timings, "batch": batch, "cpu": describe("cpu")}

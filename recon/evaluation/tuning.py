@@ -42,6 +42,9 @@ SEARCH_SPACES: dict[str, dict[str, Range]] = {
     "dps": {"zeta": Range(1e-2, 1e2, log=True)},
     "proximal": {"lam": Range(0.0, 1.0)},
     "proximal_ddrm": {"lam": Range(0.0, 1.0)},
+    "consistency": {"lam": Range(0.0, 1.0), "sigma_renoise": Range(0.01, 2.0, log=True),
+                    "shrink": Range(0.01, 1.0, log=True)},
+    "tweedie": {"sigma": Range(0.005, 2.0, log=True), "lam": Range(0.0, 1.0)},
 }
 SNR_RANGE = Range(0.01, 10.0, log=True)  # the Langevin corrector's, added when a method runs the "pc" sampler
 
@@ -70,7 +73,14 @@ class Tuned:
 
 
 def space_for(method: str, fixed: dict) -> dict[str, Range]:
-    space = dict(SEARCH_SPACES.get(method, {}))
+    """The method's declared ranges less what ``fixed`` sets or makes idle: the consistency sampler re-noises at
+    ``steps - 1`` levels (no level at one step, no shrink at two) and its replacement guide has no ``lam``."""
+    space = {k: r for k, r in SEARCH_SPACES.get(method, {}).items() if k not in fixed}
+    if method == "consistency":
+        steps = fixed.get("steps", 2)
+        idle = {"sigma_renoise", "shrink"} if steps == 1 else {"shrink"} if steps == 2 else set()
+        idle |= {"lam"} if fixed.get("guide") == "replacement" else set()
+        space = {k: r for k, r in space.items() if k not in idle}
     if fixed.get("sampler") == "pc" and "snr" not in fixed:
         space["snr"] = SNR_RANGE
     return space
@@ -102,6 +112,7 @@ def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, pri
     study = optuna.create_study(direction="maximize", study_name=name, load_if_exists=True,
                                 storage=None if storage is None else f"sqlite:///{Path(storage)}",
                                 sampler=optuna.samplers.TPESampler(seed=chosen, n_startup_trials=n_startup_trials))
+    n_trials = n_trials if space else 1  # nothing to tune: one evaluation on the validation images
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     if n_trials > done:
         study.optimize(objective, n_trials=n_trials - done)

@@ -3,7 +3,7 @@
 from recon.guidance.base import Compose, Guide, StepContext, guided_denoise
 from recon.guidance.ddrm import DDRMProximalGuide
 from recon.guidance.dps import DPSGuide
-from recon.guidance.proximal import EstimateProjectionGuide, MeasurementGuide, ProximalGuide
+from recon.guidance.proximal import EstimateProjectionGuide, MeasurementGuide, ProximalGuide, ReplacementGuide
 
 __all__ = [
     "Compose",
@@ -13,6 +13,7 @@ __all__ = [
     "Guide",
     "MeasurementGuide",
     "ProximalGuide",
+    "ReplacementGuide",
     "StepContext",
     "guided_denoise",
 ]

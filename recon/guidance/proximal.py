@@ -56,3 +56,12 @@ class EstimateProjectionGuide(MeasurementGuide):
 
     def after(self, x, denoised, ctx):
         return self.operator.prox(denoised, self.y, self.lam.reshape(-1).to(denoised.dtype))
+
+
+class ReplacementGuide(MeasurementGuide):
+    """The consistency-model paper's zero-shot editing step (Song et al. 2023, App. D): the clean estimate clipped to
+    the image range [0, 1], then its measured components replaced by the data (``A^+`` projection, ``lam = 1``).
+    Noise-free data."""
+
+    def after(self, x, denoised, ctx):
+        return self.operator.prox(denoised.clamp(0, 1), self.y, 1.0)

@@ -2,17 +2,20 @@
 
 from recon.models.checkpoints import MODEL_KINDS, load_card, load_denoiser, register_model_kind, save_checkpoint
 from recon.models.denoiser import CountingDenoiser, Denoiser, EDMDenoiser, GaussianDenoiser, score_from_denoised
+from recon.models.consistency import ConsistencyDenoiser, is_consistency_model
 from recon.models.networks import UNet
 from recon.models.precision import PRECISIONS
 
 __all__ = [
     "MODEL_KINDS",
     "PRECISIONS",
+    "ConsistencyDenoiser",
     "CountingDenoiser",
     "Denoiser",
     "EDMDenoiser",
     "GaussianDenoiser",
     "UNet",
+    "is_consistency_model",
     "load_card",
     "load_denoiser",
     "register_model_kind",

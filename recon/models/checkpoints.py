@@ -74,13 +74,24 @@ def save_checkpoint(net: nn.Module, card: dict, out: Path) -> Path:
     return out
 
 
+def shipped_folder(name: str) -> str:
+    """The folder of a shipped checkpoint: ``head_ct`` -> ``head_ct_64``, ``head_ct_cm`` -> ``head_ct_64_cm``."""
+    return f"{name[:-3]}_64_cm" if name.endswith("_cm") else f"{name}_64"
+
+
+def shipped_name(folder: str) -> str:
+    return folder.replace("_64_cm", "_cm").replace("_64", "")
+
+
 def resolve(name_or_path: str | Path) -> Path:
-    """A shipped checkpoint's name (``"head_ct"``, ``"brain"``) or a checkpoint folder."""
+    """A shipped checkpoint's name (``"head_ct"``, ``"brain"``, and their consistency models ``"head_ct_cm"``,
+    ``"brain_cm"``) or a checkpoint folder."""
     path = Path(name_or_path)
     if not path.exists() and isinstance(name_or_path, str) and "/" not in name_or_path:
-        found = [d / f"{name_or_path}_64" for d in SHIPPED_DIRS if (d / f"{name_or_path}_64").exists()]
+        folder = shipped_folder(name_or_path)
+        found = [d / folder for d in SHIPPED_DIRS if (d / folder).exists()]
         if not found:
-            shipped = sorted({p.name.rsplit("_", 1)[0] for d in SHIPPED_DIRS if d.exists() for p in d.glob("*_64")})
+            shipped = sorted({shipped_name(p.name) for d in SHIPPED_DIRS if d.exists() for p in d.glob("*_64*")})
             raise FileNotFoundError(f"no shipped prior named {name_or_path!r}; choose one of {shipped} or pass a path.")
         path = found[0]
     for f in (WEIGHTS, CARD):

@@ -17,7 +17,7 @@ import torch
 from recon.guidance.base import Guide, StepContext, guided_denoise
 from recon.models.denoiser import score_from_denoised
 from recon.random import Generators
-from recon.sampling.steps import em_step, euler_step, heun_step, langevin_step, ode_derivative
+from recon.sampling.steps import em_step, euler_step, heun_step, langevin_step, ode_derivative, renoise_step
 
 
 def get_sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
@@ -101,4 +101,32 @@ def sample_heun(denoiser, x, sigmas, *, guide: Guide | None = None, callback=Non
     return x
 
 
-SAMPLERS = {"em": sample_em, "pc": sample_pc, "heun": sample_heun}
+def get_sigmas_consistency(n: int, sigma_max: float, sigma_renoise: float, shrink: float = 0.1) -> torch.Tensor:
+    """Levels of the multistep consistency sampler: ``sigma_max`` (pure noise), then ``n - 1`` re-noising levels
+    geometric from ``sigma_renoise`` down to ``shrink * sigma_renoise``, plus a final 0; float64."""
+    if not 0 < sigma_renoise <= sigma_max or not 0 < shrink <= 1:
+        raise ValueError(f"need 0 < sigma_renoise <= sigma_max and 0 < shrink <= 1; got sigma_renoise={sigma_renoise}, "
+                         f"sigma_max={sigma_max}, shrink={shrink}.")
+    renoise = torch.exp(torch.linspace(math.log(sigma_renoise), math.log(sigma_renoise * shrink), max(n - 1, 0),
+                                       dtype=torch.float64)) if n > 2 else torch.full((n - 1,), float(sigma_renoise),
+                                                                                      dtype=torch.float64)
+    return torch.cat([torch.tensor([float(sigma_max)], dtype=torch.float64), renoise, torch.zeros(1, dtype=torch.float64)])
+
+
+@torch.no_grad()
+def sample_consistency(denoiser, x, sigmas, *, guide: Guide | None = None, callback=None,
+                       generator: Generators = None):
+    """Multistep consistency sampling (Song et al. 2023, Alg. 1): at each level one evaluation maps the state to its
+    trajectory's end, the guide acts (its ``before`` hook on the state, its ``after`` hook on the clean estimate,
+    before re-noising: where the post puts the proximal step), and :func:`recon.sampling.steps.renoise_step` moves
+    the estimate to the next level. Returns the last guided estimate."""
+    for i, sigma, sigma_next in levels(sigmas):
+        ctx = StepContext(i, sigma, sigma_next, generator)
+        x_guided, denoised, correction = guided_denoise(denoiser, x, ctx, guide)
+        x_next = corrected(renoise_step(denoised, sigma_next, denoiser.sigma_min, generator), correction)
+        report(callback, ctx, x=x, x_guided=x_guided, denoised=denoised, x_next=x_next)
+        x = x_next
+    return x
+
+
+SAMPLERS = {"em": sample_em, "pc": sample_pc, "heun": sample_heun, "consistency": sample_consistency}

@@ -47,3 +47,13 @@ def euler_step(x: torch.Tensor, d: torch.Tensor, sigma: float, sigma_next: float
 def heun_step(x: torch.Tensor, d: torch.Tensor, d_next: torch.Tensor, sigma: float, sigma_next: float) -> torch.Tensor:
     """Heun's second-order step (Karras et al. 2022, Alg. 1): along the mean of the derivatives at both ends."""
     return x + (sigma_next - sigma) * (d + d_next) / 2
+
+
+def renoise_step(denoised: torch.Tensor, sigma_next: float, sigma_min: float, generator: Generators) -> torch.Tensor:
+    """The consistency sampler's move to the next level (Song et al. 2023, Alg. 1): the clean estimate plus fresh noise
+    ``sqrt(sigma_next^2 - sigma_min^2) z``, so the state sits on a trajectory at ``sigma_next``; on the last step
+    (``sigma_next = 0``) the estimate itself."""
+    if sigma_next <= 0:
+        return denoised
+    spread = math.sqrt(max(sigma_next**2 - sigma_min**2, 0.0))
+    return denoised + spread * randn(denoised.shape, generator, denoised.dtype, denoised.device)  # Re-noising.

@@ -143,6 +143,8 @@ def train_step(state: TrainState, loss_fn: Callable, x0: torch.Tensor, config: T
     """One optimiser step on one batch: warm-up, loss, backward, optional clipping, step, EMA update."""
     for group in state.optimizer.param_groups:
         group["lr"] = config.lr * min(1.0, (state.step + 1) / max(config.warmup, 1))  # linear warm-up
+    if hasattr(loss_fn, "at_step"):  # a loss with a schedule over training (ECT's shrinking gap)
+        loss_fn.at_step(state.step)
     loss = loss_fn(state.model, x0, state.generator)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -37,4 +37,49 @@ class EDMLoss:
         return self.per_example(model, x0, sigma, noise).mean()
 
 
-LOSSES = {"edm": EDMLoss}
+class ECTLoss:
+    """Easy consistency tuning (Geng et al. 2025): from a diffusion prior's weights, make ``f(x_t, t)`` agree with the
+    stopped-gradient ``f(x_r, r)`` on the same noise direction, for a gap ``t - r`` that shrinks in stages.
+
+    In the [-1, 1] space of the preconditioning: ``t`` log-normal (``p_mean``, ``p_std``); stage ``n = step //
+    stage_every``; ``r = t (1 - q^-(n+1) (1 + k sigmoid(-b t)))``, clipped at 0 (stage 0 is mostly denoising: where
+    ``r`` reaches the boundary, ``f(x_r, r) = x_r`` is the clean image). Distance: the pseudo-Huber metric of
+    Song & Dhariwal 2024, ``sqrt(||a - b||^2 + c^2) - c`` with ``c = 0.00054 sqrt(pixels)``; weight ``1 / (t - r)``.
+    The training loop announces each step through :meth:`at_step`."""
+
+    name = "ect"
+
+    def __init__(self, p_mean: float = -1.1, p_std: float = 2.0, q: float = 2.0, k: float = 8.0, b: float = 1.0,
+                 stage_every: int = 400, huber: float = 0.00054):
+        if stage_every < 1 or q <= 1:
+            raise ValueError(f"need stage_every >= 1 and q > 1; got stage_every={stage_every}, q={q}.")
+        self.p_mean, self.p_std, self.q, self.k, self.b = p_mean, p_std, q, k, b
+        self.stage_every, self.huber, self.step = stage_every, huber, 0
+
+    def config(self) -> dict:
+        return {"name": self.name, "p_mean": self.p_mean, "p_std": self.p_std, "q": self.q, "k": self.k, "b": self.b,
+                "stage_every": self.stage_every, "huber": self.huber}
+
+    def at_step(self, step: int) -> None:
+        self.step = step
+
+    def gap_end(self, t: torch.Tensor) -> torch.Tensor:
+        """``r(t)`` at the current stage, in the [-1, 1] space (ECT's sigmoid mapping)."""
+        decay = self.q ** -(self.step // self.stage_every + 1)
+        return (t * (1 - decay * (1 + self.k * torch.sigmoid(-self.b * t)))).clamp_min(0)
+
+    def __call__(self, model, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n = torch.randn(x0.shape[0], generator=generator, device=x0.device)
+        t = torch.exp(self.p_mean + self.p_std * n).clamp(2 * model.sigma_min * 1.01, 2 * model.sigma_max)
+        r = torch.maximum(self.gap_end(t), torch.full_like(t, 2 * model.sigma_min))  # at the boundary f(x, r) = x
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        sigma_t, sigma_r = t / 2, r / 2
+        f_t = model(x0 + sigma_t.reshape(-1, 1, 1, 1) * noise, sigma_t)
+        with torch.no_grad():
+            f_r = model(x0 + sigma_r.reshape(-1, 1, 1, 1) * noise, sigma_r)
+        squared = (2 * (f_t - f_r)).float().pow(2).flatten(1).sum(1)
+        c = self.huber * x0[0].numel() ** 0.5
+        return (((squared + c**2).sqrt() - c) / (t - r)).mean()
+
+
+LOSSES = {"edm": EDMLoss, "ect": ECTLoss}
