@@ -250,10 +250,11 @@ def path_nfe(*, nfes=(30, 100, 300), n_images: int = 8, seed: int = 0, device: s
 @experiment
 def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, realism_samples: int = 32, seed: int = 0,
                 head_ct_cm: str = "head_ct_cm", brain_cm: str = "brain_cm", device: str = "cpu",
-                out: str | None = None) -> dict:
+                only: list | None = None, out: str | None = None) -> dict:
     """The consistency head-to-head (recon.evaluation.consistency_study) on CT 8 / 16 views and MRI 4x / 8x, each
     noise-free and noisy, every row tuned on validation images at its own budget; and the realism of unconditional
-    samples. With ``out``, the partial result is written there after every setting."""
+    samples. ``only``: the task keys to run (a run cut short finishes with the rest; its realism part is then
+    skipped). With ``out``, the partial result is written there after every setting."""
     from recon.evaluation.consistency_study import test_rows, tune_rows, unconditional_realism
 
     cms = {"head_ct": head_ct_cm, "brain": brain_cm}
@@ -261,12 +262,12 @@ def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, reali
               for name in ("head_ct", "brain")}
     result = {"cm_cards": {name: recon.models.load_card(path) for name, path in cms.items()},
               "realism": {}, "head_to_head": []}
-    for name in ("head_ct", "brain"):
+    for name in ("head_ct", "brain") if only is None else ():
         result["realism"][name] = unconditional_realism(name, priors[name], n=realism_samples, seed=seed,
                                                         device=device)
         print(name, {k: round(sum(v) / len(v), 4) for k, v in result["realism"][name].items()}, flush=True)
     for task in protocol.tasks(seed=seed):
-        if task.split != "test":
+        if task.split != "test" or (only is not None and task.key not in only):
             continue
         print(task.key, flush=True)
         tuned = tune_rows(task, priors[task.dataset], n_val=n_val, n_trials=n_trials, seed=seed, device=device)
