@@ -47,12 +47,15 @@ bench: venv
 
 # The heavy experiments (results/*.json, with provenance); the notebooks read them and repeat a part live.
 # `results`: the evaluation protocol, the lambda chapter, the path transfer test and cost curve: about 1.5 hours on 2 CPU cores.
-# `results-gpu`: the path-guided head-to-head, which wants a GPU (its 100-NFE part took 9 minutes on an H200).
+# `results-gpu`: the path-guided and consistency head-to-heads, which want a GPU (9 minutes each on an H200).
+# consistency_timing times this CPU; run it held to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2) and save it
+# as results/consistency_timing_avx2.json for the second CPU kind.
 results: venv
-	$(PY) scripts/make_results.py evaluation lambda_sweeps lambda_study realism_validation path_transfer path_nfe
+	$(PY) scripts/make_results.py evaluation lambda_sweeps lambda_study realism_validation path_transfer path_nfe consistency_timing
 
 results-gpu: venv
 	$(PY) scripts/make_results.py path_guided --set device=cuda
+	$(PY) scripts/make_results.py consistency --set device=cuda
 
 clean:
 	rm -rf _build _vendor

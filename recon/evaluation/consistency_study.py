@@ -14,6 +14,7 @@ from recon.data.offgrid import fine_and_truth
 from recon.evaluation import protocol
 from recon.evaluation.realism import denoising_residual
 from recon.evaluation.tuning import tune_method
+from recon.models.consistency import ODEConsistency
 
 CM_BUDGETS = (1, 2, 4, 8)
 DIFFUSION_BUDGETS = (1, 2, 4, 8, 60, 200, 1000)
@@ -93,3 +94,61 @@ def unconditional_realism(dataset: str, priors: dict, *, n: int, seed: int, sigm
     samples["test images"] = truth.to(device)
     return {label: denoising_residual(judge, x, sigma=sigma, generator=torch.Generator(device=x.device)
                                       .manual_seed(seed)).tolist() for label, x in samples.items()}
+
+
+@torch.no_grad()
+def consistency_check(cm, prior, images: torch.Tensor, sigmas, *, steps: int = 40, seed: int = 0) -> dict:
+    """Per noise level: how far one evaluation lands from the prior's trajectory end (RMS in image units) and from the
+    clean image (PSNR), for the consistency model and for the prior's own posterior mean (Tweedie). A consistency model
+    should be the closer of the two to the trajectory end; the posterior mean, by construction, is the closer to the
+    clean image on average."""
+    out = {}
+    generator = torch.Generator().manual_seed(seed)
+    for sigma in sigmas:
+        x = images + sigma * torch.randn(images.shape, generator=generator)
+        end = ODEConsistency(prior, steps)(x, sigma)
+        estimates = {"consistency model": cm(x, sigma), "posterior mean (Tweedie)": prior(x, sigma),
+                     "trajectory end (ODE, 2×steps NFE)": end}
+        out[float(sigma)] = {label: {"to_trajectory_end": (e - end).flatten(1).pow(2).mean(1).sqrt().tolist(),
+                                     "psnr": recon.evaluation.metrics.psnr(e, images).tolist()}
+                             for label, e in estimates.items()}
+    return out
+
+
+def chosen(entry: dict, families: tuple[str, ...], budgets) -> str:
+    """The row label among ``families`` x ``budgets`` with the best *validation* value (test images choose nothing)."""
+    labels = [f"{family}|{n}" for family in families for n in budgets if f"{family}|{n}" in entry["tuned"]]
+    return max(labels, key=lambda label: entry["tuned"][label]["value"])
+
+
+def verdict(comparison, threshold: float) -> str:
+    """Whether a paired difference meets ``mean >= threshold``: "met" if its whole 95 % interval lies at or above the
+    threshold, "not met" if it lies below, else "undecided"."""
+    return "met" if comparison.low >= threshold else "not met" if comparison.high < threshold else "undecided"
+
+
+def goal_rows(entry: dict, *, max_nfe: int = 4) -> dict[str, str]:
+    """The rows the issue's goals compare on one setting, each picked on validation values: the consistency model
+    with the proximal step (or, on noisy data, the DDRM rule) at the budget <= ``max_nfe`` that validates best; the
+    better diffusion row at that budget (Euler–Maruyama or the consistency sampler); Tweedie + proximal step; the
+    diffusion prior with the proximal step at 60 evaluations."""
+    families = ("CM + proximal step",) + (("CM + DDRM rule",) if entry["noise"] != "noise-free" else ())
+    cm = chosen(entry, families, [n for n in CM_BUDGETS if n <= max_nfe])
+    n = int(cm.split("|")[1])
+    same = chosen(entry, ("diffusion + proximal step", "diffusion, CM sampler + proximal step"), [n])
+    return {"cm": cm, "same_nfe": same, "tweedie": "Tweedie + proximal step|1", "diffusion_60": "diffusion + proximal step|60"}
+
+
+def goals(entry: dict, *, seed: int = 0) -> dict:
+    """The issue's first goal on one setting, as paired differences on the test images with verdicts: the chosen
+    CM row within 1 dB of the diffusion prior at 60 evaluations (difference >= -1), and >= 2 dB above the diffusion
+    prior at the same budget and above Tweedie + proximal step."""
+    from recon.evaluation.statistics import paired_difference
+
+    rows, psnr_of = goal_rows(entry), (lambda label: entry["rows"][label]["psnr"])
+    out = {"rows": rows}
+    for name, other, threshold in (("vs_diffusion_60", "diffusion_60", -1.0), ("vs_same_nfe", "same_nfe", 2.0),
+                                   ("vs_tweedie", "tweedie", 2.0)):
+        comparison = paired_difference(psnr_of(rows["cm"]), psnr_of(rows[other]), seed=seed)
+        out[name] = {"comparison": comparison, "threshold": threshold, "verdict": verdict(comparison, threshold)}
+    return out

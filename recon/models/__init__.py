@@ -1,7 +1,7 @@
 """Networks behind the ``D(x, sigma)`` contract, their precision, and checkpoints with cards."""
 
 from recon.models.checkpoints import MODEL_KINDS, load_card, load_denoiser, register_model_kind, save_checkpoint
-from recon.models.consistency import ConsistencyDenoiser, is_consistency_model
+from recon.models.consistency import ConsistencyDenoiser, ODEConsistency, is_consistency_model
 from recon.models.denoiser import CountingDenoiser, Denoiser, EDMDenoiser, GaussianDenoiser, score_from_denoised
 from recon.models.networks import UNet
 from recon.models.precision import PRECISIONS
@@ -14,6 +14,7 @@ __all__ = [
     "Denoiser",
     "EDMDenoiser",
     "GaussianDenoiser",
+    "ODEConsistency",
     "UNet",
     "is_consistency_model",
     "load_card",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from recon.models.checkpoints import register_model_kind
-from recon.models.denoiser import EDMDenoiser, sigma_batch
+from recon.models.denoiser import Denoiser, EDMDenoiser, sigma_batch
 from recon.models.networks import UNet
 
 
@@ -58,3 +58,25 @@ def is_consistency_model(denoiser) -> bool:
     while hasattr(denoiser, "denoiser"):
         denoiser = denoiser.denoiser
     return bool(getattr(denoiser, "is_consistency", False))
+
+
+class ODEConsistency(Denoiser):
+    """The consistency function a diffusion denoiser defines, computed the slow way: solve its probability-flow ODE
+    from ``(x, sigma)`` to 0 (Heun, ``steps`` Karras levels, ``2 steps - 1`` evaluations). What consistency
+    distillation teaches a network to do in one evaluation; used for pictures and checks, where it is exact up to
+    the ODE solver."""
+
+    is_consistency = True
+
+    def __init__(self, denoiser: Denoiser, steps: int = 40):
+        self.denoiser, self.steps = denoiser, steps
+        self.sigma_min, self.sigma_max = denoiser.sigma_min, denoiser.sigma_max
+        self.image_size = denoiser.image_size
+
+    def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        from recon.sampling.loops import get_sigmas_karras, sample_heun
+
+        sigma = float(sigma)
+        if sigma <= self.sigma_min:
+            return x
+        return sample_heun(self.denoiser, x, get_sigmas_karras(self.steps, self.sigma_min, sigma))
