@@ -344,6 +344,9 @@ def sample_prior(prior: Denoiser, n: int, *, steps: int = 60, seed=0, sampler: s
     """``n`` unconditional samples of a prior, with no measurement: what it believes images look like. Sample ``i``
     uses seed ``seed + i``; ``steps`` and ``sampler`` as for the reconstruction methods."""
     size = check_positive_int(prior.image_size, "prior.image_size")
+    if is_consistency_model(prior) and sampler != "consistency":
+        raise ValueError(f"sampler {sampler!r} reads the prior's score, which a consistency model does not give; use "
+                         "sampler='consistency' (steps=1 or 2) with it.")
     gens = generators(seeds_for(seed, n))
     device = next(prior.parameters()).device if isinstance(prior, torch.nn.Module) else None
     x = SIGMA_MAX * randn((n, 1, size, size), gens, device=device)

@@ -43,6 +43,8 @@ def choices(task: protocol.Task) -> dict[str, tuple[str, str, dict]]:
             out[f"{label}|{n}"] = ("cm", "consistency", {**fixed, "steps": n})
         out[f"diffusion, CM sampler + proximal step|{n}"] = ("diffusion", "consistency", {"guide": "proximal",
                                                                                           "steps": n})
+        if task.noise is not None:  # the same noise-aware rule the consistency model gets
+            out[f"diffusion, CM sampler + DDRM rule|{n}"] = ("diffusion", "consistency", {"guide": "ddrm", "steps": n})
     proximal = task.score_methods()[0]
     for n in DIFFUSION_BUDGETS:
         if n not in BORROWED:
@@ -52,16 +54,22 @@ def choices(task: protocol.Task) -> dict[str, tuple[str, str, dict]]:
     return out
 
 
-def tune_rows(task: protocol.Task, priors: dict, *, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
-    """Every row of :func:`choices` tuned on the task's validation images; ``label -> tuned entry``."""
+def tune_rows(task: protocol.Task, priors: dict, *, n_val: int, n_trials: int, seed: int, device="cpu",
+              labels: list | None = None) -> dict:
+    """Every row of :func:`choices` (or those in ``labels``) tuned on the task's validation images;
+    ``label -> tuned entry``."""
     truth, fine = fine_and_truth(task.dataset, n_val, task.operator.image_shape[0], "val", seed)
     tuned = {}
     for label, (kind, method, fixed) in choices(task).items():
+        if labels is not None and label not in labels:
+            continue
         result = tune_method(method, task.operator, truth, priors[kind], noise=task.noise, fine=fine, fixed=fixed,
                              n_trials=n_trials, name=f"cm|{task.key}|{label}", seed=seed, device=device)
         tuned[label] = {"prior": kind, "method": method, "fixed": fixed, "best": result.best, "value": result.value,
                         "at_bound": result.at_bound, "seed": result.seed}
     for n, source in BORROWED.items():
+        if f"diffusion + proximal step|{source}" not in tuned:
+            continue
         entry = tuned[f"diffusion + proximal step|{source}"]
         tuned[f"diffusion + proximal step|{n}"] = {**entry, "fixed": {**entry["fixed"], "steps": n},
                                                    "borrowed_from": source}
@@ -108,7 +116,7 @@ def consistency_check(cm, prior, images: torch.Tensor, sigmas, *, steps: int = 4
         x = images + sigma * torch.randn(images.shape, generator=generator)
         end = ODEConsistency(prior, steps)(x, sigma)
         estimates = {"consistency model": cm(x, sigma), "posterior mean (Tweedie)": prior(x, sigma),
-                     "trajectory end (ODE, 2×steps NFE)": end}
+                     f"trajectory end (ODE, {2 * steps - 1} NFE)": end}
         out[float(sigma)] = {label: {"to_trajectory_end": (e - end).flatten(1).pow(2).mean(1).sqrt().tolist(),
                                      "psnr": recon.evaluation.metrics.psnr(e, images).tolist()}
                              for label, e in estimates.items()}
@@ -131,11 +139,13 @@ def goal_rows(entry: dict, *, max_nfe: int = 4) -> dict[str, str]:
     """The rows the issue's goals compare on one setting, each picked on validation values: the consistency model
     with the proximal step (or, on noisy data, the DDRM rule) at the budget <= ``max_nfe`` that validates best; the
     better diffusion row at that budget (Euler–Maruyama or the consistency sampler); Tweedie + proximal step; the
-    diffusion prior with the proximal step at 60 evaluations."""
-    families = ("CM + proximal step",) + (("CM + DDRM rule",) if entry["noise"] != "noise-free" else ())
-    cm = chosen(entry, families, [n for n in CM_BUDGETS if n <= max_nfe])
+    diffusion prior with the proximal step at 60 evaluations. Rows a setting lacks are skipped."""
+    noisy = entry["noise"] != "noise-free"
+    cm = chosen(entry, ("CM + proximal step",) + (("CM + DDRM rule",) if noisy else ()),
+                [n for n in CM_BUDGETS if n <= max_nfe])
     n = int(cm.split("|")[1])
-    same = chosen(entry, ("diffusion + proximal step", "diffusion, CM sampler + proximal step"), [n])
+    same = chosen(entry, ("diffusion + proximal step", "diffusion, CM sampler + proximal step")
+                  + (("diffusion, CM sampler + DDRM rule",) if noisy else ()), [n])
     return {"cm": cm, "same_nfe": same, "tweedie": "Tweedie + proximal step|1", "diffusion_60": "diffusion + proximal step|60"}
 
 

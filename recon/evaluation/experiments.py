@@ -279,6 +279,27 @@ def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, reali
 
 
 @experiment
+def consistency_rows(*, labels=(), only=(), n_images: int = 32, n_val: int = 8, n_trials: int = 10, seed: int = 0,
+                     device: str = "cpu") -> dict:
+    """Rows of the consistency head-to-head added after its run (``labels``, on the task keys in ``only``), tuned and
+    tested exactly as there; the notebook merges them into ``results/consistency.json``'s settings."""
+    from recon.evaluation.consistency_study import test_rows, tune_rows
+
+    priors = {name: {"diffusion": recon.load_prior(name, device), "cm": recon.load_prior(name + "_cm", device)}
+              for name in ("head_ct", "brain")}
+    out = []
+    for task in protocol.tasks(seed=seed):
+        if task.split != "test" or task.key not in only:
+            continue
+        print(task.key, flush=True)
+        tuned = tune_rows(task, priors[task.dataset], n_val=n_val, n_trials=n_trials, seed=seed, device=device,
+                          labels=list(labels))
+        entry = test_rows(task, priors[task.dataset], tuned, n_images=n_images, seed=seed, device=device)
+        out.append({**entry, "tuned": tuned})
+    return {"head_to_head": out}
+
+
+@experiment
 def consistency_timing(*, batch: int = 32, nfes=(1, 2, 4, 8), repeats: int = 3, seed: int = 0) -> dict:
     """Seconds per image on this machine's CPU for the consistency model with the proximal step (a batch of
     ``batch`` off-grid test images, best of ``repeats``), CT 16 views and MRI 8x, beside the diffusion prior's
