@@ -146,3 +146,31 @@ def test_tuning_spaces_leave_out_idle_options():
     assert set(space_for("consistency", {"steps": 1})) == {"lam"}
     assert set(space_for("consistency", {"steps": 2, "guide": "replacement"})) == {"sigma_renoise"}
     assert set(space_for("consistency", {"steps": 4, "lam": 1.0})) == {"sigma_renoise", "shrink"}
+
+
+def synthetic_entry(noise: str, shift: float) -> dict:
+    """A head-to-head entry whose CM rows beat every other by ``shift`` dB (plus per-image scatter)."""
+    scatter = [0.1 * ((i * 7) % 5 - 2) for i in range(12)]
+    rows, tuned = {}, {}
+    for label, base, value in (("CM + proximal step|1", 20.0, 1.0), ("CM + proximal step|2", 21.0, 3.0),
+                               ("CM + proximal step|4", 22.0, 2.0), ("CM + proximal step|8", 30.0, 9.0),
+                               ("diffusion + proximal step|2", 10.0, 1.0),
+                               ("diffusion, CM sampler + proximal step|2", 18.0, 2.0),
+                               ("Tweedie + proximal step|1", 19.0, 0.0), ("diffusion + proximal step|60", 25.0, 0.0)):
+        cm_row = label.startswith("CM")
+        rows[label] = {"psnr": [base + (shift if cm_row else 0.0) + s * (2 if cm_row else 1) for s in scatter]}
+        tuned[label] = {"value": value}
+    return {"noise": noise, "rows": rows, "tuned": tuned}
+
+
+def test_goal_rows_are_chosen_on_validation_values_and_verdicts_need_the_whole_interval():
+    from recon.evaluation.consistency_study import goal_rows, goals
+
+    entry = synthetic_entry("noise-free", 0.0)
+    rows = goal_rows(entry)  # budget 2 validates best among <= 4 (budget 8 is out of reach)
+    assert rows["cm"] == "CM + proximal step|2" and rows["same_nfe"] == "diffusion, CM sampler + proximal step|2"
+    result = goals(entry)
+    assert result["vs_same_nfe"]["verdict"] == "met"  # 21 vs 18: +3 dB, whole interval above 2
+    assert result["vs_tweedie"]["verdict"] == "undecided"  # +2 dB on average: the interval straddles the threshold
+    assert result["vs_diffusion_60"]["verdict"] == "not met"  # -4 dB
+    assert goals(synthetic_entry("noise-free", 4.5))["vs_diffusion_60"]["verdict"] == "met"

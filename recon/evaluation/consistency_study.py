@@ -162,3 +162,27 @@ def goals(entry: dict, *, seed: int = 0) -> dict:
         comparison = paired_difference(psnr_of(rows["cm"]), psnr_of(rows[other]), seed=seed)
         out[name] = {"comparison": comparison, "threshold": threshold, "verdict": verdict(comparison, threshold)}
     return out
+
+
+def ect_step_seconds(card: dict, *, steps: int = 4, seed: int = 0) -> float:
+    """Seconds per step of the card's consistency tuning on this machine's CPU (its batch size, network and loss),
+    timed over ``steps`` steps after one untimed warm-up step, starting from the prior the card names."""
+    import time
+
+    from recon.models.checkpoints import build_model, verified_weights
+    from recon.models.checkpoints import resolve as resolve_checkpoint
+    from recon.training import ECTLoss, TrainConfig, TrainState, train_step
+
+    model = build_model("consistency", card["config"])
+    init = resolve_checkpoint(card["config"]["data"])
+    model.net.load_state_dict({k: v.float() for k, v in verified_weights(init, recon.models.load_card(init)).items()})
+    model.net.to(memory_format=torch.channels_last)
+    generator = torch.Generator().manual_seed(seed)
+    state = TrainState.create(model, torch.optim.Adam(model.net.parameters(), lr=card["config"]["lr"]), generator)
+    loss, config = ECTLoss(**{k: v for k, v in card["loss"].items() if k != "name"}), TrainConfig(steps=steps + 1)
+    images = recon.data.head_ct_phantoms(card["config"]["batch"], card["config"]["image_size"], "train", seed)
+    train_step(state, loss, images, config)  # warm-up: first-call overheads
+    start = time.perf_counter()
+    for _ in range(steps):
+        train_step(state, loss, images, config)
+    return (time.perf_counter() - start) / steps
