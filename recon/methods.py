@@ -13,8 +13,10 @@ TV's default weight is the operator's ``default_tv_weight``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -306,6 +308,29 @@ def dps(problem: Problem, *, steps: int = 60, zeta: float = 1.0) -> torch.Tensor
     ``zeta`` is dimensionless: it is divided by ``||A||``, since the gradient of ``||y - A D(x)||^2`` scales with it
     (:class:`recon.guidance.DPSGuide`)."""
     return sample(problem, DPSGuide(problem.operator, problem.y, zeta / problem.operator.norm()), steps=steps)
+
+
+@functools.lru_cache(maxsize=8)
+def load_network(name: str):
+    """A supervised network by checkpoint name or folder, loaded once per process."""
+    from recon.models.checkpoints import load_denoiser
+
+    return load_denoiser(name)
+
+
+@register_method("supervised", needs_prior=False)
+def supervised(problem: Problem, *, network: str | torch.nn.Module | None = None) -> torch.Tensor:
+    """A supervised post-processing network (FBPConvNet-style, Jin et al. 2017) applied to the operator's classical
+    reconstruction (FBP for CT, zero-filled for MRI); ``network`` is a checkpoint name or folder (e.g.
+    ``"head_ct_sup_ct16"``) or a loaded network. It uses no prior and no tuning: what it learned is fixed."""
+    from recon.operators.settings import classical
+
+    if network is None:
+        raise ValueError("method 'supervised' needs network=: a checkpoint name or folder (e.g. 'head_ct_sup_ct16') or "
+                         "a network loaded with recon.load_prior(...).")
+    net = load_network(str(network)) if isinstance(network, (str, Path)) else network
+    with torch.no_grad():
+        return net(classical(problem.operator, problem.y).float())
 
 
 @register_method("tv", needs_prior=False)

@@ -26,7 +26,7 @@ from recon.models.checkpoints import build_model, load_card, save_checkpoint, ve
 from recon.models.checkpoints import resolve as resolve_checkpoint
 from recon.models.precision import PRECISIONS, resolve
 from recon.provenance import provenance
-from recon.training import LOSSES, ECTLoss, EpochBatches, TrainConfig, TrainState, train
+from recon.training import LOSSES, ECTLoss, EpochBatches, SupervisedLoss, TrainConfig, TrainState, train
 
 DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices}
 
@@ -42,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--init", type=Path, default=None,
                    help="a diffusion checkpoint to start from (its network settings are used); required by --loss ect")
     p.add_argument("--stage-every", type=int, default=400, help="ect: steps per stage of the shrinking gap t - r")
+    p.add_argument("--settings", nargs="+", default=None,
+                   help="supervised: the measurement settings of the training pairs, e.g. ct:16 or mri:4:equispaced")
     for field in dataclasses.fields(TrainConfig):
         p.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     p.add_argument("--base", type=int, default=32)
@@ -79,6 +81,10 @@ def model_config(args) -> dict:
         return {**{k: init["config"][k] for k in ("image_size", "net", "denoiser")},
                 "data": args.data, "n_train": args.n_train, "split": "train", "seed": args.seed, "batch": args.batch,
                 "init": str(args.init), "init_sha256": init["sha256"]}
+    if args.loss == "supervised":
+        return {"data": args.data, "image_size": args.size, "n_train": args.n_train, "split": "train", "seed": args.seed,
+                "net": {"base": args.base, "mults": list(args.mults), "blocks": args.blocks, "emb_dim": 128,
+                        "dropout": 0.0}, "settings": list(args.settings), "batch": args.batch}
     return {"data": args.data, "image_size": args.size, "n_train": args.n_train, "split": "train", "seed": args.seed,
             "net": {"base": args.base, "mults": list(args.mults), "blocks": args.blocks, "emb_dim": 128,
                     "dropout": 0.0},
@@ -96,13 +102,18 @@ def write_card(state: TrainState, args, config: TrainConfig, loss, command: str,
 
 
 def model_kind(args) -> str:
-    return "consistency" if args.loss == "ect" else "edm"
+    return {"ect": "consistency", "supervised": "supervised"}.get(args.loss, "edm")
 
 
 def make_loss(args):
     if args.loss == "ect" and args.init is None:
         raise SystemExit("--loss ect tunes a diffusion prior into a consistency model: pass --init with its checkpoint "
                          "(e.g. --init checkpoints/head_ct_64).")
+    if args.loss == "supervised":
+        if not args.settings:
+            raise SystemExit("--loss supervised trains on pairs from named settings: pass --settings (e.g. ct:16, or "
+                             "ct:8 ct:16 ct:32 for a family).")
+        return SupervisedLoss(args.settings, args.size)
     return ECTLoss(stage_every=args.stage_every) if args.loss == "ect" else LOSSES[args.loss]()
 
 

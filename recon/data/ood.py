@@ -38,3 +38,17 @@ def ct_small(size: int = 64, window: tuple[float, float] = (-160.0, 240.0)) -> t
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     return _to_tensor(np.clip((hu - low) / (high - low), 0.0, 1.0), size)
+
+
+def mr_small(size: int = 64, percentile: float = 99.5) -> torch.Tensor:
+    """pydicom's real ``MR_small.dcm`` (64x64, a head MR slice), scaled to [0, 1] by its ``percentile`` intensity (values
+    above saturate). One real slice: an out-of-distribution test, never training data."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    check_positive_int(size, "size", 8)
+    if not 50 < percentile <= 100:
+        raise ValueError(f"percentile must lie in (50, 100]; got {percentile}.")
+    pixels = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float64)
+    top = np.percentile(pixels, percentile)
+    return _to_tensor(np.clip(pixels / top, 0.0, 1.0), size)

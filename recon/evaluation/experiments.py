@@ -320,3 +320,32 @@ def consistency_timing(*, batch: int = 32, nfes=(1, 2, 4, 8), repeats: int = 3, 
             timings[key][label] = min(seconds) / batch
         print(key, {k: round(v, 4) for k, v in timings[key].items()}, flush=True)
     return {"seconds_per_image": timings, "batch": batch, "cpu": describe("cpu")}
+
+
+@experiment
+def shift(*, nfe: int = 60, n_images: int = 32, n_val: int = 8, n_trials: int = 10, seed: int = 0,
+          device: str = "cpu", out: str | None = None) -> dict:
+    """The operator-shift grid of the shift chapter (recon.evaluation.shift_study): at every point the prior with λ
+    carried over from the training setting and tuned there, and the supervised networks; ``nfe`` Euler–Maruyama
+    levels for the prior. With ``out``, the partial result is written there after every point."""
+    from recon.evaluation.shift_study import anatomy_panel, run_point, shift_grid, source_task, tune_lambda
+
+    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
+    carried, points = {}, []
+    for point in shift_grid():
+        source = source_task(point, seed)
+        if source.key not in carried:
+            carried[source.key] = tune_lambda(source, priors[point.dataset], nfe=nfe, n_val=n_val,
+                                              n_trials=n_trials, seed=seed, device=device)
+        print(point.setting, point.axis, point.value, flush=True)
+        points.append(run_point(point, priors[point.dataset], carried[source.key], nfe=nfe, n_images=n_images,
+                                n_val=n_val, n_trials=n_trials, seed=seed, device=device))
+        print("  " + ", ".join(f"{k}: {sum(r['psnr']) / n_images:.2f}" for k, r in points[-1]["rows"].items()),
+              flush=True)
+        if out:
+            Path(out).write_text(json.dumps({"points": points}))
+    from_training = {point.dataset: {**carried[source_task(point, seed).key]["fixed"],
+                                     **carried[source_task(point, seed).key]["best"]}
+                     for point in shift_grid() if point.noise is None}
+    anatomy = anatomy_panel(priors, from_training, seed=seed, device=device)
+    return {"points": points, "anatomy": anatomy}

@@ -5,6 +5,7 @@ from recon.models.consistency import ConsistencyDenoiser, ODEConsistency, is_con
 from recon.models.denoiser import CountingDenoiser, Denoiser, EDMDenoiser, GaussianDenoiser, score_from_denoised
 from recon.models.networks import UNet
 from recon.models.precision import PRECISIONS
+from recon.models.supervised import PostProcessingNet
 
 __all__ = [
     "MODEL_KINDS",
@@ -15,6 +16,7 @@ __all__ = [
     "EDMDenoiser",
     "GaussianDenoiser",
     "ODEConsistency",
+    "PostProcessingNet",
     "UNet",
     "is_consistency_model",
     "load_card",

@@ -74,13 +74,20 @@ def save_checkpoint(net: nn.Module, card: dict, out: Path) -> Path:
     return out
 
 
+SHIPPED_DATA = ("head_ct", "brain")
+
+
 def shipped_folder(name: str) -> str:
-    """The folder of a shipped checkpoint: ``head_ct`` -> ``head_ct_64``, ``head_ct_cm`` -> ``head_ct_64_cm``."""
-    return f"{name[:-3]}_64_cm" if name.endswith("_cm") else f"{name}_64"
+    """The folder of a shipped checkpoint: ``head_ct`` -> ``head_ct_64``, ``head_ct_cm`` -> ``head_ct_64_cm``,
+    ``head_ct_sup_ct16`` -> ``head_ct_64_sup_ct16`` (the data set, the image size, then what kind of network)."""
+    for data in SHIPPED_DATA:
+        if name.startswith(data + "_"):
+            return f"{data}_64_{name[len(data) + 1:]}"
+    return f"{name}_64"
 
 
 def shipped_name(folder: str) -> str:
-    return folder.replace("_64_cm", "_cm").replace("_64", "")
+    return folder.replace("_64_", "_").replace("_64", "")
 
 
 def resolve(name_or_path: str | Path) -> Path:

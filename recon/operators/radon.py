@@ -15,10 +15,13 @@ from recon.operators.sparse import SparseMatrix
 from recon.operators.spectral import GramSpectrum
 
 
-def parallel_beam_angles(n_views: int) -> np.ndarray:
-    """``n_views`` equispaced projection angles over [0, pi), in radians."""
+def parallel_beam_angles(n_views: int, arc: float = 180.0) -> np.ndarray:
+    """``n_views`` equispaced projection angles over [0, ``arc`` degrees), in radians (``arc < 180``: a limited-angle
+    scan)."""
     check_positive_int(n_views, "n_views")
-    return np.arange(n_views) * (math.pi / n_views)
+    if not 0 < arc <= 180:
+        raise ValueError(f"arc is the scanned angle in degrees, in (0, 180]; got {arc}.")
+    return np.arange(n_views) * (math.radians(arc) / n_views)
 
 
 def radon_matrix(image_size: int, angles: np.ndarray, center: float | None = None) -> scipy.sparse.csr_matrix:
@@ -70,22 +73,22 @@ def ramp_filter(n_detectors: int) -> torch.Tensor:
     return torch.from_numpy(np.real(np.fft.fft(h)))
 
 
-@functools.lru_cache(maxsize=8)
-def _cached_system(image_size: int, n_views: int) -> SparseMatrix:
-    return SparseMatrix(radon_matrix(image_size, parallel_beam_angles(n_views)))
+@functools.lru_cache(maxsize=16)
+def _cached_system(image_size: int, n_views: int, arc: float = 180.0) -> SparseMatrix:
+    return SparseMatrix(radon_matrix(image_size, parallel_beam_angles(n_views, arc)))
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_fine_system(image_size: int, n_views: int, factor: int) -> SparseMatrix:
+def _cached_fine_system(image_size: int, n_views: int, factor: int, arc: float = 180.0) -> SparseMatrix:
     """The same scanner on a grid ``factor`` times finer: rotation centre and detector bins placed so that the fine
     pixels subdivide the coarse ones and ``factor`` fine bins subdivide each coarse bin."""
     center = factor * (image_size // 2) + (factor - 1) / 2
-    return SparseMatrix(radon_matrix(factor * image_size, parallel_beam_angles(n_views), center=center))
+    return SparseMatrix(radon_matrix(factor * image_size, parallel_beam_angles(n_views, arc), center=center))
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_spectrum(image_size: int, n_views: int, rcond: float) -> GramSpectrum:
-    M = _cached_system(image_size, n_views).scipy
+def _cached_spectrum(image_size: int, n_views: int, rcond: float, arc: float = 180.0) -> GramSpectrum:
+    M = _cached_system(image_size, n_views, arc).scipy
     m, n = M.shape
     gram = (M @ M.T) if m <= n else (M.T @ M)
     return GramSpectrum(gram.toarray(), row_space=m <= n, rcond=rcond)
@@ -114,6 +117,7 @@ class ParallelBeamCT(GramSpectrumMixin, LinearOperator):
     Args:
         image_size: ``N`` for ``N x N`` images.
         n_views: number of projection angles.
+        arc: the scanned angle in degrees (180: a full parallel-beam scan; less: a limited-angle scan).
         rcond: relative singular-value cut-off of the cached pseudo-inverse.
         svd_max: largest Gram matrix dimension to eigendecompose (memory ``8 * svd_max**2`` bytes).
 
@@ -123,17 +127,18 @@ class ParallelBeamCT(GramSpectrumMixin, LinearOperator):
     torch.Size([2, 1, 8, 32])
     """
 
-    def __init__(self, image_size: int, n_views: int, *, rcond: float = 1e-6, svd_max: int = 4096):
+    def __init__(self, image_size: int, n_views: int, *, arc: float = 180.0, rcond: float = 1e-6, svd_max: int = 4096):
         check_positive_int(image_size, "image_size", 2)
         check_positive_int(n_views, "n_views")
         self.image_size = image_size
         self.n_views = n_views
-        self.angles = parallel_beam_angles(n_views)
+        self.arc = float(arc)
+        self.angles = parallel_beam_angles(n_views, self.arc)
         self.image_shape = (image_size, image_size)
         self.measurement_shape = (1, n_views, image_size)
         self.rcond = rcond
         self.svd_max = svd_max
-        self.matrix = _cached_system(image_size, n_views)
+        self.matrix = _cached_system(image_size, n_views, self.arc)
 
     def _A(self, x):
         B = x.shape[0]
@@ -148,7 +153,7 @@ class ParallelBeamCT(GramSpectrumMixin, LinearOperator):
         """Cached eigendecomposition behind ``A_pinv``, or None when the Gram matrix exceeds ``svd_max``."""
         if min(self.matrix.shape) > self.svd_max:
             return None
-        return _cached_spectrum(self.image_size, self.n_views, self.rcond)
+        return _cached_spectrum(self.image_size, self.n_views, self.rcond, self.arc)
 
     def A_fine(self, x_fine: torch.Tensor) -> torch.Tensor:
         """The measurement of a rendering ``factor`` times finer (``(B, 1, f N, f N)``, fine pixels subdividing the
@@ -157,18 +162,20 @@ class ParallelBeamCT(GramSpectrumMixin, LinearOperator):
         crime: the data do not come from the matrix that reconstructs them."""
         factor = _fine_factor(x_fine, self.image_size)
         B, N = x_fine.shape[0], self.image_size
-        fine = _cached_fine_system(N, self.n_views, factor).matmul(x_fine.reshape(B, -1))
+        fine = _cached_fine_system(N, self.n_views, factor, self.arc).matmul(x_fine.reshape(B, -1))
         return fine.reshape(B, 1, self.n_views, N, factor).mean(-1) / factor  # fine-pixel units -> coarse
 
     def fbp(self, y: torch.Tensor) -> torch.Tensor:
-        """Filtered back-projection: ramp-filter each view, back-project with ``A^T``, scale by ``pi / n_views``."""
+        """Filtered back-projection: ramp-filter each view, back-project with ``A^T``, scale by the angle per view
+        (``pi / n_views`` for a full scan; a limited-angle scan leaves its missing wedge empty)."""
         self._check_measurement(y, "y")
         N = self.image_size
         response = ramp_filter(N).to(dtype=y.dtype, device=y.device)
         P = response.numel()
         spectrum = torch.fft.fft(y, n=P, dim=-1) * response
         filtered = torch.fft.ifft(spectrum, dim=-1).real[..., :N].contiguous()
-        return self._A_adjoint(filtered) * (math.pi / self.n_views)
+        return self._A_adjoint(filtered) * (math.radians(self.arc) / self.n_views)
 
     def __repr__(self) -> str:
-        return f"ParallelBeamCT(image_size={self.image_size}, n_views={self.n_views})"
+        arc = "" if self.arc == 180 else f", arc={self.arc:g}"
+        return f"ParallelBeamCT(image_size={self.image_size}, n_views={self.n_views}{arc})"

@@ -82,4 +82,32 @@ class ECTLoss:
         return (((squared + c**2).sqrt() - c) / (t - r)).mean()
 
 
-LOSSES = {"edm": EDMLoss, "ect": ECTLoss}
+class SupervisedLoss:
+    """Supervised training of a post-processing network on (classical reconstruction, image) pairs: each batch is
+    measured, without noise, by one setting drawn from ``settings`` (:func:`recon.operators.settings.make_operator`
+    names), reconstructed classically (FBP or zero-filled), and the network's output is scored by the mean squared
+    error to the image (Jin et al. 2017)."""
+
+    name = "supervised"
+
+    def __init__(self, settings: list[str], image_size: int = 64):
+        from recon.operators.settings import make_operator
+
+        if not settings:
+            raise ValueError("supervised training needs at least one setting, e.g. --settings ct:16.")
+        self.settings = list(settings)
+        self.operators = [make_operator(s, image_size) for s in self.settings]
+
+    def config(self) -> dict:
+        return {"name": self.name, "settings": self.settings}
+
+    def __call__(self, model, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        from recon.operators.settings import classical
+
+        index = int(torch.randint(len(self.operators), (1,), generator=generator, device=generator.device))
+        operator = self.operators[index]
+        x_classical = classical(operator, operator.A(x0)).to(x0.dtype)
+        return (model(x_classical) - x0).float().pow(2).mean()
+
+
+LOSSES = {"edm": EDMLoss, "ect": ECTLoss, "supervised": SupervisedLoss}

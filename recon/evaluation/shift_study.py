@@ -1,0 +1,144 @@
+"""The shift chapter's grid (the "one prior, many hospitals" issue): one unconditional prior, guided at inference,
+against supervised post-processing networks trained at one setting, at a family of settings, and (oracles) at the
+test setting itself, across changes of the scanner (views, limited angle, acceleration, mask family, noise) and of
+the anatomy. Every method is scored on the protocol's off-grid test images.
+
+The prior's cost of a shift is measured against itself: λ tuned at the training setting and carried over, against λ
+tuned on validation images at the shifted setting (its own level there). A network's cost of a shift is measured
+against an oracle network trained at the shifted setting, where one exists; without one, only the raw PSNR is shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+import recon
+from recon.evaluation import protocol
+from recon.operators.noise import ComplexGaussianMRI, PoissonCT
+from recon.operators.settings import make_operator
+
+
+@dataclasses.dataclass(frozen=True)
+class Shift:
+    """One point of the grid: a setting name (:func:`recon.operators.settings.make_operator`), the data family, the
+    noise model (None: noise-free), the axis it belongs to and its value on that axis (for the curves)."""
+
+    setting: str
+    dataset: str
+    axis: str
+    value: float
+    noise: object = None
+
+    def task(self, seed: int = 0) -> protocol.Task:
+        operator = make_operator(self.setting, seed=seed)
+        classical = "fbp" if self.dataset == "head_ct" else "zero_filled"
+        return protocol.Task(self.setting, operator, self.dataset, self.noise, classical=classical)
+
+
+# Where each family of networks was trained (and the prior's λ first tuned).
+TRAINED_AT = {"head_ct": "ct:16", "brain": "mri:4:equispaced"}
+NETWORKS = {"head_ct": {"single": "head_ct_sup_ct16", "family": "head_ct_sup_family"},
+            "brain": {"single": "brain_sup_mri4", "family": "brain_sup_family"}}
+
+
+def shift_grid() -> list[Shift]:
+    """The operator-shift grid: CT views 6-90, limited-angle scans, the post's two hospitals (10 and 25 views), low-dose
+    noise; MRI accelerations 2-10 (equispaced), the three mask families at 4x and 8x, noise at SNR 60 / 30 / 15."""
+    grid = [Shift(f"ct:{v}", "head_ct", "views", v) for v in (6, 8, 10, 12, 16, 23, 25, 32, 45, 60, 90)]
+    grid += [Shift(f"ct:16:{a}", "head_ct", "arc (degrees), 16 views", a) for a in (90, 120, 150)]
+    grid += [Shift("ct:16", "head_ct", "photons per bin (16 views)", f, PoissonCT(flux=f)) for f in (1e5, 1e4, 3e3)]
+    grid += [Shift(f"mri:{a}:equispaced", "brain", "acceleration (equispaced)", a) for a in (2, 3, 4, 6, 8, 10)]
+    grid += [Shift(f"mri:{a}:{p}", "brain", f"mask family at {a}x", a) for a in (4, 8)
+             for p in ("random", "variable_density")]
+    grid += [Shift("mri:4:equispaced", "brain", "SNR (4x equispaced)", s, ComplexGaussianMRI(snr=s))
+             for s in (60.0, 30.0, 15.0)]
+    return grid
+
+
+def oracle_name(shift: Shift) -> str:
+    """The name an oracle network trained at this point's setting would ship under (it may not exist)."""
+    kind, *rest = shift.setting.split(":")
+    return f"{shift.dataset}_sup_{kind}{'_'.join(rest)}"  # ct:8 -> ..._ct8, mri:8:equispaced -> ..._mri8_equispaced
+
+
+def available(name: str) -> bool:
+    """Whether a shipped checkpoint of that name exists."""
+    from recon.models.checkpoints import resolve
+
+    try:
+        resolve(name)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def tune_lambda(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
+    """λ of the task's proximal method (Song et al.'s step, or the DDRM rule on noisy data) tuned on validation images
+    at ``nfe`` Euler–Maruyama levels, by the protocol's study."""
+    method = task.score_methods()[0]
+    choice = {method: (method, protocol.fixed_options(method, nfe))}
+    return protocol.tune_task(task, prior, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device)[method]
+
+
+def source_task(shift: Shift, seed: int = 0) -> protocol.Task:
+    """The training setting with the noise model of this point's kind (none, or the protocol's), where the carried-over
+    λ is tuned."""
+    noise = None if shift.noise is None else (protocol.LOW_DOSE if shift.dataset == "head_ct" else protocol.MRI_SNR)
+    return Shift(TRAINED_AT[shift.dataset], shift.dataset, "source", 0.0, noise).task(seed)
+
+
+def run_point(shift: Shift, prior, carried: dict, *, nfe: int, n_images: int, n_val: int, n_trials: int, seed: int,
+              device="cpu") -> dict:
+    """Every method at one grid point on its off-grid test images: the prior with λ carried over from the training
+    setting and with λ tuned here, the single-setting and family networks, the oracle network if one ships, and the
+    classical inverse."""
+    task = shift.task(seed)
+    truth, y, noise_std = protocol.test_data(task, n_images, seed)
+    tuned_here = tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+    method = task.score_methods()[0]
+    runs = {"prior, λ carried over": (method, {**carried["fixed"], **carried["best"]}),
+            "prior, λ tuned here": (method, {**tuned_here["fixed"], **tuned_here["best"]}),
+            task.classical: (task.classical, {})}
+    names = dict(NETWORKS[shift.dataset], oracle=oracle_name(shift))
+    runs.update({f"network ({kind})": ("supervised", {"network": name}) for kind, name in names.items()
+                 if available(name)})
+    rows = {label: protocol.test_method(task, prior, m, options, y, noise_std, truth, seed=seed, device=device)
+            for label, (m, options) in runs.items()}
+    return {"setting": shift.setting, "dataset": shift.dataset, "axis": shift.axis, "value": shift.value,
+            "noise": task.noise_name, "noise_std": noise_std, "rows": rows,
+            "tuned": {"carried": carried, "here": tuned_here}}
+
+
+def anatomy_images(seed: int = 0, n_shift: int = 32) -> dict[str, tuple[str, torch.Tensor]]:
+    """The anatomy-shift panel: ``label -> (data family whose prior and networks apply, images)``. The brain prior's
+    anatomy-shift test slices, pydicom's real MR slice, and for CT pydicom's real CT slice and the Shepp–Logan
+    phantom. These are on-grid images (no finer rendering exists for the real slices), measured at the training
+    settings."""
+    from recon.data import ct_small, fine_and_truth, mr_small, shepp_logan
+
+    shift_slices, _ = fine_and_truth("brain", n_shift, 64, "test_shift", seed)
+    return {"brain, anatomy-shift slabs": ("brain", shift_slices), "real MR slice (pydicom MR_small)": ("brain", mr_small()),
+            "real CT slice (pydicom CT_small)": ("head_ct", ct_small()), "Shepp–Logan": ("head_ct", shepp_logan())}
+
+
+def anatomy_panel(priors: dict, carried: dict, *, seed: int = 0, device="cpu") -> dict:
+    """Every method on the anatomy-shift images at the training settings (noise-free): the prior with the λ tuned at
+    the training setting, the two networks, the classical inverse; per-image PSNR and SSIM."""
+    from recon.evaluation.metrics import psnr, ssim
+
+    out = {}
+    for label, (dataset, images) in anatomy_images(seed).items():
+        task = Shift(TRAINED_AT[dataset], dataset, "anatomy", 0.0).task(seed)
+        y = task.operator.A(images)
+        method = task.score_methods()[0]
+        runs = {"prior, λ from the training setting": (priors[dataset], method, carried[dataset]),
+                task.classical: (None, task.classical, {})}
+        runs.update({f"network ({kind})": (None, "supervised", {"network": name})
+                     for kind, name in NETWORKS[dataset].items() if available(name)})
+        out[label] = {}
+        for row, (prior, m, options) in runs.items():
+            x, _ = recon.reconstruct(y.to(device), task.operator, prior, m, seed=seed, **options)
+            out[label][row] = {"psnr": psnr(x.cpu(), images).tolist(), "ssim": ssim(x.cpu(), images).tolist()}
+    return out

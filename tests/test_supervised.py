@@ -1,0 +1,74 @@
+"""Supervised post-processing networks, named measurement settings, limited-angle CT and the shift grid."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import recon
+from recon.evaluation.shift_study import oracle_name, shift_grid
+from recon.operators.settings import classical, make_operator
+from recon.train import main as train_main
+from recon.training import SupervisedLoss
+
+TINY = ["--size", "16", "--n-train", "24", "--batch", "8", "--base", "8", "--mults", "1", "2", "--warmup", "1",
+        "--checkpoint-every", "2", "--curve-every", "1", "--precision", "fp32", "--device", "cpu"]
+
+
+def test_settings_name_the_operators_and_bad_names_say_how_to_write_them():
+    ct, limited, mri = make_operator("ct:8", 16), make_operator("ct:8:90", 16), make_operator("mri:4:equispaced", 16)
+    assert (ct.n_views, ct.arc, limited.arc, mri.acceleration, mri.pattern) == (8, 180.0, 90.0, 4.0, "equispaced")
+    assert make_operator("mri:8").pattern == "random"
+    for bad in ("ct", "ct:x", "mri:4:diagonal", "pet:3"):
+        with pytest.raises(ValueError, match="ct:VIEWS"):
+            make_operator(bad)
+
+
+def test_a_limited_angle_scan_leaves_a_wedge_unmeasured():
+    full, limited = recon.ParallelBeamCT(32, 16), recon.ParallelBeamCT(32, 16, arc=90)
+    assert float(limited.angles.max()) < 1.58 and "arc=90" in repr(limited)
+    x = recon.data.head_ct_phantoms(2, 32, "test", 0)
+    error_full = (full.fbp(full.A(x)) - x).pow(2).mean()
+    error_limited = (limited.fbp(limited.A(x)) - x).pow(2).mean()
+    assert error_limited > 2 * error_full  # the missing wedge costs more than sparse sampling alone
+    with pytest.raises(ValueError, match="arc"):
+        recon.ParallelBeamCT(32, 16, arc=200)
+
+
+def test_supervised_loss_draws_its_settings_and_is_the_mse_to_the_image():
+    loss = SupervisedLoss(["ct:4", "ct:8"], 16)
+
+    class Identity(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    x0 = recon.data.head_ct_phantoms(3, 16, "train", 0)
+    drawn = {float(loss(Identity(), x0, torch.Generator().manual_seed(s))) for s in range(12)}
+    expected = {float((classical(op, op.A(x0)) - x0).pow(2).mean()) for op in loss.operators}
+    assert len(drawn) == 2 and all(min(abs(d - e) for e in expected) < 1e-6 for d in drawn)
+
+
+def test_a_supervised_network_trains_loads_and_reconstructs(tmp_path):
+    with pytest.raises(SystemExit, match="--settings"):
+        train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--steps", "1", "--out", str(tmp_path / "x")])
+    out = train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--settings", "ct:6", "ct:10", "--steps", "3",
+                             "--out", str(tmp_path / "net")])
+    card = json.loads((out / "card.json").read_text())
+    assert card["kind"] == "supervised" and card["config"]["settings"] == ["ct:6", "ct:10"]
+    op = make_operator("ct:8", 16)
+    y = op.A(recon.data.head_ct_phantoms(2, 16, "test", 0))
+    x, record = recon.reconstruct(y, op, method="supervised", network=str(out))
+    assert x.shape == (2, 1, 16, 16) and record.nfe == 0 and record.settings["network"] == str(out)
+    with pytest.raises(ValueError, match="needs network="):
+        recon.reconstruct(y, op, method="supervised")
+
+
+def test_the_shift_grid_covers_the_axes_and_names_oracles_by_setting():
+    grid = shift_grid()
+    axes = {p.axis for p in grid}
+    assert {"views", "acceleration (equispaced)"} <= axes and any("arc" in a for a in axes)
+    assert any(p.noise is not None for p in grid) and {p.dataset for p in grid} == {"head_ct", "brain"}
+    point = next(p for p in grid if p.setting == "mri:8:equispaced")
+    assert oracle_name(point) == "brain_sup_mri8_equispaced"
