@@ -72,3 +72,14 @@ def test_the_shift_grid_covers_the_axes_and_names_oracles_by_setting():
     assert any(p.noise is not None for p in grid) and {p.dataset for p in grid} == {"head_ct", "brain"}
     point = next(p for p in grid if p.setting == "mri:8:equispaced")
     assert oracle_name(point) == "brain_sup_mri8_equispaced"
+
+
+def test_turning_the_phase_encoding_direction_transposes_the_sampling():
+    columns = make_operator("mri:4:equispaced", 16)
+    rows = make_operator("mri:4:equispaced:rows", 16)
+    x = recon.data.head_ct_phantoms(2, 16, "test", 0)
+    # sampling rows of k-space of x is sampling columns of k-space of x transposed
+    assert torch.allclose(rows.A(x), columns.A(x.transpose(-1, -2)).transpose(-1, -2), atol=1e-6)
+    assert "orientation='rows'" in repr(rows)
+    with pytest.raises(ValueError, match="orientation"):
+        recon.CartesianMRI(16, 4, orientation="diagonal")

@@ -45,13 +45,15 @@ NETWORKS = {"head_ct": {"single": "head_ct_sup_ct16", "family": "head_ct_sup_fam
 
 def shift_grid() -> list[Shift]:
     """The operator-shift grid: CT views 6-90, limited-angle scans, the post's two hospitals (10 and 25 views), low-dose
-    noise; MRI accelerations 2-10 (equispaced), the three mask families at 4x and 8x, noise at SNR 60 / 30 / 15."""
+    noise; MRI accelerations 2-10 (equispaced), the three mask families at 4x and 8x, the phase-encoding direction turned
+    by 90 degrees, noise at SNR 60 / 30 / 15."""
     grid = [Shift(f"ct:{v}", "head_ct", "views", v) for v in (6, 8, 10, 12, 16, 23, 25, 32, 45, 60, 90)]
     grid += [Shift(f"ct:16:{a}", "head_ct", "arc (degrees), 16 views", a) for a in (90, 120, 150)]
     grid += [Shift("ct:16", "head_ct", "photons per bin (16 views)", f, PoissonCT(flux=f)) for f in (1e5, 1e4, 3e3)]
     grid += [Shift(f"mri:{a}:equispaced", "brain", "acceleration (equispaced)", a) for a in (2, 3, 4, 6, 8, 10)]
     grid += [Shift(f"mri:{a}:{p}", "brain", f"mask family at {a}x", a) for a in (4, 8)
              for p in ("random", "variable_density")]
+    grid += [Shift(f"mri:{a}:equispaced:rows", "brain", "phase encoding turned (equispaced)", a) for a in (4, 8)]
     grid += [Shift("mri:4:equispaced", "brain", "SNR (4x equispaced)", s, ComplexGaussianMRI(snr=s))
              for s in (60.0, 30.0, 15.0)]
     return grid

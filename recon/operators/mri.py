@@ -13,8 +13,9 @@ from recon.operators.radon import _fine_factor
 class CartesianMRI(LinearOperator):
     """Single-coil Cartesian MRI ``y = P(Lambda) F x`` with orthonormal ``F`` and a line mask ``P(Lambda)``.
 
-    Measurements are complex k-space tensors ``(B, 1, H, W)`` in FFT order, exactly zero on unsampled columns
-    (the phase-encoding direction is the image width). ``||A||_2 = 1``.
+    Measurements are complex k-space tensors ``(B, 1, H, W)`` in FFT order, exactly zero on unsampled lines: columns
+    (phase encoding along the image width, ``orientation="columns"``) or rows (``"rows"``: the same scanner with the
+    phase-encoding direction turned by 90 degrees). ``||A||_2 = 1``.
 
     Images are real, so ``A`` maps real images to complex data and the adjoint in the real inner product is
     ``A^T y = Re(F^H P^T y)``. A real image has Hermitian-symmetric k-space, so a sampled line ``k`` also tells the
@@ -29,6 +30,7 @@ class CartesianMRI(LinearOperator):
         center_fraction: fraction of lines in the fully sampled centre.
         pattern: ``"random"``, ``"equispaced"`` or ``"variable_density"``.
         seed: seed of the mask.
+        orientation: ``"columns"`` or ``"rows"``, the lines the mask selects.
 
     >>> import torch
     >>> op = CartesianMRI(32, acceleration=4, center_fraction=0.08, seed=0)
@@ -40,7 +42,7 @@ class CartesianMRI(LinearOperator):
     default_tv_weight = 1e-2  # validation choice for line masks (see LinearOperator)
 
     def __init__(self, image_size: int, acceleration: float, center_fraction: float = 0.08,
-                 pattern: str = "random", seed: int = 0):
+                 pattern: str = "random", seed: int = 0, orientation: str = "columns"):
         check_positive_int(image_size, "image_size", 2)
         self.image_size = image_size
         self.acceleration = acceleration
@@ -50,9 +52,14 @@ class CartesianMRI(LinearOperator):
         self.image_shape = (image_size, image_size)
         self.measurement_shape = (1, image_size, image_size)
         self.mask_centered = cartesian_mask(image_size, acceleration, center_fraction, pattern, seed)
+        if orientation not in ("columns", "rows"):
+            raise ValueError(f"orientation must be 'columns' or 'rows' (the k-space lines sampled); got {orientation!r}.")
+        self.orientation = orientation
         self.mask = torch.fft.ifftshift(self.mask_centered)  # FFT order
+        if orientation == "rows":
+            self.mask = self.mask[:, None]  # broadcasts over columns: whole rows of k-space
         mirrored = self.mask[(-torch.arange(image_size)) % image_size]
-        self.m_sym = (self.mask.double() + mirrored.double()) / 2  # eigenvalues of A^T A per k-space column
+        self.m_sym = (self.mask.double() + mirrored.double()) / 2  # eigenvalues of A^T A per k-space line
 
     def _A(self, x):
         k = torch.fft.fft2(x, norm="ortho")
@@ -111,4 +118,5 @@ class CartesianMRI(LinearOperator):
 
     def __repr__(self) -> str:
         return (f"CartesianMRI(image_size={self.image_size}, acceleration={self.acceleration}, "
-                f"center_fraction={self.center_fraction}, pattern={self.pattern!r}, seed={self.seed})")
+                f"center_fraction={self.center_fraction}, pattern={self.pattern!r}, seed={self.seed}"
+                + ("" if self.orientation == "columns" else ", orientation='rows'") + ")")
