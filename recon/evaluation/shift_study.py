@@ -91,11 +91,25 @@ def source_task(shift: Shift, seed: int = 0) -> protocol.Task:
     return Shift(TRAINED_AT[shift.dataset], shift.dataset, "source", 0.0, noise).task(seed)
 
 
+def spread(task: protocol.Task, prior, options: dict, *, k: int, n_images: int, seed: int, device="cpu") -> dict:
+    """The prior's posterior spread at a grid point (``k`` samples of the first ``n_images`` test images with
+    ``options``): the error of the posterior mean, the mean spread, 90 % interval coverage and corr(spread, error)."""
+    from recon.evaluation.uncertainty import posterior_samples, summarize
+
+    truth, y, noise_std = protocol.test_data(task, n_images, seed)
+    samples = posterior_samples(y.to(device), task.operator, prior, task.score_methods()[0], k=k, seed=seed,
+                                noise_std=noise_std, **options).cpu()
+    report = summarize(samples, truth)
+    rmse = (report.mean - truth).flatten(1).pow(2).mean(1).sqrt()
+    return {"rmse": rmse.tolist(), "std": report.std.flatten(1).mean(1).tolist(), "coverage": report.coverage.tolist(),
+            "correlation": report.std_error_correlation.tolist()}
+
+
 def run_point(shift: Shift, prior, carried: dict, *, nfe: int, n_images: int, n_val: int, n_trials: int, seed: int,
-              device="cpu") -> dict:
+              spread_k: int = 8, spread_images: int = 8, device="cpu") -> dict:
     """Every method at one grid point on its off-grid test images: the prior with λ carried over from the training
     setting and with λ tuned here, the single-setting and family networks, the oracle network if one ships, and the
-    classical inverse."""
+    classical inverse; and the prior's posterior spread (λ carried over) on the first ``spread_images``."""
     task = shift.task(seed)
     truth, y, noise_std = protocol.test_data(task, n_images, seed)
     tuned_here = tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials, seed=seed, device=device)
@@ -108,8 +122,10 @@ def run_point(shift: Shift, prior, carried: dict, *, nfe: int, n_images: int, n_
                  if available(name)})
     rows = {label: protocol.test_method(task, prior, m, options, y, noise_std, truth, seed=seed, device=device)
             for label, (m, options) in runs.items()}
+    posterior = spread(task, prior, {**carried["fixed"], **carried["best"]}, k=spread_k, n_images=spread_images,
+                       seed=seed, device=device)
     return {"setting": shift.setting, "dataset": shift.dataset, "axis": shift.axis, "value": shift.value,
-            "noise": task.noise_name, "noise_std": noise_std, "rows": rows,
+            "noise": task.noise_name, "noise_std": noise_std, "rows": rows, "spread": posterior,
             "tuned": {"carried": carried, "here": tuned_here}}
 
 
