@@ -329,8 +329,9 @@ def supervised(problem: Problem, *, network: str | torch.nn.Module | None = None
         raise ValueError("method 'supervised' needs network=: a checkpoint name or folder (e.g. 'head_ct_sup_ct16') or "
                          "a network loaded with recon.load_prior(...).")
     net = load_network(str(network)) if isinstance(network, (str, Path)) else network
+    x_classical = classical(problem.operator, problem.y).float()
     with torch.no_grad():
-        return net(classical(problem.operator, problem.y).float())
+        return net.to(x_classical.device)(x_classical)
 
 
 @register_method("tv", needs_prior=False)

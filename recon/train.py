@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from recon.data import brain_slices, head_ct_phantoms
+from recon.data import brain_slices, fine_and_truth, head_ct_phantoms
 from recon.models.checkpoints import build_model, load_card, save_checkpoint, verified_weights
 from recon.models.checkpoints import resolve as resolve_checkpoint
 from recon.models.precision import PRECISIONS, resolve
@@ -44,6 +44,8 @@ def parse_args(argv=None):
     p.add_argument("--stage-every", type=int, default=400, help="ect: steps per stage of the shrinking gap t - r")
     p.add_argument("--settings", nargs="+", default=None,
                    help="supervised: the measurement settings of the training pairs, e.g. ct:16 or mri:4:equispaced")
+    p.add_argument("--fine-factor", type=int, default=2,
+                   help="supervised: training images are rendered this many times finer and measured off the grid")
     for field in dataclasses.fields(TrainConfig):
         p.add_argument("--" + field.name.replace("_", "-"), type=type(field.default), default=field.default)
     p.add_argument("--base", type=int, default=32)
@@ -113,7 +115,7 @@ def make_loss(args):
         if not args.settings:
             raise SystemExit("--loss supervised trains on pairs from named settings: pass --settings (e.g. ct:16, or "
                              "ct:8 ct:16 ct:32 for a family).")
-        return SupervisedLoss(args.settings, args.size)
+        return SupervisedLoss(args.settings, args.size, factor=args.fine_factor)
     return ECTLoss(stage_every=args.stage_every) if args.loss == "ect" else LOSSES[args.loss]()
 
 
@@ -141,7 +143,10 @@ def main(argv=None) -> Path:
     settings["clip_grad"] = settings["clip_grad"] or None  # --clip-grad 0 turns clipping off
     config = TrainConfig(**settings)
     model = build(args, device)
-    images = DATASETS[args.data](args.n_train, args.size, "train", args.seed)
+    if args.loss == "supervised":  # fine renderings, measured off the grid inside the loss
+        images = fine_and_truth(args.data, args.n_train, args.size, "train", args.seed, factor=args.fine_factor)[1]
+    else:
+        images = DATASETS[args.data](args.n_train, args.size, "train", args.seed)
     batches = EpochBatches.shuffled(images, args.batch, args.seed)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     state = TrainState.create(model, torch.optim.Adam(model.net.parameters(), lr=config.lr), generator)

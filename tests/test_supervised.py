@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import recon
-from recon.evaluation.shift_study import oracle_name, shift_grid
+from recon.evaluation.shift_study import NETWORKS, oracle_name, setting_tag, shift_grid
 from recon.operators.settings import classical, make_operator
 from recon.train import main as train_main
 from recon.training import SupervisedLoss
@@ -37,23 +37,31 @@ def test_a_limited_angle_scan_leaves_a_wedge_unmeasured():
         recon.ParallelBeamCT(32, 16, arc=200)
 
 
-def test_supervised_loss_draws_its_settings_and_is_the_mse_to_the_image():
-    loss = SupervisedLoss(["ct:4", "ct:8"], 16)
+def test_supervised_loss_measures_fine_renderings_off_the_grid_and_scores_the_pixel_averages():
+    loss = SupervisedLoss(["ct:4", "ct:8"], 16, factor=2)
 
     class Identity(torch.nn.Module):
         def forward(self, x):
             return x
 
-    x0 = recon.data.head_ct_phantoms(3, 16, "train", 0)
-    drawn = {float(loss(Identity(), x0, torch.Generator().manual_seed(s))) for s in range(12)}
-    expected = {float((classical(op, op.A(x0)) - x0).pow(2).mean()) for op in loss.operators}
-    assert len(drawn) == 2 and all(min(abs(d - e) for e in expected) < 1e-6 for d in drawn)
+    truth, fine = recon.data.fine_and_truth("head_ct", 3, 16, "train", 0, factor=2)
+    drawn = {round(float(loss(Identity(), fine, torch.Generator().manual_seed(s))), 7) for s in range(12)}
+    expected = {round(float((classical(op, op.A_fine(fine)) - truth).pow(2).mean()), 7)
+                for op in (make_operator("ct:4", 16), make_operator("ct:8", 16))}
+    assert drawn == expected  # both settings drawn, each scored against the pixel averages of the fine rendering
+    mri = SupervisedLoss(["mri:4"], 16, factor=2, mask_seeds=3)
+    for s in range(20):
+        mri(Identity(), fine, torch.Generator().manual_seed(s))
+    assert {seed for _, seed in mri._operators} == {1, 2, 3}  # the test mask (seed 0) is never trained on
+    with pytest.raises(ValueError, match="ct:VIEWS"):
+        SupervisedLoss(["ct:x"], 16)
 
 
 def test_a_supervised_network_trains_loads_and_reconstructs(tmp_path):
     with pytest.raises(SystemExit, match="--settings"):
         train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--steps", "1", "--out", str(tmp_path / "x")])
     out = train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--settings", "ct:6", "ct:10", "--steps", "3",
+                             "--fine-factor", "2",
                              "--out", str(tmp_path / "net")])
     card = json.loads((out / "card.json").read_text())
     assert card["kind"] == "supervised" and card["config"]["settings"] == ["ct:6", "ct:10"]
@@ -72,6 +80,9 @@ def test_the_shift_grid_covers_the_axes_and_names_oracles_by_setting():
     assert any(p.noise is not None for p in grid) and {p.dataset for p in grid} == {"head_ct", "brain"}
     point = next(p for p in grid if p.setting == "mri:8:equispaced")
     assert oracle_name(point) == "brain_sup_mri8_equispaced"
+    assert oracle_name(next(p for p in grid if p.noise is not None)) is None  # no noise-trained oracle
+    assert setting_tag("mri:4") == setting_tag("mri:4:random") == "mri4_random"
+    assert setting_tag("ct:16:90") == "ct16_arc90" and NETWORKS["brain"]["single"] == "brain_sup_mri4_equispaced"
 
 
 def test_turning_the_phase_encoding_direction_transposes_the_sampling():

@@ -37,10 +37,25 @@ class Shift:
         return protocol.Task(self.setting, operator, self.dataset, self.noise, classical=classical)
 
 
-# Where each family of networks was trained (and the prior's λ first tuned).
+def setting_tag(setting: str) -> str:
+    """A canonical short name of a setting for checkpoint names: ``ct:16`` -> ``ct16``, ``ct:16:90`` -> ``ct16_arc90``,
+    ``mri:4`` and ``mri:4:random`` -> ``mri4_random``, ``mri:4:equispaced:rows`` -> ``mri4_equispaced_rows``."""
+    operator = make_operator(setting)
+    if hasattr(operator, "n_views"):
+        return f"ct{operator.n_views}" + ("" if operator.arc == 180 else f"_arc{operator.arc:g}")
+    tag = f"mri{operator.acceleration:g}_{operator.pattern}"
+    return tag + ("" if operator.orientation == "columns" else "_rows")
+
+
+def network_name(dataset: str, setting: str) -> str:
+    """The checkpoint name of a network trained at one setting (``head_ct_sup_ct16``)."""
+    return f"{dataset}_sup_{setting_tag(setting)}"
+
+
+# Where each single-setting network was trained (and the prior's λ first tuned), and the networks compared.
 TRAINED_AT = {"head_ct": "ct:16", "brain": "mri:4:equispaced"}
-NETWORKS = {"head_ct": {"single": "head_ct_sup_ct16", "family": "head_ct_sup_family"},
-            "brain": {"single": "brain_sup_mri4", "family": "brain_sup_family"}}
+NETWORKS = {data: {"single": network_name(data, setting), "family": f"{data}_sup_family"}
+            for data, setting in TRAINED_AT.items()}
 
 
 def shift_grid() -> list[Shift]:
@@ -49,6 +64,7 @@ def shift_grid() -> list[Shift]:
     by 90 degrees, noise at SNR 60 / 30 / 15."""
     grid = [Shift(f"ct:{v}", "head_ct", "views", v) for v in (6, 8, 10, 12, 16, 23, 25, 32, 45, 60, 90)]
     grid += [Shift(f"ct:16:{a}", "head_ct", "arc (degrees), 16 views", a) for a in (90, 120, 150)]
+    grid += [Shift("ct:8:90", "head_ct", "arc (degrees), 8 views", 90)]  # the same angle between views as ct:16
     grid += [Shift("ct:16", "head_ct", "photons per bin (16 views)", f, PoissonCT(flux=f)) for f in (1e5, 1e4, 3e3)]
     grid += [Shift(f"mri:{a}:equispaced", "brain", "acceleration (equispaced)", a) for a in (2, 3, 4, 6, 8, 10)]
     grid += [Shift(f"mri:{a}:{p}", "brain", f"mask family at {a}x", a) for a in (4, 8)
@@ -59,16 +75,18 @@ def shift_grid() -> list[Shift]:
     return grid
 
 
-def oracle_name(shift: Shift) -> str:
-    """The name an oracle network trained at this point's setting would ship under (it may not exist)."""
-    kind, *rest = shift.setting.split(":")
-    return f"{shift.dataset}_sup_{kind}{'_'.join(rest)}"  # ct:8 -> ..._ct8, mri:8:equispaced -> ..._mri8_equispaced
+def oracle_name(shift: Shift) -> str | None:
+    """The name an oracle network trained at this point's setting would ship under (it may not exist); None at a noise
+    point, since every network is trained on noise-free data (an oracle there would need noisy training pairs)."""
+    return None if shift.noise is not None else network_name(shift.dataset, shift.setting)
 
 
-def available(name: str) -> bool:
+def available(name: str | None) -> bool:
     """Whether a shipped checkpoint of that name exists."""
     from recon.models.checkpoints import resolve
 
+    if name is None:
+        return False
     try:
         resolve(name)
     except FileNotFoundError:
@@ -119,7 +137,7 @@ def run_point(shift: Shift, prior, carried: dict, *, nfe: int, n_images: int, n_
             task.classical: (task.classical, {})}
     names = dict(NETWORKS[shift.dataset], oracle=oracle_name(shift))
     runs.update({f"network ({kind})": ("supervised", {"network": name}) for kind, name in names.items()
-                 if available(name)})
+                 if available(name) and (kind != "oracle" or name != NETWORKS[shift.dataset]["single"])})
     rows = {label: protocol.test_method(task, prior, m, options, y, noise_std, truth, seed=seed, device=device)
             for label, (m, options) in runs.items()}
     posterior = spread(task, prior, {**carried["fixed"], **carried["best"]}, k=spread_k, n_images=spread_images,

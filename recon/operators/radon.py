@@ -78,7 +78,7 @@ def _cached_system(image_size: int, n_views: int, arc: float = 180.0) -> SparseM
     return SparseMatrix(radon_matrix(image_size, parallel_beam_angles(n_views, arc)))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)
 def _cached_fine_system(image_size: int, n_views: int, factor: int, arc: float = 180.0) -> SparseMatrix:
     """The same scanner on a grid ``factor`` times finer: rotation centre and detector bins placed so that the fine
     pixels subdivide the coarse ones and ``factor`` fine bins subdivide each coarse bin."""

@@ -83,31 +83,44 @@ class ECTLoss:
 
 
 class SupervisedLoss:
-    """Supervised training of a post-processing network on (classical reconstruction, image) pairs: each batch is
-    measured, without noise, by one setting drawn from ``settings`` (:func:`recon.operators.settings.make_operator`
-    names), reconstructed classically (FBP or zero-filled), and the network's output is scored by the mean squared
-    error to the image (Jin et al. 2017)."""
+    """Supervised training of a post-processing network on (classical reconstruction, image) pairs, simulated as the
+    test data are: each batch holds renderings ``factor`` times finer than the image grid, measured off the
+    reconstruction grid (``operator.A_fine``, no inverse crime) without noise by one setting drawn from ``settings``
+    (:func:`recon.operators.settings.make_operator` names) and, for MRI, one of ``mask_seeds`` mask draws (seeds 1 to
+    ``mask_seeds``; seed 0, the test mask, is held out); reconstructed classically (FBP or zero-filled); scored by the
+    mean squared error to the image, the fine rendering averaged per pixel (Jin et al. 2017)."""
 
     name = "supervised"
 
-    def __init__(self, settings: list[str], image_size: int = 64):
+    def __init__(self, settings: list[str], image_size: int = 64, factor: int = 2, mask_seeds: int = 64):
         from recon.operators.settings import make_operator
 
         if not settings:
             raise ValueError("supervised training needs at least one setting, e.g. --settings ct:16.")
-        self.settings = list(settings)
-        self.operators = [make_operator(s, image_size) for s in self.settings]
+        for setting in settings:
+            make_operator(setting, image_size)  # a bad name fails here, before any training
+        self.settings, self.image_size, self.factor, self.mask_seeds = list(settings), image_size, factor, mask_seeds
+        self._operators = {}
 
     def config(self) -> dict:
-        return {"name": self.name, "settings": self.settings}
+        return {"name": self.name, "settings": self.settings, "factor": self.factor, "mask_seeds": self.mask_seeds}
 
-    def __call__(self, model, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def operator(self, setting: str, seed: int):
+        from recon.operators.settings import make_operator
+
+        key = (setting, seed if setting.startswith("mri") else 0)
+        if key not in self._operators:
+            self._operators[key] = make_operator(setting, self.image_size, seed=key[1])
+        return self._operators[key]
+
+    def __call__(self, model, fine: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         from recon.operators.settings import classical
 
-        index = int(torch.randint(len(self.operators), (1,), generator=generator, device=generator.device))
-        operator = self.operators[index]
-        x_classical = classical(operator, operator.A(x0)).to(x0.dtype)
-        return (model(x_classical) - x0).float().pow(2).mean()
+        draw = torch.randint(1 << 30, (2,), generator=generator, device=generator.device).tolist()
+        operator = self.operator(self.settings[draw[0] % len(self.settings)], 1 + draw[1] % self.mask_seeds)
+        truth = torch.nn.functional.avg_pool2d(fine, self.factor)
+        x_classical = classical(operator, operator.A_fine(fine)).to(fine.dtype)
+        return (model(x_classical) - truth).float().pow(2).mean()
 
 
 LOSSES = {"edm": EDMLoss, "ect": ECTLoss, "supervised": SupervisedLoss}
