@@ -94,3 +94,17 @@ def test_turning_the_phase_encoding_direction_transposes_the_sampling():
     assert "orientation='rows'" in repr(rows)
     with pytest.raises(ValueError, match="orientation"):
         recon.CartesianMRI(16, 4, orientation="diagonal")
+
+
+def test_shift_costs_are_paired_adapted_minus_deployed_and_need_an_oracle_for_networks():
+    from recon.evaluation.shift_study import shift_costs
+
+    base = [30.0 + 0.1 * (i % 4) for i in range(8)]
+    point = {"rows": {"prior, λ tuned here": {"psnr": [v + 0.2 for v in base]},
+                      "prior, λ carried over": {"psnr": base},
+                      "network (single)": {"psnr": [v - 3.0 for v in base]},
+                      "network (oracle)": {"psnr": [v + 1.0 for v in base]}}}
+    costs = shift_costs(point)
+    assert abs(costs["prior"].mean - 0.2) < 1e-9 and abs(costs["network (single)"].mean - 4.0) < 1e-9
+    del point["rows"]["network (oracle)"]
+    assert set(shift_costs(point)) == {"prior"}

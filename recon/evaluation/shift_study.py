@@ -178,3 +178,21 @@ def anatomy_panel(priors: dict, carried: dict, *, seed: int = 0, device="cpu") -
             x, _ = recon.reconstruct(y.to(device), task.operator, prior, m, seed=seed, **options)
             out[label][row] = {"psnr": psnr(x.cpu(), images).tolist(), "ssim": ssim(x.cpu(), images).tolist()}
     return out
+
+
+def shift_costs(point: dict, *, seed: int = 0) -> dict:
+    """The cost of a shift at one grid point, on its test images, as paired differences (adapted − deployed, so a
+    positive number is what the shift cost): for the prior, λ tuned here against λ carried over; for each network,
+    the oracle trained here against it, where an oracle ships. Problem difficulty cancels: both sides of each
+    difference face the same measurements."""
+    from recon.evaluation.statistics import paired_difference
+
+    rows, out = point["rows"], {}
+    out["prior"] = paired_difference(rows["prior, λ tuned here"]["psnr"], rows["prior, λ carried over"]["psnr"],
+                                     seed=seed)
+    if "network (oracle)" in rows:
+        for kind in ("single", "family"):
+            if f"network ({kind})" in rows:
+                out[f"network ({kind})"] = paired_difference(rows["network (oracle)"]["psnr"],
+                                                             rows[f"network ({kind})"]["psnr"], seed=seed)
+    return out
