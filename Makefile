@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # Seconds per notebook and attempt (the runner retries once): over 3x the slowest notebook on a 2-core AVX2-only CPU.
 NOTEBOOK_TIMEOUT ?= 600
 
-.PHONY: book test venv vendor notebooks html unit nbval browser bench results results-gpu clean
+.PHONY: book test venv vendor notebooks html unit nbval browser bench results results-gpu networks clean
 
 book: venv vendor notebooks html
 
@@ -56,6 +56,11 @@ results: venv
 results-gpu: venv
 	$(PY) scripts/make_results.py path_guided --set device=cuda
 	$(PY) scripts/make_results.py consistency --set device=cuda
+
+# The shift chapter's supervised networks (single-setting, family, oracles): about 35 minutes each on 2 CPU cores,
+# resumable; `make networks DEVICE=cuda` on a GPU.
+networks: venv
+	$(PY) scripts/train_networks.py $(if $(DEVICE),--device $(DEVICE))
 
 clean:
 	rm -rf _build _vendor

@@ -108,3 +108,17 @@ def test_shift_costs_are_paired_adapted_minus_deployed_and_need_an_oracle_for_ne
     assert abs(costs["prior"].mean - 0.2) < 1e-9 and abs(costs["network (single)"].mean - 4.0) < 1e-9
     del point["rows"]["network (oracle)"]
     assert set(shift_costs(point)) == {"prior"}
+
+
+def test_the_network_list_names_every_checkpoint_once_with_its_settings():
+    from recon.evaluation.shift_study import FAMILY, ORACLES, network_commands
+
+    commands = network_commands()
+    folders = [folder for folder, _ in commands]
+    assert len(folders) == len(set(folders)) == 2 * 2 + len(ORACLES["head_ct"]) + len(ORACLES["brain"])
+    assert "checkpoints/head_ct_64_sup_ct16" in folders and "checkpoints/brain_64_sup_mri4_equispaced" in folders
+    family = dict(commands)["checkpoints/brain_64_sup_family"]
+    assert family[family.index("--settings") + 1:family.index("--size")] == FAMILY["brain"]
+    for _, args in commands:  # every setting named in a command builds an operator
+        for setting in args[args.index("--settings") + 1:args.index("--size")]:
+            make_operator(setting, 16)

@@ -16,6 +16,7 @@ import torch
 
 import recon
 from recon.evaluation import protocol
+from recon.models.checkpoints import shipped_folder
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT
 from recon.operators.settings import make_operator
 
@@ -51,6 +52,14 @@ def network_name(dataset: str, setting: str) -> str:
     """The checkpoint name of a network trained at one setting (``head_ct_sup_ct16``)."""
     return f"{dataset}_sup_{setting_tag(setting)}"
 
+
+# The family networks' settings (the issue: views 8-32; accelerations 2-8 with mixed mask families and orientations),
+# and the grid points where an oracle network is trained, to separate the cost of a shift from the problem's difficulty.
+FAMILY = {"head_ct": [f"ct:{v}" for v in (8, 10, 12, 16, 20, 24, 32)],
+          "brain": [f"mri:{a}:{p}" + o for a in (2, 3, 4, 6, 8) for p in ("random", "equispaced", "variable_density")
+                    for o in ("", ":rows")]}
+ORACLES = {"head_ct": ["ct:8", "ct:10", "ct:25", "ct:32", "ct:60", "ct:16:90"],
+           "brain": ["mri:2:equispaced", "mri:8:equispaced", "mri:4:random", "mri:4:equispaced:rows"]}
 
 # Where each single-setting network was trained (and the prior's λ first tuned), and the networks compared.
 TRAINED_AT = {"head_ct": "ct:16", "brain": "mri:4:equispaced"}
@@ -195,4 +204,20 @@ def shift_costs(point: dict, *, seed: int = 0) -> dict:
             if f"network ({kind})" in rows:
                 out[f"network ({kind})"] = paired_difference(rows["network (oracle)"]["psnr"],
                                                              rows[f"network ({kind})"]["psnr"], seed=seed)
+    return out
+
+
+def network_commands(steps: int = 2000, n_train: int = 4096, device: str | None = None) -> list[tuple[str, list[str]]]:
+    """``(checkpoint folder, train arguments)`` of every supervised network the shift chapter uses: the single-setting
+    networks, the family networks and the oracles, each with the prior's data and step budget."""
+    common = ["--size", "64", "--batch", "32", "--steps", str(steps), "--n-train", str(n_train), "--checkpoint-every",
+              "100"] + (["--device", device] if device else [])
+    out = []
+    for data in ("head_ct", "brain"):
+        runs = {network_name(data, TRAINED_AT[data]): [TRAINED_AT[data]], f"{data}_sup_family": FAMILY[data]}
+        runs.update({network_name(data, setting): [setting] for setting in ORACLES[data]})
+        for name, settings in runs.items():
+            folder = "checkpoints/" + shipped_folder(name)
+            out.append((folder, ["--data", data, "--loss", "supervised", "--settings", *settings, *common,
+                                 "--out", folder]))
     return out
