@@ -1,6 +1,6 @@
 """The consistency chapter's head-to-head: a consistency model with the proximal step at 1, 2, 4 and 8 network
-evaluations against the diffusion prior with the proximal step at the same budgets and at 60, 200 and 1000, one
-Tweedie estimate plus a proximal step, DPS, and the consistency model with the hard projection (CoSIGN-style) and with
+evaluations against the diffusion prior at the same budgets (over Euler–Maruyama, and in the consistency sampler with
+the proximal step or, on noisy data, the DDRM rule) and at 60, 200 and 1000, one Tweedie estimate plus a proximal step, DPS, and the consistency model with the hard projection (CoSIGN-style) and with
 the consistency paper's replacement step; every free parameter (λ, the re-noising levels, Tweedie's σ, DPS's ζ) tuned
 on validation images with the protocol's trial budget at the budget it is tested with.
 """

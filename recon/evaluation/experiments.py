@@ -247,6 +247,12 @@ def path_nfe(*, nfes=(30, 100, 300), n_images: int = 8, seed: int = 0, device: s
     return {"curves": curves}
 
 
+def consistency_priors(cms: dict[str, str], device) -> dict:
+    """Per data family, the diffusion prior and the consistency model named in ``cms``."""
+    return {name: {"diffusion": recon.load_prior(name, device), "cm": recon.load_prior(cms[name], device)}
+            for name in ("head_ct", "brain")}
+
+
 @experiment
 def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, realism_samples: int = 32, seed: int = 0,
                 head_ct_cm: str = "head_ct_cm", brain_cm: str = "brain_cm", device: str = "cpu",
@@ -258,8 +264,7 @@ def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, reali
     from recon.evaluation.consistency_study import test_rows, tune_rows, unconditional_realism
 
     cms = {"head_ct": head_ct_cm, "brain": brain_cm}
-    priors = {name: {"diffusion": recon.load_prior(name, device), "cm": recon.load_prior(cms[name], device)}
-              for name in ("head_ct", "brain")}
+    priors = consistency_priors(cms, device)
     result = {"cm_cards": {name: recon.models.load_card(path) for name, path in cms.items()},
               "realism": {}, "head_to_head": []}
     for name in ("head_ct", "brain") if only is None else ():
@@ -285,8 +290,7 @@ def consistency_rows(*, labels=(), only=(), n_images: int = 32, n_val: int = 8, 
     tested exactly as there; the notebook merges them into ``results/consistency.json``'s settings."""
     from recon.evaluation.consistency_study import test_rows, tune_rows
 
-    priors = {name: {"diffusion": recon.load_prior(name, device), "cm": recon.load_prior(name + "_cm", device)}
-              for name in ("head_ct", "brain")}
+    priors = consistency_priors({name: name + "_cm" for name in ("head_ct", "brain")}, device)
     out = []
     for task in protocol.tasks(seed=seed):
         if task.split != "test" or task.key not in only:

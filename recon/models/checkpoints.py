@@ -38,11 +38,15 @@ def register_model_kind(name: str):
     return decorator
 
 
+def build_unet(config: dict) -> UNet:
+    """The U-Net a card's ``config["net"]`` describes (JSON lists back to tuples)."""
+    return UNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["net"].items()})
+
+
 @register_model_kind("edm")
 def build_edm(config: dict) -> EDMDenoiser:
     """An EDM-preconditioned U-Net (:class:`recon.models.denoiser.EDMDenoiser`) from a card's config."""
-    net = UNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["net"].items()})
-    return EDMDenoiser(net, image_size=config["image_size"], **config["denoiser"])
+    return EDMDenoiser(build_unet(config), image_size=config["image_size"], **config["denoiser"])
 
 
 def build_model(kind: str, config: dict) -> Denoiser:

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from recon.models.checkpoints import register_model_kind
+from recon.models.checkpoints import build_unet, register_model_kind
 from recon.models.denoiser import Denoiser, EDMDenoiser, sigma_batch
-from recon.models.networks import UNet
 
 
 class ConsistencyDenoiser(EDMDenoiser):
@@ -49,8 +48,7 @@ class ConsistencyDenoiser(EDMDenoiser):
 @register_model_kind("consistency")
 def build_consistency(config: dict) -> ConsistencyDenoiser:
     """A consistency model (:class:`ConsistencyDenoiser`) around the card's U-Net."""
-    net = UNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["net"].items()})
-    return ConsistencyDenoiser(net, image_size=config["image_size"], **config["denoiser"])
+    return ConsistencyDenoiser(build_unet(config), image_size=config["image_size"], **config["denoiser"])
 
 
 def is_consistency_model(denoiser) -> bool:

@@ -9,8 +9,7 @@ import torch
 from torch import nn
 
 from recon._checks import check_finite
-from recon.models.checkpoints import register_model_kind
-from recon.models.networks import UNet
+from recon.models.checkpoints import build_unet, register_model_kind
 from recon.models.precision import autocast, check_precision
 
 
@@ -38,5 +37,4 @@ class PostProcessingNet(nn.Module):
 @register_model_kind("supervised")
 def build_supervised(config: dict) -> PostProcessingNet:
     """A post-processing network (:class:`PostProcessingNet`) from a card's config."""
-    net = UNet(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["net"].items()})
-    return PostProcessingNet(net, config["image_size"], config["settings"])
+    return PostProcessingNet(build_unet(config), config["image_size"], config["settings"])
