@@ -47,6 +47,7 @@ class Problem:
     generator: Generators
     callback: Callable | None = None
     used: dict = dataclasses.field(default_factory=dict)  # settings resolved while running (e.g. a sampler's default)
+    other_nfe: int = 0  # evaluations per image of networks other than the prior (a supervised network: one)
 
     def require_prior(self, score: bool = True) -> Denoiser:
         """The prior, checked against the operator's image size; with ``score``, refused if it is a consistency model
@@ -330,6 +331,7 @@ def supervised(problem: Problem, *, network: str | torch.nn.Module | None = None
                          "a network loaded with recon.load_prior(...).")
     net = load_network(str(network)) if isinstance(network, (str, Path)) else network
     x_classical = classical(problem.operator, problem.y).float()
+    problem.other_nfe += 1
     with torch.no_grad():
         return net.to(x_classical.device)(x_classical)
 

@@ -71,6 +71,6 @@ def reconstruct(y: torch.Tensor, operator: LinearOperator, prior: Denoiser | Non
     start = time.perf_counter()
     x = entry.function(problem, **settings).float()
     seconds = time.perf_counter() - start
-    nfe = counted.nfe(y.shape[0]) if isinstance(counted, CountingDenoiser) else 0
+    nfe = (counted.nfe(y.shape[0]) if isinstance(counted, CountingDenoiser) else 0) + problem.other_nfe
     residual = relative_residual(operator, x, y if y.is_complex() else y.to(x.dtype))
     return x, Record(method, nfe, seconds, residual, {"noise_std": problem.noise_std, **settings, **problem.used})

@@ -40,7 +40,8 @@ def parse_args(argv=None):
     p.add_argument("--loss", choices=sorted(LOSSES), default="edm",
                    help="edm: a diffusion prior; ect: consistency tuning of the --init prior into a consistency model")
     p.add_argument("--init", type=Path, default=None,
-                   help="a diffusion checkpoint to start from (its network settings are used); required by --loss ect")
+                   help="a checkpoint to start from (its network settings are used): a diffusion prior for --loss ect "
+                        "(required), a supervised network for --loss supervised (fine-tuning at new --settings)")
     p.add_argument("--stage-every", type=int, default=400, help="ect: steps per stage of the shrinking gap t - r")
     p.add_argument("--settings", nargs="+", default=None,
                    help="supervised: the measurement settings of the training pairs, e.g. ct:16 or mri:4:equispaced")
@@ -80,9 +81,10 @@ def without(argv: list[str], drop: dict[str, int]) -> list[str]:
 def model_config(args) -> dict:
     if args.init is not None:  # the network of the checkpoint we start from
         init = load_card(args.init)
-        return {**{k: init["config"][k] for k in ("image_size", "net", "denoiser")},
-                "data": args.data, "n_train": args.n_train, "split": "train", "seed": args.seed, "batch": args.batch,
-                "init": str(args.init), "init_sha256": init["sha256"]}
+        inherited = {k: init["config"][k] for k in ("image_size", "net", "denoiser") if k in init["config"]}
+        return {**inherited, "data": args.data, "n_train": args.n_train, "split": "train", "seed": args.seed,
+                "batch": args.batch, "init": str(args.init), "init_sha256": init["sha256"],
+                **({"settings": list(args.settings)} if args.loss == "supervised" else {})}
     if args.loss == "supervised":
         return {"data": args.data, "image_size": args.size, "n_train": args.n_train, "split": "train", "seed": args.seed,
                 "net": {"base": args.base, "mults": list(args.mults), "blocks": args.blocks, "emb_dim": 128,
@@ -111,6 +113,12 @@ def make_loss(args):
     if args.loss == "ect" and args.init is None:
         raise SystemExit("--loss ect tunes a diffusion prior into a consistency model: pass --init with its checkpoint "
                          "(e.g. --init checkpoints/head_ct_64).")
+    if args.init is not None:
+        wanted = {"ect": "edm", "supervised": "supervised"}.get(args.loss)
+        kind = load_card(args.init).get("kind", "edm")
+        if wanted is None or kind != wanted:
+            raise SystemExit(f"--init {args.init} is a {kind!r} checkpoint; --loss {args.loss} starts from "
+                             f"{'a ' + repr(wanted) + ' checkpoint' if wanted else 'a fresh network (drop --init)'}.")
     if args.loss == "supervised":
         if not args.settings:
             raise SystemExit("--loss supervised trains on pairs from named settings: pass --settings (e.g. ct:16, or "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from recon.operators.settings import classical, make_operator
 from recon.train import main as train_main
 from recon.training import SupervisedLoss
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "16", "--n-train", "24", "--batch", "8", "--base", "8", "--mults", "1", "2", "--warmup", "1",
         "--checkpoint-every", "2", "--curve-every", "1", "--precision", "fp32", "--device", "cpu"]
 
@@ -68,9 +70,17 @@ def test_a_supervised_network_trains_loads_and_reconstructs(tmp_path):
     op = make_operator("ct:8", 16)
     y = op.A(recon.data.head_ct_phantoms(2, 16, "test", 0))
     x, record = recon.reconstruct(y, op, method="supervised", network=str(out))
-    assert x.shape == (2, 1, 16, 16) and record.nfe == 0 and record.settings["network"] == str(out)
+    assert x.shape == (2, 1, 16, 16) and record.nfe == 1 and record.settings["network"] == str(out)
     with pytest.raises(ValueError, match="needs network="):
         recon.reconstruct(y, op, method="supervised")
+    tuned = train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--settings", "ct:8", "--steps", "2",
+                               "--fine-factor", "2", "--init", str(out), "--out", str(tmp_path / "oracle")])
+    card = json.loads((tuned / "card.json").read_text())
+    assert card["config"]["settings"] == ["ct:8"] and card["config"]["init"] == str(out)
+    assert card["config"]["net"] == json.loads((out / "card.json").read_text())["config"]["net"]
+    with pytest.raises(SystemExit, match="'supervised' checkpoint"):
+        train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--settings", "ct:8", "--steps", "1",
+                           "--init", str(ROOT / "checkpoints/head_ct_64"), "--out", str(tmp_path / "bad")])
 
 
 def test_the_shift_grid_covers_the_axes_and_names_oracles_by_setting():
@@ -96,18 +106,54 @@ def test_turning_the_phase_encoding_direction_transposes_the_sampling():
         recon.CartesianMRI(16, 4, orientation="diagonal")
 
 
-def test_shift_costs_are_paired_adapted_minus_deployed_and_need_an_oracle_for_networks():
-    from recon.evaluation.shift_study import shift_costs
-
+def _results(oracle: bool = True) -> dict:
+    """A shift results file in miniature: the training point and one shifted point per data family."""
     base = [30.0 + 0.1 * (i % 4) for i in range(8)]
-    point = {"rows": {"prior, λ tuned here": {"psnr": [v + 0.2 for v in base]},
-                      "prior, λ carried over": {"psnr": base},
-                      "network (single)": {"psnr": [v - 3.0 for v in base]},
-                      "network (oracle)": {"psnr": [v + 1.0 for v in base]}}}
-    costs = shift_costs(point)
-    assert abs(costs["prior"].mean - 0.2) < 1e-9 and abs(costs["network (single)"].mean - 4.0) < 1e-9
-    del point["rows"]["network (oracle)"]
-    assert set(shift_costs(point)) == {"prior"}
+
+    def rows(prior_cost, single_drop, oracle_gain):
+        out = {"prior, λ tuned here": {"psnr": [v + prior_cost for v in base]},
+               "prior, λ carried over": {"psnr": base}, "network (single)": {"psnr": [v - single_drop for v in base]},
+               "network (family)": {"psnr": [v - single_drop / 2 for v in base]}}
+        if oracle_gain is not None:
+            out["network (oracle)"] = {"psnr": [v - single_drop + oracle_gain for v in base]}
+        return out
+
+    spread = {k: [0.1] * 4 for k in ("rmse", "std", "coverage", "correlation", "mean_psnr", "sample_psnr")}
+    points = []
+    for dataset, home in (("head_ct", "ct:16"), ("brain", "mri:4:equispaced")):
+        points.append({"setting": home, "dataset": dataset, "axis": "a", "value": 1, "noise": "noise-free",
+                       "rows": rows(0.0, -2.0, None), "spread": spread})
+        points.append({"setting": home.replace("16", "8").replace("4", "8"), "dataset": dataset, "axis": "a",
+                       "value": 2, "noise": "noise-free", "rows": rows(0.2, 3.0, 4.0 if oracle else None),
+                       "spread": spread})
+    return {"points": points, "anatomy": {"x": {"tv": {"psnr": [1.0, 2.0], "ssim": [0.5, 0.5]}}}}
+
+
+def test_shift_costs_are_paired_adapted_minus_deployed_and_need_an_oracle_for_networks():
+    from recon.evaluation import shift_report
+
+    costs = shift_report.costs(_results())
+    shifted = costs[1]
+    assert abs(shifted["prior"].mean - 0.2) < 1e-9
+    assert abs(shifted["network (single) vs oracle"].mean - 4.0) < 1e-9
+    assert abs(shifted["network (family) vs oracle"].mean - 2.5) < 1e-9
+    # against the prior: here the single network is 3 dB below the prior, at home 2 dB above it: it lost 5 dB more
+    assert abs(shifted["network (single) vs prior"].mean - 5.0) < 1e-9
+    assert "network (single) vs oracle" not in shift_report.costs(_results(oracle=False))[1]
+
+
+def test_the_shift_goals_count_verdicts_over_the_shifted_points_only():
+    from recon.evaluation import shift_report
+
+    goals = shift_report.goals(_results())
+    assert goals["in_distribution"]["head_ct"].mean > 1.9  # the network wins at home in this miniature
+    assert goals["prior_within_1db"] == {"met": 2, "undecided": 0, "not met": 0}
+    assert goals["network (single) vs oracle"]["met"] == 2
+    assert [round(r["fraction"], 3) for r in goals["family_recovers"]] == [0.375, 0.375]
+    table = shift_report.means(_results())
+    assert [r["in-distribution"] for r in table] == [True, False, True, False]
+    assert shift_report.curve(_results(), "a", "network (oracle)")[0] == [2, 2]
+    assert len(shift_report.spread_rows(_results())) == 4 and shift_report.anatomy_rows(_results())[0]["PSNR"] == 1.5
 
 
 def test_the_network_list_names_every_checkpoint_once_with_its_settings():
@@ -119,6 +165,10 @@ def test_the_network_list_names_every_checkpoint_once_with_its_settings():
     assert "checkpoints/head_ct_64_sup_ct16" in folders and "checkpoints/brain_64_sup_mri4_equispaced" in folders
     family = dict(commands)["checkpoints/brain_64_sup_family"]
     assert family[family.index("--settings") + 1:family.index("--size")] == FAMILY["brain"]
-    for _, args in commands:  # every setting named in a command builds an operator
-        for setting in args[args.index("--settings") + 1:args.index("--size")]:
+    for folder, args in commands:  # every setting named in a command builds an operator
+        start = args.index("--settings") + 1
+        settings = args[start:next(i for i in range(start, len(args)) if args[i].startswith("--"))]
+        for setting in settings:
             make_operator(setting, 16)
+        if folder.endswith(tuple(setting_tag(s) for s in ORACLES["head_ct"] + ORACLES["brain"])):  # fine-tuned
+            assert args[args.index("--init") + 1] in folders and settings == [args[start]]

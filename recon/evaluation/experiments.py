@@ -327,29 +327,46 @@ def consistency_timing(*, batch: int = 32, nfes=(1, 2, 4, 8), repeats: int = 3, 
 
 
 @experiment
-def shift(*, nfe: int = 60, n_images: int = 32, n_val: int = 8, n_trials: int = 10, seed: int = 0,
-          device: str = "cpu", out: str | None = None) -> dict:
+def shift(*, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 10, spread_k: int = 8,
+          spread_images: int = 6, seed: int = 0, device: str = "cpu", out: str | None = None) -> dict:
     """The operator-shift grid of the shift chapter (recon.evaluation.shift_study): at every point the prior with λ
-    carried over from the training setting and tuned there, and the supervised networks; ``nfe`` Euler–Maruyama
-    levels for the prior. With ``out``, the partial result is written there after every point."""
-    from recon.evaluation.shift_study import anatomy_panel, run_point, shift_grid, source_task, tune_lambda
+    carried over from the training setting and tuned there (``nfe`` Euler–Maruyama levels), its posterior spread, and
+    the supervised networks; then the anatomy panel. With ``out``, the prior's points are written there after each one
+    and a rerun with the same options continues from them (the networks' rows are always recomputed: they are cheap)."""
+    from recon.evaluation.shift_study import anatomy_panel, network_rows, prior_point, shift_grid, source_task
 
+    options = {"nfe": nfe, "n_images": n_images, "n_val": n_val, "n_trials": n_trials, "spread_k": spread_k,
+               "spread_images": spread_images, "seed": seed}
+    partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
+    done = {(p["setting"], p["noise"]): p for p in partial.get("points", [])} if partial.get("options") == options else {}
     priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
-    carried, points = {}, []
+    carried = partial.get("carried", {}) if done else {}
+    points = []
     for point in shift_grid():
         source = source_task(point, seed)
         if source.key not in carried:
-            carried[source.key] = tune_lambda(source, priors[point.dataset], nfe=nfe, n_val=n_val,
-                                              n_trials=n_trials, seed=seed, device=device)
-        print(point.setting, point.axis, point.value, flush=True)
-        points.append(run_point(point, priors[point.dataset], carried[source.key], nfe=nfe, n_images=n_images,
-                                n_val=n_val, n_trials=n_trials, seed=seed, device=device))
-        print("  " + ", ".join(f"{k}: {sum(r['psnr']) / n_images:.2f}" for k, r in points[-1]["rows"].items()),
-              flush=True)
+            carried[source.key] = shift_tune(source, priors[point.dataset], options, device)
+        key = (point.setting, point.task(seed).noise_name)
+        print(point.setting, point.axis, point.value, "(from the partial file)" if key in done else "", flush=True)
+        points.append(done.get(key) or prior_point(point, priors[point.dataset], carried[source.key], nfe=nfe,
+                                                   n_images=n_images, n_val=n_val, n_trials=n_trials, seed=seed,
+                                                   spread_k=spread_k, spread_images=spread_images, device=device))
         if out:
-            Path(out).write_text(json.dumps({"points": points}))
+            Path(out).write_text(json.dumps({"options": options, "carried": carried, "points": points}))
+    for point, result in zip(shift_grid(), points):
+        result["rows"] = {k: v for k, v in result["rows"].items() if not k.startswith("network")}
+        result["rows"].update(network_rows(point, n_images=n_images, seed=seed, device=device))
+        print(f"  {point.setting} {result['noise']}: " + ", ".join(
+            f"{k}: {sum(r['psnr']) / n_images:.2f}" for k, r in result["rows"].items()), flush=True)
     from_training = {point.dataset: {**carried[source_task(point, seed).key]["fixed"],
                                      **carried[source_task(point, seed).key]["best"]}
                      for point in shift_grid() if point.noise is None}
-    anatomy = anatomy_panel(priors, from_training, seed=seed, device=device)
-    return {"points": points, "anatomy": anatomy}
+    return {"points": points, "anatomy": anatomy_panel(priors, from_training, seed=seed, device=device)}
+
+
+def shift_tune(source, prior, options: dict, device) -> dict:
+    """λ tuned at a training setting, to be carried over to the shifted points."""
+    from recon.evaluation.shift_study import tune_lambda
+
+    return tune_lambda(source, prior, nfe=options["nfe"], n_val=options["n_val"], n_trials=options["n_trials"],
+                       seed=options["seed"], device=device)

@@ -43,7 +43,7 @@ def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, see
     if a.shape != b.shape or a.ndim != 1 or len(a) < 3:
         raise ValueError(f"need two 1-D sequences of equal length >= 3 (one value per image); got {a.shape}, {b.shape}.")
     d = a - b
-    if np.ptp(d) == 0:  # every image differs by the same amount: the interval is that point
+    if np.ptp(d) <= 1e-9 * max(1.0, float(np.abs(d).max())):  # the same difference on every image: that point
         return PairedComparison(float(d[0]), float(d[0]), float(d[0]), len(d), level)
     result = bootstrap((d,), np.mean, confidence_level=level, n_resamples=n_resamples, method="BCa",
                        rng=np.random.default_rng(seed))
