@@ -116,6 +116,9 @@ def make_loss(args):
     if args.init is not None:
         wanted = {"ect": "edm", "supervised": "supervised"}.get(args.loss)
         kind = load_card(args.init).get("kind", "edm")
+        size = load_card(args.init)["config"]["image_size"]
+        if size != args.size:
+            raise SystemExit(f"--init {args.init} works on {size}x{size} images; pass --size {size} (got {args.size}).")
         if wanted is None or kind != wanted:
             raise SystemExit(f"--init {args.init} is a {kind!r} checkpoint; --loss {args.loss} starts from "
                              f"{'a ' + repr(wanted) + ' checkpoint' if wanted else 'a fresh network (drop --init)'}.")

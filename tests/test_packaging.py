@@ -38,3 +38,16 @@ def test_pip_install_into_a_fresh_environment(tmp_path):
     result = subprocess.run([str(venv / "bin" / "python"), "-c", SCRIPT], cwd=tmp_path, capture_output=True, text=True,
                             timeout=300, check=False)
     assert result.returncode == 0 and result.stdout.startswith("ok"), result.stderr[-3000:]
+
+
+def test_every_checkpoint_in_the_checkout_ships_and_every_shipped_file_exists():
+    """A checkpoint added to checkpoints/ must join pyproject's data-files (or the wheel would lack it), and a listed
+    file must exist (or `pip install .` fails)."""
+    import tomllib
+
+    data_files = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    listed = {Path(f) for files in data_files.values() for f in files if f.startswith("checkpoints/")}
+    present = {p.relative_to(ROOT) for card in ROOT.glob("checkpoints/*/card.json")
+               for p in (card, card.parent / "model.safetensors")}
+    assert present - listed == set(), f"add to pyproject.toml's data-files: {sorted(map(str, present - listed))}"
+    assert listed - present == set(), f"listed in pyproject.toml but missing: {sorted(map(str, listed - present))}"

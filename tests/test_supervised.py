@@ -109,23 +109,27 @@ def test_turning_the_phase_encoding_direction_transposes_the_sampling():
 def _results(oracle: bool = True) -> dict:
     """A shift results file in miniature: the training point and one shifted point per data family."""
     base = [30.0 + 0.1 * (i % 4) for i in range(8)]
+    jitter = [0.01 * j for j in (1, -1, 2, -2, 3, -3, 0, 0)]  # mean 0: intervals are intervals, the means exact
 
     def rows(prior_cost, single_drop, oracle_gain):
-        out = {"prior, λ tuned here": {"psnr": [v + prior_cost for v in base]},
+        out = {"prior, λ tuned here": {"psnr": [v + prior_cost + j for v, j in zip(base, jitter)]},
                "prior, λ carried over": {"psnr": base}, "network (single)": {"psnr": [v - single_drop for v in base]},
-               "network (family)": {"psnr": [v - single_drop / 2 for v in base]}}
+               "network (family)": {"psnr": [v - single_drop / 2 - j for v, j in zip(base, jitter)]}}
         if oracle_gain is not None:
-            out["network (oracle)"] = {"psnr": [v - single_drop + oracle_gain for v in base]}
+            out["network (oracle)"] = {"psnr": [v - single_drop + oracle_gain + j for v, j in zip(base, jitter)]}
         return out
 
     spread = {k: [0.1] * 4 for k in ("rmse", "std", "coverage", "correlation", "mean_psnr", "sample_psnr")}
     points = []
     for dataset, home in (("head_ct", "ct:16"), ("brain", "mri:4:equispaced")):
         points.append({"setting": home, "dataset": dataset, "axis": "a", "value": 1, "noise": "noise-free",
-                       "rows": rows(0.0, -2.0, None), "spread": spread})
-        points.append({"setting": home.replace("16", "8").replace("4", "8"), "dataset": dataset, "axis": "a",
+                       "rows": rows(0.0, -2.0, None), "spread": spread, "source": True})
+        points.append({"setting": home.replace("16", "6").replace("4", "10"), "dataset": dataset, "axis": "a",
                        "value": 2, "noise": "noise-free", "rows": rows(0.2, 3.0, 4.0 if oracle else None),
-                       "spread": spread})
+                       "spread": spread, "source": False})
+        # the training setting with the source's noise: no shift for the prior (its cost is 0 by construction)
+        points.append({"setting": home, "dataset": dataset, "axis": "b", "value": 3, "noise": "some noise",
+                       "rows": rows(0.0, 1.0, None), "spread": spread, "source": True})
     return {"points": points, "anatomy": {"x": {"tv": {"psnr": [1.0, 2.0], "ssim": [0.5, 0.5]}}}}
 
 
@@ -134,7 +138,7 @@ def test_shift_costs_are_paired_adapted_minus_deployed_and_need_an_oracle_for_ne
 
     costs = shift_report.costs(_results())
     shifted = costs[1]
-    assert abs(shifted["prior"].mean - 0.2) < 1e-9
+    assert abs(shifted["prior"].mean - 0.2) < 1e-9 and shifted["prior"].low < 0.2 < shifted["prior"].high
     assert abs(shifted["network (single) vs oracle"].mean - 4.0) < 1e-9
     assert abs(shifted["network (family) vs oracle"].mean - 2.5) < 1e-9
     # against the prior: here the single network is 3 dB below the prior, at home 2 dB above it: it lost 5 dB more
@@ -147,13 +151,17 @@ def test_the_shift_goals_count_verdicts_over_the_shifted_points_only():
 
     goals = shift_report.goals(_results())
     assert goals["in_distribution"]["head_ct"].mean > 1.9  # the network wins at home in this miniature
-    assert goals["prior_within_1db"] == {"met": 2, "undecided": 0, "not met": 0}
+    assert goals["prior_within_1db"] == {"met": 2, "undecided": 0, "not met": 0}  # the source-noise points left out
     assert goals["network (single) vs oracle"]["met"] == 2
-    assert [round(r["fraction"], 3) for r in goals["family_recovers"]] == [0.375, 0.375]
+    assert sum(goals["network (single) vs prior"].values()) == 4  # the noisy training-setting points are shifts for it
+    assert sum(goals["network (family) vs prior, inside its family"].values()) == 0  # ct:6, mri:10 are outside
+    recovery = goals["family_recovers"]
+    assert [round(r["fraction"], 3) for r in recovery] == [0.375, 0.375]
+    assert all(r["low"] < 0.375 < r["high"] and not r["in family"] for r in recovery)
     table = shift_report.means(_results())
-    assert [r["in-distribution"] for r in table] == [True, False, True, False]
+    assert [r["in-distribution"] for r in table] == [True, False, False] * 2
     assert shift_report.curve(_results(), "a", "network (oracle)")[0] == [2, 2]
-    assert len(shift_report.spread_rows(_results())) == 4 and shift_report.anatomy_rows(_results())[0]["PSNR"] == 1.5
+    assert len(shift_report.spread_rows(_results())) == 6 and shift_report.anatomy_rows(_results())[0]["PSNR"] == 1.5
 
 
 def test_the_network_list_names_every_checkpoint_once_with_its_settings():

@@ -140,11 +140,15 @@ def prior_point(shift: Shift, prior, carried: dict, *, nfe: int, n_images: int, 
                 spread_k: int = 8, spread_images: int = 8, device="cpu") -> dict:
     """The prior at one grid point on its off-grid test images: λ carried over from the training setting and λ tuned
     here, the classical inverse beside them, and the prior's posterior spread (λ carried over) on the first
-    ``spread_images``. The networks' rows are added by :func:`network_rows` (cheap: one evaluation each)."""
+    ``spread_images``. At the source task itself (the training setting with the source's noise) nothing is shifted
+    for the prior: λ tuned here is the carried λ, and the point says so (``"source": True``). The networks' rows are
+    added by :func:`network_rows` (cheap: one evaluation each)."""
     start = time.perf_counter()
     task = shift.task(seed)
     truth, y, noise_std = protocol.test_data(task, n_images, seed)
-    tuned_here = tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+    is_source = task.key == source_task(shift, seed).key
+    tuned_here = carried if is_source else tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials,
+                                                       seed=seed, device=device)
     method = task.score_methods()[0]
     runs = {"prior, λ carried over": (method, {**carried["fixed"], **carried["best"]}),
             "prior, λ tuned here": (method, {**tuned_here["fixed"], **tuned_here["best"]}),
@@ -155,7 +159,8 @@ def prior_point(shift: Shift, prior, carried: dict, *, nfe: int, n_images: int, 
                        seed=seed, device=device)
     return {"setting": shift.setting, "dataset": shift.dataset, "axis": shift.axis, "value": shift.value,
             "noise": task.noise_name, "noise_std": noise_std, "rows": rows, "spread": posterior,
-            "tuned": {"carried": carried, "here": tuned_here}, "seconds": round(time.perf_counter() - start, 1)}
+            "tuned": {"carried": carried, "here": tuned_here}, "source": is_source,
+            "seconds": round(time.perf_counter() - start, 1)}
 
 
 def network_rows(shift: Shift, *, n_images: int, seed: int, device="cpu") -> dict:
