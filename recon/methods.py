@@ -178,19 +178,20 @@ def run_sampler(prior: Denoiser, x: torch.Tensor, generator: Generators, *, guid
 
 @register_method("proximal")
 def proximal(problem: Problem, *, steps: int = 60, lam: float | torch.Tensor = 1.0, sampler: str = "em",
-             snr: float | None = None, final_projection: bool = True) -> torch.Tensor:
+             snr: float | None = None, final_projection: bool = True, rcond: float | None = None) -> torch.Tensor:
     """Song et al. (2022): the proximal step toward ``A x = y_t`` before every network evaluation.
 
     An unconditional prior sampled with ``sampler``, :class:`recon.guidance.ProximalGuide` with weight ``lam``, and
     (``final_projection``) one last ``prox`` with the same ``lam`` onto ``{A x = y}``. The step treats ``y`` as
     exact, so noisy data (``noise_std > 0``) are refused: use ``proximal_ddrm``, or pass ``noise_std=0`` to apply the
-    exact step to them anyway."""
+    exact step to them anyway. ``rcond`` truncates the step's pseudo-inverse (None: the operator's own)."""
     if problem.noise_std > 0:
         raise ValueError(f"Song et al.'s proximal step treats y as exact, but noise_std={problem.noise_std:g}; use "
                          "method='proximal_ddrm' (noise-aware), or noise_std=0 to apply the exact step regardless.")
-    x = sample(problem, ProximalGuide(problem.operator, problem.y, lam), steps=steps, sampler=sampler, snr=snr)
+    guide = ProximalGuide(problem.operator, problem.y, lam, rcond=rcond)
+    x = sample(problem, guide, steps=steps, sampler=sampler, snr=snr)
     if final_projection:
-        x = problem.operator.prox(x, problem.y, lam)  # Final proximal step onto {A x = y}.
+        x = problem.operator.prox(x, problem.y, lam, rcond=rcond)  # Final proximal step onto {A x = y}.
     return x
 
 

@@ -251,3 +251,17 @@ def test_truncated_pinv_keeps_only_large_singular_values(name):
     assert (op.row_filter(kept, lambda w: (w > cutoff).double()) - kept).abs().max() < 1e-8 * kept.abs().max()
     gated = op.pinv_filtered(op.A(kept), lambda w: (w > cutoff).double())
     assert (gated - kept).abs().max() < 1e-6 * kept.abs().max()
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if make(n).has_spectrum])
+def test_a_truncated_prox_drops_only_the_small_singular_directions(name):
+    """rcond below every kept singular value changes nothing; a large one keeps the step in the leading directions,
+    so its correction is no larger; a cut-off outside (0, 1) is refused."""
+    op = make(name)
+    y, x = random_measurement(op), random_image(op, seed=6)
+    exact = op.prox(x, y, 1.0)
+    assert torch.allclose(op.prox(x, y, 1.0, rcond=1e-12), exact, atol=1e-5 * float(exact.abs().max()))
+    coarse = op.prox(x, y, 1.0, rcond=0.5)
+    assert float((coarse - x).norm()) <= float((exact - x).norm()) * (1 + 1e-6)
+    with pytest.raises(ValueError, match="rcond"):
+        op.prox(x, y, 1.0, rcond=1.5)

@@ -16,6 +16,7 @@ import time
 import torch
 
 import recon
+from recon.data.offgrid import fine_and_truth
 from recon.evaluation import protocol
 from recon.models.checkpoints import shipped_folder
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT
@@ -59,7 +60,7 @@ def network_name(dataset: str, setting: str) -> str:
 FAMILY = {"head_ct": [f"ct:{v}" for v in (8, 10, 12, 16, 20, 24, 32)],
           "brain": [f"mri:{a}:{p}" + o for a in (2, 3, 4, 6, 8) for p in ("random", "equispaced", "variable_density")
                     for o in ("", ":rows")]}
-ORACLES = {"head_ct": ["ct:10", "ct:25", "ct:16:90"], "brain": ["mri:8:equispaced", "mri:4:random"]}
+ORACLES = {"head_ct": ["ct:10", "ct:25"], "brain": ["mri:8:equispaced"]}
 ORACLE_STEPS = 300  # an oracle is the single-setting network fine-tuned at its setting for this many steps
 
 # Where each single-setting network was trained (and the prior's λ first tuned), and the networks compared.
@@ -110,6 +111,20 @@ def tune_lambda(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: i
     method = task.score_methods()[0]
     choice = {method: (method, protocol.fixed_options(method, nfe))}
     return protocol.tune_task(task, prior, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device)[method]
+
+
+def tune_truncated(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
+    """λ and the proximal step's pseudo-inverse cut-off ``rcond`` (:meth:`LinearOperator.prox`) tuned together on
+    validation images, by the protocol's study, at ``nfe`` Euler–Maruyama levels (noise-free data)."""
+    from recon.evaluation.tuning import Range, tune_method
+
+    truth, fine = fine_and_truth(task.dataset, n_val, task.operator.image_shape[0], "val", seed)
+    space = {"lam": Range(0.0, 1.0), "rcond": Range(1e-6, 1e-1, log=True)}
+    result = tune_method("proximal", task.operator, truth, prior, noise=task.noise, fine=fine, fixed={"steps": nfe},
+                         space=space, n_trials=n_trials, name=f"{task.name}|{task.noise_name}|proximal, truncated",
+                         seed=seed, device=device)
+    print(f"  tuned proximal, truncated: {result.best} ({result.value:.2f} dB on validation)", flush=True)
+    return dataclasses.asdict(result)
 
 
 def source_task(shift: Shift, seed: int = 0) -> protocol.Task:

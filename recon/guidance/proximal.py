@@ -44,9 +44,14 @@ class ProximalGuide(MeasurementGuide):
     True
     """
 
+    def __init__(self, operator: LinearOperator, y: torch.Tensor, lam=1.0, rcond: float | None = None):
+        super().__init__(operator, y, lam)
+        self.rcond = rcond  # None: the operator's pseudo-inverse; a number: truncated there (LinearOperator.prox)
+
     def before(self, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         target = y_t(self.y, self.operator, SIGMA_FORM, ctx.sigma, ctx.generator)
-        return self.operator.prox(x, target, self.lam.reshape(-1).to(x.dtype))  # Proximal step toward A x = y_t.
+        # Proximal step toward A x = y_t.
+        return self.operator.prox(x, target, self.lam.reshape(-1).to(x.dtype), rcond=self.rcond)
 
 
 class EstimateProjectionGuide(MeasurementGuide):

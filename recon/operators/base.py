@@ -83,18 +83,27 @@ class LinearOperator:
         self._check_measurement(y, "y")
         return self._A_pinv(y)
 
-    def prox(self, x: torch.Tensor, y: torch.Tensor, lam) -> torch.Tensor:
+    def prox(self, x: torch.Tensor, y: torch.Tensor, lam, rcond: float | None = None) -> torch.Tensor:
         """The post's proximal step ``argmin_z (1-lam)||z-x||^2 + lam min_{u: Au=y} ||z-u||^2 = x + lam A^+(y - A x)``.
 
         ``lam`` is a number or a ``(B,)`` tensor in [0, 1]; ``lam = 1`` lands on the feasible set ``{A x = y}``
-        (when ``y`` is in the range of ``A``), ``lam = 0`` returns ``x``.
+        (when ``y`` is in the range of ``A``), ``lam = 0`` returns ``x``. ``rcond`` (operators with a spectrum) uses
+        the pseudo-inverse truncated at that relative singular value instead: data that ``A`` cannot explain exactly
+        (model mismatch, noise) are otherwise amplified along the smallest singular directions.
         """
         self._check_image(x, "x")
         self._check_measurement(y, "y")
         if y.shape[0] != x.shape[0]:
             raise ValueError(f"x and y must have the same batch size; got {x.shape[0]} and {y.shape[0]}.")
         weight = check_lam(lam, x.shape[0], x)
-        return x + weight * self._A_pinv(y - self._A(x))
+        residual = y - self._A(x)
+        return x + weight * (self._A_pinv(residual) if rcond is None else self.truncated_pinv(residual, rcond))
+
+    def truncated_pinv(self, y: torch.Tensor, rcond: float) -> torch.Tensor:
+        """``A^+ y`` with the singular values below ``rcond`` times the largest dropped (a spectral operator's)."""
+        if not 0 < rcond < 1:
+            raise ValueError(f"rcond must lie in (0, 1) (a relative singular-value cut-off); got {rcond}.")
+        return self.pinv_filtered(y, lambda w: (w > rcond**2 * w.max()).to(w.dtype))
 
     def measure(self, x: torch.Tensor, noise_std: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
         """Simulate ``y = A x + eps`` with ``eps ~ N(0, noise_std^2)`` on every real measurement component.
