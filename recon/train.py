@@ -116,12 +116,12 @@ def make_loss(args):
     if args.init is not None:
         wanted = {"ect": "edm", "supervised": "supervised"}.get(args.loss)
         kind = load_card(args.init).get("kind", "edm")
-        size = load_card(args.init)["config"]["image_size"]
-        if size != args.size:
-            raise SystemExit(f"--init {args.init} works on {size}x{size} images; pass --size {size} (got {args.size}).")
         if wanted is None or kind != wanted:
             raise SystemExit(f"--init {args.init} is a {kind!r} checkpoint; --loss {args.loss} starts from "
                              f"{'a ' + repr(wanted) + ' checkpoint' if wanted else 'a fresh network (drop --init)'}.")
+        size = load_card(args.init)["config"]["image_size"]
+        if size != args.size:
+            raise SystemExit(f"--init {args.init} works on {size}x{size} images; pass --size {size} (got {args.size}).")
     if args.loss == "supervised":
         if not args.settings:
             raise SystemExit("--loss supervised trains on pairs from named settings: pass --settings (e.g. ct:16, or "

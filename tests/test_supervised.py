@@ -81,6 +81,9 @@ def test_a_supervised_network_trains_loads_and_reconstructs(tmp_path):
     with pytest.raises(SystemExit, match="'supervised' checkpoint"):
         train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--settings", "ct:8", "--steps", "1",
                            "--init", str(ROOT / "checkpoints/head_ct_64"), "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="pass --size 16"):
+        train_main(TINY[2:] + ["--size", "32", "--data", "head_ct", "--loss", "supervised", "--settings", "ct:8",
+                               "--steps", "1", "--init", str(out), "--out", str(tmp_path / "bad")])
 
 
 def test_the_shift_grid_covers_the_axes_and_names_oracles_by_setting():

@@ -61,7 +61,7 @@ FAMILY = {"head_ct": [f"ct:{v}" for v in (8, 10, 12, 16, 20, 24, 32)],
           "brain": [f"mri:{a}:{p}" + o for a in (2, 3, 4, 6, 8) for p in ("random", "equispaced", "variable_density")
                     for o in ("", ":rows")]}
 ORACLES = {"head_ct": ["ct:10", "ct:25"], "brain": ["mri:8:equispaced"]}
-ORACLE_STEPS = 300  # an oracle is the single-setting network fine-tuned at its setting for this many steps
+ORACLE_STEPS = 200  # an oracle is the single-setting network fine-tuned at its setting for this many steps
 
 # Where each single-setting network was trained (and the prior's λ first tuned), and the networks compared.
 TRAINED_AT = {"head_ct": "ct:16", "brain": "mri:4:equispaced"}
