@@ -103,3 +103,9 @@ def test_the_protocol_tunes_on_validation_and_tests_off_grid():
     crime = protocol.run_task(task, prior, tuned, n_images=3, seed=0, off_grid=False)
     assert crime["rows"][0]["psnr"] != result["rows"][0]["psnr"]  # the data differ: the inverse crime is a choice
     assert [t.key for t in protocol.tasks()][-1] == "MRI, 8x|noise-free|test_shift"
+    from recon.evaluation.tuning import Range  # a given space replaces the method's own (here: the step's cut-off too)
+    clean = protocol.Task("CT, 6 views", op, "head_ct")
+    space = {"lam": Range(0.0, 1.0), "rcond": Range(1e-6, 1e-1, log=True)}
+    truncated = protocol.tune_task(clean, prior, {"p": ("proximal", {"steps": 2})}, n_val=2, n_trials=2, seed=0,
+                                   space=space)["p"]
+    assert set(truncated["best"]) == {"lam", "rcond"} and 1e-6 <= truncated["best"]["rcond"] <= 1e-1

@@ -73,14 +73,16 @@ def candidates(task: Task, nfe: int, with_pc: bool = False) -> dict[str, tuple[s
     return out
 
 
-def tune_task(task: Task, prior, choices: dict, *, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
-    """Every candidate of the task tuned alike on its validation images; ``label -> Tuned`` as a dict."""
+def tune_task(task: Task, prior, choices: dict, *, n_val: int, n_trials: int, seed: int, device="cpu",
+              space: dict | None = None) -> dict:
+    """Every candidate of the task tuned alike on its validation images; ``label -> Tuned`` as a dict. ``space``
+    replaces the methods' own search spaces (:data:`recon.evaluation.tuning.SEARCH_SPACES`)."""
     truth, fine = fine_and_truth(task.dataset, n_val, task.operator.image_shape[0], "val", seed)
     tuned = {}
     for label, (method, fixed) in choices.items():
         result = tune_method(method, task.operator, truth, prior, noise=task.noise, fine=fine, fixed=fixed,
                              n_trials=n_trials, name=f"{task.name}|{task.noise_name}|{label}", seed=seed,
-                             device=device)
+                             device=device, space=space)
         tuned[label] = dataclasses.asdict(result)
         print(f"  tuned {label}: {result.best} ({result.value:.2f} dB on validation)", flush=True)
     return tuned

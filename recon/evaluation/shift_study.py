@@ -5,7 +5,8 @@ the anatomy. Every method is scored on the protocol's off-grid test images.
 
 The prior's cost of a shift is measured against itself: λ tuned at the training setting and carried over, against λ
 tuned on validation images at the shifted setting (its own level there). A network's cost of a shift is measured
-against an oracle network trained at the shifted setting, where one exists; without one, only the raw PSNR is shown.
+against an oracle (the single-setting network fine-tuned at the shifted setting) where one ships, and everywhere
+against the prior; :mod:`recon.evaluation.shift_report` computes these from the results.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import time
 import torch
 
 import recon
-from recon.data.offgrid import fine_and_truth
 from recon.evaluation import protocol
 from recon.models.checkpoints import shipped_folder
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT
@@ -56,7 +56,7 @@ def network_name(dataset: str, setting: str) -> str:
 
 
 # The family networks' settings (the issue: views 8-32; accelerations 2-8 with mixed mask families and orientations),
-# and the grid points where an oracle network is trained, to separate the cost of a shift from the problem's difficulty.
+# and the grid points where an oracle network is fine-tuned, to separate the cost of a shift from the problem's difficulty.
 FAMILY = {"head_ct": [f"ct:{v}" for v in (8, 10, 12, 16, 20, 24, 32)],
           "brain": [f"mri:{a}:{p}" + o for a in (2, 3, 4, 6, 8) for p in ("random", "equispaced", "variable_density")
                     for o in ("", ":rows")]}
@@ -87,7 +87,7 @@ def shift_grid() -> list[Shift]:
 
 
 def oracle_name(shift: Shift) -> str | None:
-    """The name an oracle network trained at this point's setting would ship under (it may not exist); None at a noise
+    """The name an oracle network fine-tuned at this point's setting would ship under (it may not exist); None at a noise
     point, since every network is trained on noise-free data (an oracle there would need noisy training pairs)."""
     return None if shift.noise is not None else network_name(shift.dataset, shift.setting)
 
@@ -116,15 +116,12 @@ def tune_lambda(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: i
 def tune_truncated(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
     """λ and the proximal step's pseudo-inverse cut-off ``rcond`` (:meth:`LinearOperator.prox`) tuned together on
     validation images, by the protocol's study, at ``nfe`` Euler–Maruyama levels (noise-free data)."""
-    from recon.evaluation.tuning import Range, tune_method
+    from recon.evaluation.tuning import Range
 
-    truth, fine = fine_and_truth(task.dataset, n_val, task.operator.image_shape[0], "val", seed)
     space = {"lam": Range(0.0, 1.0), "rcond": Range(1e-6, 1e-1, log=True)}
-    result = tune_method("proximal", task.operator, truth, prior, noise=task.noise, fine=fine, fixed={"steps": nfe},
-                         space=space, n_trials=n_trials, name=f"{task.name}|{task.noise_name}|proximal, truncated",
-                         seed=seed, device=device)
-    print(f"  tuned proximal, truncated: {result.best} ({result.value:.2f} dB on validation)", flush=True)
-    return dataclasses.asdict(result)
+    choice = {"proximal, truncated": ("proximal", {"steps": nfe})}
+    return protocol.tune_task(task, prior, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device,
+                              space=space)["proximal, truncated"]
 
 
 def source_task(shift: Shift, seed: int = 0) -> protocol.Task:
