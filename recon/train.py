@@ -22,13 +22,16 @@ from pathlib import Path
 import torch
 
 from recon.data import brain_slices, fine_and_truth, head_ct_phantoms
+from recon.data.hospital import private_heads, public_labelled
 from recon.models.checkpoints import build_model, load_card, save_checkpoint, verified_weights
 from recon.models.checkpoints import resolve as resolve_checkpoint
 from recon.models.precision import PRECISIONS, resolve
 from recon.provenance import provenance
 from recon.training import LOSSES, ECTLoss, EpochBatches, SupervisedLoss, TrainConfig, TrainState, train
 
-DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices}
+DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices, "head_ct_public": public_labelled,
+            "head_ct_private": private_heads}
+LABELLED = {"head_ct_public", "head_ct_private"}  # loaders returning (images, labels): class-conditional training
 
 
 def parse_args(argv=None):
@@ -52,6 +55,10 @@ def parse_args(argv=None):
     p.add_argument("--base", type=int, default=32)
     p.add_argument("--mults", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--blocks", type=int, default=1)
+    p.add_argument("--classes", type=int, default=0,
+                   help="class-conditional prior over this many labels (labelled data only; 0: unconditional)")
+    p.add_argument("--label-dropout", type=float, default=0.1,
+                   help="edm with labels: probability of training on the 'no label' entry (the unconditional prior)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="network arithmetic; auto: bf16 where the hardware computes it natively, else fp32")
@@ -91,7 +98,7 @@ def model_config(args) -> dict:
                         "dropout": 0.0}, "settings": list(args.settings), "batch": args.batch}
     return {"data": args.data, "image_size": args.size, "n_train": args.n_train, "split": "train", "seed": args.seed,
             "net": {"base": args.base, "mults": list(args.mults), "blocks": args.blocks, "emb_dim": 128,
-                    "dropout": 0.0},
+                    "dropout": 0.0, **({"classes": args.classes} if args.classes else {})},
             "denoiser": {"sigma_min": 0.002, "sigma_max": 40.0, "sigma_data": 0.5}, "batch": args.batch}
 
 
@@ -114,7 +121,7 @@ def make_loss(args):
         raise SystemExit("--loss ect tunes a diffusion prior into a consistency model: pass --init with its checkpoint "
                          "(e.g. --init checkpoints/head_ct_64).")
     if args.init is not None:
-        wanted = {"ect": "edm", "supervised": "supervised"}.get(args.loss)
+        wanted = {"ect": "edm", "edm": "edm", "supervised": "supervised"}.get(args.loss)
         kind = load_card(args.init).get("kind", "edm")
         if wanted is None or kind != wanted:
             raise SystemExit(f"--init {args.init} is a {kind!r} checkpoint; --loss {args.loss} starts from "
@@ -127,6 +134,8 @@ def make_loss(args):
             raise SystemExit("--loss supervised trains on pairs from named settings: pass --settings (e.g. ct:16, or "
                              "ct:8 ct:16 ct:32 for a family).")
         return SupervisedLoss(args.settings, args.size, factor=args.fine_factor)
+    if args.loss == "edm":
+        return LOSSES["edm"](label_dropout=args.label_dropout)
     return ECTLoss(stage_every=args.stage_every) if args.loss == "ect" else LOSSES[args.loss]()
 
 
@@ -142,6 +151,20 @@ def build(args, device):
     return model
 
 
+def check_labels(args, model) -> None:
+    classes = getattr(model.net, "classes", 0)
+    if (args.data in LABELLED) != bool(classes) and args.loss == "edm":
+        raise SystemExit(f"--data {args.data} {'has' if args.data in LABELLED else 'has no'} labels but the network is "
+                         f"{'class-conditional' if classes else 'unconditional'}: "
+                         + ("pass --classes 2." if args.data in LABELLED else "drop --classes."))
+
+
+def training_batches(args, images):
+    if isinstance(images, tuple):  # (images, labels)
+        return EpochBatches.shuffled(images[0], args.batch, args.seed, labels=images[1])
+    return EpochBatches.shuffled(images, args.batch, args.seed)
+
+
 def main(argv=None) -> Path:
     args = parse_args(argv)
     loss = make_loss(args)
@@ -154,11 +177,12 @@ def main(argv=None) -> Path:
     settings["clip_grad"] = settings["clip_grad"] or None  # --clip-grad 0 turns clipping off
     config = TrainConfig(**settings)
     model = build(args, device)
+    check_labels(args, model)
     if args.loss == "supervised":  # fine renderings, measured off the grid inside the loss
         images = fine_and_truth(args.data, args.n_train, args.size, "train", args.seed, factor=args.fine_factor)[1]
     else:
         images = DATASETS[args.data](args.n_train, args.size, "train", args.seed)
-    batches = EpochBatches.shuffled(images, args.batch, args.seed)
+    batches = training_batches(args, images)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     state = TrainState.create(model, torch.optim.Adam(model.net.parameters(), lr=config.lr), generator)
     state_path = args.out / "train_state.pt"

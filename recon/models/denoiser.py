@@ -111,14 +111,16 @@ class EDMDenoiser(Denoiser, nn.Module):
             )
         check_finite(x, "denoiser input x")
 
-    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, sigma, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``D(x, sigma)``; a class-conditional network also takes ``labels`` (B,) (None: unconditional)."""
         self.check_input(x)
         sigma = sigma_batch(sigma, x)
         c_skip, c_out, c_in, c_noise = (c.reshape(-1, 1, 1, 1) for c in self.precondition(sigma))
         xs = 2 * x - 1
         dtype = next(self.net.parameters()).dtype
+        extra = {} if labels is None else {"labels": labels}
         with autocast(self.precision, x.device):
-            F = self.net((c_in * xs).to(dtype), c_noise.reshape(-1).to(dtype))
+            F = self.net((c_in * xs).to(dtype), c_noise.reshape(-1).to(dtype), **extra)
         return (c_skip * xs + c_out * F.to(x.dtype) + 1) / 2
 
     __call__ = nn.Module.__call__
@@ -143,3 +145,24 @@ class GaussianDenoiser(Denoiser):
         d = (x.double() - self.mean).reshape(x.shape[0], -1) @ self._evecs
         gain = self._evals / (self._evals + sigma[:, None] ** 2)
         return (self.mean.reshape(1, -1) + (d * gain) @ self._evecs.T).reshape(x.shape).to(x.dtype)
+
+
+class ClassConditioned(Denoiser, nn.Module):
+    """A class-conditional :class:`EDMDenoiser` held at one label: ``D(x, sigma) = base(x, sigma, labels=label)``.
+    It keeps the denoiser contract, so every sampler and guide takes it as it takes an unconditional prior."""
+
+    def __init__(self, base: EDMDenoiser, label: int):
+        nn.Module.__init__(self)
+        classes = getattr(base.net, "classes", 0)
+        if not classes:
+            raise ValueError("this prior is unconditional; class labels need a prior trained with --classes N.")
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < classes:
+            raise ValueError(f"label must be an integer in [0, {classes}); got {label!r}.")
+        self.base, self.label = base, label
+        self.sigma_min, self.sigma_max, self.image_size = base.sigma_min, base.sigma_max, base.image_size
+
+    def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        labels = torch.full((x.shape[0],), self.label, dtype=torch.int64, device=x.device)
+        return self.base(x, sigma, labels=labels)
+
+    __call__ = nn.Module.__call__

@@ -45,14 +45,19 @@ class UNet(nn.Module):
         mults: channel multipliers per resolution (3 entries: 64, 32, 16 pixels at 64x64 input).
         blocks: residual blocks per resolution on the way down (one more on the way up).
         emb_dim: width of the noise embedding.
+        classes: class labels the network is conditioned on (0: unconditional). With ``classes > 0`` a learnt
+            embedding per label is added to the noise embedding; label ``classes`` is the "no label" entry, used when
+            ``labels`` is None (classifier-free conditioning, Ho & Salimans 2022).
     """
 
     def __init__(self, base: int = 32, mults: tuple[int, ...] = (1, 2, 4), blocks: int = 1, emb_dim: int = 128,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, classes: int = 0):
         super().__init__()
-        self.config = {"base": base, "mults": tuple(mults), "blocks": blocks, "emb_dim": emb_dim, "dropout": dropout}
-        self.emb_dim = emb_dim
+        self.config = {"base": base, "mults": tuple(mults), "blocks": blocks, "emb_dim": emb_dim, "dropout": dropout,
+                       **({"classes": classes} if classes else {})}
+        self.emb_dim, self.classes = emb_dim, classes
         self.embed = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.label_embed = nn.Embedding(classes + 1, emb_dim) if classes else None
         self.stem = nn.Conv2d(1, base, 3, padding=1)
         self.down = nn.ModuleList()
         skips, c = [base], base
@@ -76,8 +81,15 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
 
-    def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         emb = self.embed(sinusoidal_embedding(c_noise, self.emb_dim))
+        if self.label_embed is not None:
+            if labels is None:
+                labels = torch.full((x.shape[0],), self.classes, dtype=torch.int64, device=x.device)
+            emb = emb + self.label_embed(labels).to(emb.dtype)
+        elif labels is not None:
+            raise ValueError("this network is unconditional (classes=0) and takes no labels; drop `labels`, or train "
+                             "a class-conditional prior (python -m recon.train ... --classes N).")
         h = self.stem(x)
         hs = [h]
         for layer in self.down:

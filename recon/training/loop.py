@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -33,8 +34,10 @@ class TrainConfig:
     curve_every: int = 50
 
     def __post_init__(self):
-        for name in ("steps", "checkpoint_every", "curve_every"):
+        for name in ("steps", "checkpoint_every"):
             check_positive_int(getattr(self, name), name)
+        if isinstance(self.curve_every, bool) or not isinstance(self.curve_every, int) or self.curve_every < 0:
+            raise ValueError(f"curve_every must be an integer >= 0 (0: no loss curve); got {self.curve_every!r}.")
         if self.warmup < 0 or not self.lr > 0:
             raise ValueError(f"need warmup >= 0 (0: none) and lr > 0; got warmup={self.warmup}, lr={self.lr}.")
         if self.clip_grad is not None and not self.clip_grad > 0:
@@ -62,9 +65,10 @@ class EpochBatches:
         self.epoch_start, self.position, self._iterator = None, 0, None
 
     @classmethod
-    def shuffled(cls, images: torch.Tensor, batch: int, seed: int) -> EpochBatches:
+    def shuffled(cls, images: torch.Tensor, batch: int, seed: int, labels: torch.Tensor | None = None) -> EpochBatches:
+        """Shuffled batches of ``images`` (and of ``labels``, when given: batches are then ``(images, labels)``)."""
         generator = torch.Generator().manual_seed(seed)
-        dataset = TensorDataset(images)
+        dataset = TensorDataset(images) if labels is None else TensorDataset(images, labels)
         loader = DataLoader(dataset, batch_size=batch, sampler=RandomSampler(dataset, generator=generator),
                             drop_last=True)
         return cls(loader, generator)
@@ -75,12 +79,12 @@ class EpochBatches:
                 self.epoch_start = self.generator.get_state()
             self._iterator, self.position = iter(self.loader), 0
         try:
-            (batch,) = next(self._iterator)
+            batch = next(self._iterator)
         except StopIteration:
             self._iterator = None
             return next(self)
         self.position += 1
-        return batch
+        return batch[0] if len(batch) == 1 else tuple(batch)
 
     def state_dict(self) -> dict:
         return {"epoch_start": self.epoch_start, "position": self.position}
@@ -139,15 +143,21 @@ class TrainState:
         batches.load_state_dict(state["batches"])
 
 
-def train_step(state: TrainState, loss_fn: Callable, x0: torch.Tensor, config: TrainConfig) -> float:
-    """One optimiser step on one batch: warm-up, loss, backward, optional clipping, step, EMA update."""
+def train_step(state: TrainState, loss_fn: Callable, x0: torch.Tensor, config: TrainConfig,
+               labels: torch.Tensor | None = None) -> float:
+    """One optimiser step on one batch: warm-up, loss, backward, optional clipping, step, EMA update. An empty batch
+    (Poisson sampling can draw one) still steps: a private optimiser then adds its noise to a zero gradient."""
     for group in state.optimizer.param_groups:
         group["lr"] = config.lr * min(1.0, (state.step + 1) / max(config.warmup, 1))  # linear warm-up
     if hasattr(loss_fn, "at_step"):  # a loss with a schedule over training (ECT's shrinking gap)
         loss_fn.at_step(state.step)
-    loss = loss_fn(state.model, x0, state.generator)
     state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    if x0.shape[0]:
+        loss = loss_fn(state.model, x0, state.generator, **({} if labels is None else {"labels": labels}))
+        loss.backward()
+    else:
+        loss = torch.tensor(float("nan"))
+        empty_batch_gradients(state.model.net)
     if config.clip_grad is not None:
         torch.nn.utils.clip_grad_norm_(state.model.net.parameters(), config.clip_grad)
     state.optimizer.step()
@@ -159,7 +169,17 @@ def train_step(state: TrainState, loss_fn: Callable, x0: torch.Tensor, config: T
     return float(loss.detach())
 
 
+def empty_batch_gradients(net: nn.Module) -> None:
+    """Per-example gradients of an empty batch (zero rows), so that a DP optimiser takes its noise-only step."""
+    for p in net.parameters():
+        if p.requires_grad:
+            p.grad_sample = p.new_zeros((0, *p.shape))
+            p.grad = torch.zeros_like(p)
+
+
 def record_loss(state: TrainState, loss: float, config: TrainConfig) -> None:
+    if config.curve_every == 0 or math.isnan(loss):  # no curve (a private run), or an empty batch
+        return
     state.window.append(loss)
     if state.step % config.curve_every == 0 or state.step == config.steps:
         state.curve.append([state.step, sum(state.window) / len(state.window)])
@@ -176,8 +196,11 @@ def train(state: TrainState, loss_fn: Callable, batches: EpochBatches, config: T
     stop_at = None if time_limit is None else time.perf_counter() + time_limit
     bar = tqdm(total=config.steps, initial=state.step, desc=description, mininterval=5.0)
     while state.step < config.steps and (stop_at is None or time.perf_counter() < stop_at):
-        x0 = next(batches).to(device, memory_format=torch.channels_last)
-        record_loss(state, train_step(state, loss_fn, random_flip(x0, state.generator), config), config)
+        batch = next(batches)
+        x0, labels = batch if isinstance(batch, tuple) else (batch, None)
+        x0 = random_flip(x0.to(device, memory_format=torch.channels_last), state.generator)
+        labels = None if labels is None else labels.to(device)
+        record_loss(state, train_step(state, loss_fn, x0, config, labels), config)
         bar.update(1)
         if state.curve and state.curve[-1][0] == state.step:
             bar.set_postfix(loss=f"{state.curve[-1][1]:.4f}")

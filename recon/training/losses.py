@@ -14,27 +14,41 @@ class EDMLoss:
 
     name = "edm"
 
-    def __init__(self, p_mean: float = -1.2, p_std: float = 1.2):
-        self.p_mean, self.p_std = p_mean, p_std
+    def __init__(self, p_mean: float = -1.2, p_std: float = 1.2, label_dropout: float = 0.1):
+        if not 0 <= label_dropout < 1:
+            raise ValueError(f"label_dropout is a probability in [0, 1); got {label_dropout}.")
+        self.p_mean, self.p_std, self.label_dropout = p_mean, p_std, label_dropout
 
     def config(self) -> dict:
-        return {"name": self.name, "p_mean": self.p_mean, "p_std": self.p_std}
+        return {"name": self.name, "p_mean": self.p_mean, "p_std": self.p_std, "label_dropout": self.label_dropout}
 
     def sample_sigma(self, batch: int, generator: torch.Generator, device) -> torch.Tensor:
         """Noise levels in image units (half those of the [-1, 1] space)."""
         return torch.exp(self.p_mean + self.p_std * torch.randn(batch, generator=generator, device=device)) / 2
 
-    def per_example(self, model: EDMDenoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor):
-        """The weighted squared error in the [-1, 1] space per example, for given ``sigma`` (B,) and unit ``noise``."""
+    def per_example(self, model: EDMDenoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
+                    labels: torch.Tensor | None = None):
+        """The weighted squared error in the [-1, 1] space per example, for given ``sigma`` (B,) and unit ``noise``
+        (and class ``labels`` for a class-conditional network)."""
         s, sd = 2 * sigma, model.sigma_data
         weight = ((s**2 + sd**2) / (s * sd) ** 2).reshape(-1, 1, 1, 1)
-        error = 2 * (model(x0 + sigma.reshape(-1, 1, 1, 1) * noise, sigma) - x0)
+        extra = {} if labels is None else {"labels": labels}
+        error = 2 * (model(x0 + sigma.reshape(-1, 1, 1, 1) * noise, sigma, **extra) - x0)
         return (weight * error.float() ** 2).flatten(1).mean(1)
 
-    def __call__(self, model: EDMDenoiser, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def drop_labels(self, labels: torch.Tensor, classes: int, generator: torch.Generator) -> torch.Tensor:
+        """Each label replaced by the "no label" entry ``classes`` with probability ``label_dropout``, so that one
+        network learns the conditional and the unconditional denoiser (Ho & Salimans 2022)."""
+        drop = torch.rand(labels.shape, generator=generator, device=labels.device) < self.label_dropout
+        return torch.where(drop, torch.full_like(labels, classes), labels)
+
+    def __call__(self, model: EDMDenoiser, x0: torch.Tensor, generator: torch.Generator,
+                 labels: torch.Tensor | None = None) -> torch.Tensor:
         sigma = self.sample_sigma(x0.shape[0], generator, x0.device)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device)
-        return self.per_example(model, x0, sigma, noise).mean()
+        if labels is not None:
+            labels = self.drop_labels(labels, model.net.classes, generator)
+        return self.per_example(model, x0, sigma, noise, labels).mean()
 
 
 class ECTLoss:
