@@ -4,12 +4,25 @@ Data flows one way: data (images) -> operators (y = A x + eps) -> denoiser D(x, 
 metrics / figures. The front door is ``load_prior`` and ``reconstruct``; ``register_method`` adds a method to it.
 """
 
-from recon import data, evaluation, guidance, methods, models, operators, plotting, random, sampling, training
+from recon import (
+    data,
+    evaluation,
+    guidance,
+    methods,
+    models,
+    operators,
+    plotting,
+    random,
+    sampling,
+    synthesis,
+    training,
+)
 from recon.guidance import DDRMProximalGuide, DPSGuide, EstimateProjectionGuide, Guide, ProximalGuide
 from recon.methods import METHODS, describe_methods, register_method, sample_prior
 from recon.operators import CartesianMRI, GaussianCS, LinearOperator, ParallelBeamCT
 from recon.reconstruction import Record, load_prior, reconstruct
 from recon.sampling import SigmaSchedule, VESchedule, VPSchedule, y_t
+from recon.synthesis import sample
 
 __all__ = [
     "METHODS",
@@ -38,8 +51,10 @@ __all__ = [
     "random",
     "reconstruct",
     "register_method",
+    "sample",
     "sample_prior",
     "sampling",
+    "synthesis",
     "training",
     "y_t",
 ]

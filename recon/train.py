@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from recon.models.checkpoints import resolve as resolve_checkpoint
 from recon.models.precision import PRECISIONS, resolve
 from recon.provenance import provenance
 from recon.training import LOSSES, ECTLoss, EpochBatches, SupervisedLoss, TrainConfig, TrainState, train
+from recon.training.privacy import ACCOUNTANTS, DPConfig, PoissonBatches, make_private
 
 DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices, "head_ct_public": public_labelled,
             "head_ct_private": private_heads}
@@ -59,6 +59,12 @@ def parse_args(argv=None):
                    help="class-conditional prior over this many labels (labelled data only; 0: unconditional)")
     p.add_argument("--label-dropout", type=float, default=0.1,
                    help="edm with labels: probability of training on the 'no label' entry (the unconditional prior)")
+    p.add_argument("--dp-epsilon", type=float, default=None,
+                   help="train with DP-SGD (opacus) to this epsilon: Poisson sampling at rate --batch / --n-train, "
+                        "per-example clipping, calibrated Gaussian noise, fp32 and no loss curve (it would leak)")
+    p.add_argument("--dp-delta", type=float, default=1e-5, help="DP-SGD: delta, at most 1/N")
+    p.add_argument("--dp-clip", type=float, default=1.0, help="DP-SGD: per-example gradient norm bound")
+    p.add_argument("--dp-accountant", choices=ACCOUNTANTS, default="prv", help="DP-SGD: accountant that calibrates")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="network arithmetic; auto: bf16 where the hardware computes it natively, else fp32")
@@ -108,7 +114,8 @@ def write_card(state: TrainState, args, config: TrainConfig, loss, command: str,
                                                               "precision": resolve(args.precision, device)},
             "parameters": sum(p.numel() for p in state.model.net.parameters()), "steps_done": state.step,
             "wall_time_s": round(state.elapsed, 1), **provenance(command, device, args.precision), "loss_curve": state.curve,
-            "final_loss": state.curve[-1][1] if state.curve else math.nan}
+            "final_loss": state.curve[-1][1] if state.curve else None,
+            **({"privacy": args.privacy} if getattr(args, "privacy", None) else {})}
     return save_checkpoint(state.ema, card, args.out)
 
 
@@ -165,6 +172,20 @@ def training_batches(args, images):
     return EpochBatches.shuffled(images, args.batch, args.seed)
 
 
+def dp_setup(args, state: TrainState, config: TrainConfig, images):
+    """DP-SGD in place of plain training: Poisson batches, a private optimiser, fp32, no global clipping and no loss
+    curve (a statistic of the private data). Returns the batches; ``args.privacy`` gets the card's record."""
+    dp = DPConfig(args.dp_epsilon, args.dp_delta, args.dp_clip, args.dp_accountant)
+    if args.loss != "edm":
+        raise SystemExit("--dp-epsilon trains a diffusion prior privately: use it with --loss edm.")
+    x, labels = images if isinstance(images, tuple) else (images, None)
+    rate = dp.check_data(x.shape[0], args.batch)
+    state.optimizer, args.dp_hooks, args.privacy = make_private(state.model.net, state.optimizer, dp, rate,
+                                                                x.shape[0], config.steps, args.seed)
+    config.clip_grad, config.curve_every = None, 0
+    return PoissonBatches(x, labels, rate, args.seed)
+
+
 def main(argv=None) -> Path:
     args = parse_args(argv)
     loss = make_loss(args)
@@ -176,21 +197,28 @@ def main(argv=None) -> Path:
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     settings["clip_grad"] = settings["clip_grad"] or None  # --clip-grad 0 turns clipping off
     config = TrainConfig(**settings)
+    if args.dp_epsilon is not None:
+        args.precision = "fp32"  # opacus's per-example gradients are tested in fp32 on CPU, not under bf16 autocast
     model = build(args, device)
     check_labels(args, model)
     if args.loss == "supervised":  # fine renderings, measured off the grid inside the loss
         images = fine_and_truth(args.data, args.n_train, args.size, "train", args.seed, factor=args.fine_factor)[1]
     else:
         images = DATASETS[args.data](args.n_train, args.size, "train", args.seed)
-    batches = training_batches(args, images)
     generator = torch.Generator(device=device).manual_seed(args.seed)
     state = TrainState.create(model, torch.optim.Adam(model.net.parameters(), lr=config.lr), generator)
+    batches = training_batches(args, images) if args.dp_epsilon is None else dp_setup(args, state, config, images)
     state_path = args.out / "train_state.pt"
     if args.resume and state_path.exists():
         state.load(state_path, batches)
     train(state, loss, batches, config, device=device, description=f"train {args.data}",
           checkpoint=lambda s: s.save(state_path, batches),
           time_limit=None if args.time_limit is None else 60 * args.time_limit)
+    if args.dp_epsilon is not None:
+        args.dp_hooks.cleanup()
+        if state.step < config.steps:
+            raise SystemExit(f"stopped at step {state.step} of {config.steps}: resume with --resume (the noise was "
+                             "calibrated for the full run, so a shorter one would spend less than its card states).")
     if state.step < config.steps:  # stopped by the time limit: the same run with fewer steps reproduces it exactly
         config.steps = state.step
         command = "python -m recon.train " + shlex.join(without(given, {"--resume": 0, "--time-limit": 1, "--steps": 1})
