@@ -394,3 +394,42 @@ def shift_tune(source, prior, options: dict, device) -> dict:
 
     return tune_lambda(source, prior, nfe=options["nfe"], n_val=options["n_val"], n_trials=options["n_trials"],
                        seed=options["seed"], device=device)
+
+
+@experiment
+def synthetic_dp(*, n_synthetic: int = 1024, n_private: int = 2048, n_test: int = 1024, steps: int = 18,
+                 mia_images: int = 1024, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 10,
+                 seed: int = 0, device: str = "cpu") -> dict:
+    """The synthetic-data chapter (recon.evaluation.synthetic_study): for the public-only prior, the privately
+    fine-tuned priors at each ε, the from-scratch private prior and the non-private one: synthetic data's utility and
+    fidelity, memorisation and membership inference on the private training images, and reconstruction at CT 16
+    views; plus the classifier trained on the real private images, the reference of every comparison."""
+    from recon.evaluation import synthetic_study as st
+    from recon.models.checkpoints import load_card
+
+    sets = st.private_sets(n_private, n_test, seed)
+    real_model = st.train_classifier(*sets["train"], seed=seed)
+    probs, test_features = st.predict(real_model, sets["test"][0])
+    _, val_features = st.predict(real_model, sets["val"][0])
+    real = {"model": real_model, "probs": probs, "test_features": test_features}
+    out = {"real": {"classifier": st.classifier_scores(probs, sets["test"][1].numpy()),
+                    "fd_heldout": st.frechet_distance(val_features, test_features),
+                    **st.precision_recall(test_features, val_features)},
+           "labels": sets["test"][1].tolist(), "models": {}}
+    for label, name in st.DP_MODELS.items():
+        prior = recon.load_prior(name, device)
+        images, labels = st.synthetic_set(prior, n_synthetic, steps=steps, seed=seed + 10**6)
+        members = sets["train"][0][:mia_images], sets["train"][1][:mia_images]
+        nonmembers = sets["val"][0][:mia_images], sets["val"][1][:mia_images]
+        result = {"checkpoint": name, "privacy": load_card(name).get("privacy"),
+                  **st.utility_and_fidelity(images, labels, sets, real, seed=seed),
+                  "memorisation": st.memorisation(images, sets["train"][0], sets["val"][0]),
+                  "membership": st.membership_inference(st.denoising_losses(prior, *members, seed=seed),
+                                                        st.denoising_losses(prior, *nonmembers, seed=seed), seed=seed),
+                  "reconstruction": st.reconstruction(prior, nfe=nfe, n_images=n_images, n_val=n_val,
+                                                      n_trials=n_trials, seed=seed, device=device)}
+        print(f"  {label}: AUC {result['classifier']['auc']:.3f}, FD {result['fd']:.2f}, MIA "
+              f"{result['membership']['auc']:.3f}, PSNR {sum(result['reconstruction']['row']['psnr']) / n_images:.2f}",
+              flush=True)
+        out["models"][label] = result
+    return out

@@ -83,12 +83,20 @@ def epsilon_prv_accountant(sigma: float, sample_rate: float, steps: int, delta: 
     return float(acc.compute_epsilon(delta=delta, num_self_compositions=[steps])[1])
 
 
+def _second_opinion(sigma: float, sample_rate: float, steps: int, delta: float) -> float | str:
+    """``prv-accountant``'s epsilon, or why it could not give one (its discretisation refuses some tiny runs)."""
+    try:
+        return round(epsilon_prv_accountant(sigma, sample_rate, steps, delta), 4)
+    except RuntimeError as error:
+        return f"not computed: {error}"
+
+
 def privacy_card(config: DPConfig, sigma: float, sample_rate: float, steps: int, n: int) -> dict:
     """What the checkpoint card records: the guarantee, how it was accounted, and everything that reproduces it."""
     return {"epsilon": round(epsilon_spent(sigma, sample_rate, steps, config.delta, config.accountant), 4),
             "target_epsilon": config.epsilon, "delta": config.delta, "accountant": f"opacus {config.accountant}",
             "epsilon_rdp": round(epsilon_spent(sigma, sample_rate, steps, config.delta, "rdp"), 4),
-            "epsilon_prv_accountant": round(epsilon_prv_accountant(sigma, sample_rate, steps, config.delta), 4),
+            "epsilon_prv_accountant": _second_opinion(sigma, sample_rate, steps, config.delta),
             "noise_multiplier": sigma, "sample_rate": sample_rate, "steps": steps, "clip": config.clip,
             "n_private": n, "expected_batch": round(sample_rate * n), "sampling": "Poisson",
             "covers": "the private fine-tuning steps only (public pretraining, the EMA and Adam are post-processing "

@@ -1,0 +1,234 @@
+"""The synthetic-data chapter's measurements: what synthetic images from a (privately) trained prior are worth
+(utility, fidelity), what they give away (memorisation, membership inference), and what the prior still does for
+reconstruction.
+
+* utility: a small lesion classifier trained on synthetic images, tested on real held-out private images, against
+  one trained on the real private images (the train-on-synthetic, test-on-real protocol of Esteban et al. 2017);
+* fidelity: Fréchet distance and k-NN precision / recall (Kynkäänniemi et al. 2019) on the features of a classifier
+  trained on real images of this domain (Inception features of 64-px grey phantoms would measure natural-image
+  statistics, not haemorrhages);
+* memorisation: each synthetic image's nearest neighbour among the private training images against its nearest
+  among as many held-out private images (Carlini et al. 2023); a loss-threshold membership-inference attack
+  (Yeom et al. 2018) on the denoising loss at fixed noise draws, its ROC AUC with a bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from scipy import linalg
+from sklearn.metrics import roc_auc_score, roc_curve
+from torch import nn
+
+from recon.training.losses import EDMLoss
+
+
+class LesionClassifier(nn.Module):
+    """Four 3x3 conv blocks (GroupNorm, SiLU, 2x2 max-pool), a global max-pool (a lesion is small and anywhere) and
+    a linear read-out of the ``4 width`` features: logit of "haemorrhage"."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        chans, layers = [1, width, 2 * width, 4 * width, 4 * width], []
+        for c_in, c_out in itertools.pairwise(chans):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(4, c_out), nn.SiLU(), nn.MaxPool2d(2)]
+        self.body = nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten())
+        self.head = nn.Linear(chans[-1], 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x)).squeeze(1)
+
+
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int = 12, batch: int = 64,
+                     lr: float = 2e-3, seed: int = 0) -> LesionClassifier:
+    """A :class:`LesionClassifier` trained with Adam and the logistic loss, random left-right flips, seeded."""
+    if len(torch.unique(labels)) < 2:
+        raise ValueError("the classifier needs images of both classes; these labels hold one.")
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = LesionClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * (len(images) // batch))
+    for _ in range(epochs):
+        order = torch.randperm(len(images), generator=generator)
+        for start in range(0, len(images) - batch + 1, batch):
+            idx = order[start:start + batch]
+            x = images[idx]
+            flip = torch.rand(len(idx), generator=generator) < 0.5
+            x = torch.where(flip.reshape(-1, 1, 1, 1), x.flip(-1), x)
+            loss = nn.functional.binary_cross_entropy_with_logits(model(x), labels[idx].float())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: LesionClassifier, images: torch.Tensor, batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """``(probabilities, features)`` of ``images``."""
+    probs, feats = [], []
+    for start in range(0, len(images), batch):
+        f = model.features(images[start:start + batch])
+        feats.append(f)
+        probs.append(torch.sigmoid(model.head(f).squeeze(1)))
+    return torch.cat(probs).numpy(), torch.cat(feats).numpy().astype(np.float64)
+
+
+def classifier_scores(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy at 0.5, ROC AUC, and the per-image correctness and probability (for paired comparisons)."""
+    correct = ((probs > 0.5) == labels.astype(bool)).astype(float)
+    return {"accuracy": float(correct.mean()), "auc": float(roc_auc_score(labels, probs)),
+            "correct": correct.tolist(), "probs": [round(float(p), 5) for p in probs]}
+
+
+def auc_ratio(probs_a, probs_b, labels, *, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """``AUC(a) / AUC(b)`` on the same test images with a paired percentile-bootstrap 95 % interval (images
+    resampled jointly)."""
+    probs_a, probs_b, labels = (np.asarray(v) for v in (probs_a, probs_b, labels))
+    rng, ratios = np.random.default_rng(seed), []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, len(labels), len(labels))
+        if labels[idx].min() != labels[idx].max():
+            ratios.append(roc_auc_score(labels[idx], probs_a[idx]) / roc_auc_score(labels[idx], probs_b[idx]))
+    point = roc_auc_score(labels, probs_a) / roc_auc_score(labels, probs_b)
+    return {"ratio": float(point), "low": float(np.percentile(ratios, 2.5)), "high": float(np.percentile(ratios, 97.5))}
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (the FID formula, Heusel et al. 2017)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root = linalg.sqrtm(cov_a @ cov_b).real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
+
+
+def _kth_radius(feats: torch.Tensor, k: int) -> torch.Tensor:
+    return torch.cdist(feats, feats).kthvalue(k + 1, dim=1).values  # k+1: the point itself is at distance 0
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> dict:
+    """Improved precision (share of synthetic features inside the union of the real ones' k-NN balls) and recall (the
+    converse), Kynkäänniemi et al. 2019."""
+    real_t, fake_t = torch.as_tensor(real), torch.as_tensor(fake)
+    cross = torch.cdist(fake_t, real_t)
+    precision = (cross <= _kth_radius(real_t, k)[None]).any(1).double().mean()
+    recall = (cross.T <= _kth_radius(fake_t, k)[None]).any(1).double().mean()
+    return {"precision": float(precision), "recall": float(recall), "k": k}
+
+
+def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel-space (RMS) distance from each query image to its nearest image in ``pool``, and that image's index."""
+    flat_pool = pool.flatten(1).double()
+    dists, idxs = [], []
+    for start in range(0, len(queries), chunk):
+        d = torch.cdist(queries[start:start + chunk].flatten(1).double(), flat_pool) / flat_pool.shape[1] ** 0.5
+        best = d.min(1)
+        dists.append(best.values)
+        idxs.append(best.indices)
+    return torch.cat(dists), torch.cat(idxs)
+
+
+def memorisation(synthetic: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor, show: int = 6) -> dict:
+    """Nearest-neighbour distances of synthetic images to the training images and to as many held-out images: with
+    no memorisation a synthetic image is as likely to lie nearer a held-out image as a training one (share 0.5)."""
+    if len(train) != len(heldout):
+        raise ValueError(f"compare against equally many training and held-out images; got {len(train)}, {len(heldout)}.")
+    d_train, i_train = nearest(synthetic, train)
+    d_held, _ = nearest(synthetic, heldout)
+    closer = (d_train < d_held).double().numpy()
+    order = torch.argsort(d_train)[:show]
+    ratio = (d_train / d_held).numpy()
+    return {"closer_to_train": float(closer.mean()), "closer_to_train_se": float(closer.std() / len(closer) ** 0.5),
+            "ratio_median": float(np.median(ratio)), "ratio_p01": float(np.percentile(ratio, 1)),
+            "d_train_median": float(d_train.median()), "d_heldout_median": float(d_held.median()),
+            "closest": [[int(s), int(i_train[s]), float(d_train[s]), float(d_held[s])] for s in order]}
+
+
+@torch.no_grad()
+def denoising_losses(prior, images: torch.Tensor, labels: torch.Tensor | None, *, sigmas=(0.02, 0.05, 0.1, 0.2),
+                     draws: int = 2, seed: int = 0, batch: int = 256) -> np.ndarray:
+    """Each image's EDM denoising loss averaged over ``sigmas`` x ``draws`` noise draws; draw ``j`` of image ``i``
+    depends only on ``(seed, j, i)`` so members and non-members face the same kind of noise."""
+    loss, total = EDMLoss(), torch.zeros(len(images), dtype=torch.float64)
+    for j in range(draws):
+        g = torch.Generator().manual_seed(seed * 1000 + j)
+        noise = torch.randn(images.shape, generator=g)
+        for sigma in sigmas:
+            for start in range(0, len(images), batch):
+                sl = slice(start, start + batch)
+                s = torch.full((len(images[sl]),), float(sigma))
+                total[sl] += loss.per_example(prior, images[sl], s, noise[sl], None if labels is None else labels[sl])
+    return (total / (draws * len(sigmas))).numpy()
+
+
+def membership_inference(member_loss: np.ndarray, nonmember_loss: np.ndarray, *, n_resamples: int = 2000,
+                         seed: int = 0) -> dict:
+    """The loss-threshold attack: "member" when the loss is low. ROC AUC with a percentile-bootstrap 95 % interval
+    (members and non-members resampled), and the true-positive rate at 1 % false positives."""
+    scores = np.concatenate([-member_loss, -nonmember_loss])
+    truth = np.concatenate([np.ones(len(member_loss)), np.zeros(len(nonmember_loss))])
+    rng, aucs = np.random.default_rng(seed), []
+    for _ in range(n_resamples):
+        m = rng.integers(0, len(member_loss), len(member_loss))
+        n = rng.integers(0, len(nonmember_loss), len(nonmember_loss))
+        aucs.append(roc_auc_score(truth, np.concatenate([-member_loss[m], -nonmember_loss[n]])))
+    fpr, tpr, _ = roc_curve(truth, scores)
+    return {"auc": float(roc_auc_score(truth, scores)), "low": float(np.percentile(aucs, 2.5)),
+            "high": float(np.percentile(aucs, 97.5)), "tpr_at_1pct_fpr": float(np.interp(0.01, fpr, tpr)),
+            "member_loss_mean": float(member_loss.mean()), "nonmember_loss_mean": float(nonmember_loss.mean())}
+
+
+# The chapter's models: label -> shipped checkpoint (python -m recon.train ..., see each card).
+DP_MODELS = {"public only": "head_ct_64_public", "ε = 1": "head_ct_64_dp_eps1", "ε = 4": "head_ct_64_dp_eps4",
+             "ε = 10": "head_ct_64_dp_eps10", "ε = 10, from scratch": "head_ct_64_dp_eps10_scratch",
+             "ε = ∞ (non-private)": "head_ct_64_private"}
+
+
+def private_sets(n_private: int, n_test: int, seed: int = 0) -> dict:
+    """The hospital's images: its training set (what the priors were fine-tuned on), as many held-out images (the
+    non-members) and a test set, with labels."""
+    from recon.data.hospital import private_heads
+
+    return {split: private_heads(n, 64, split, seed)
+            for split, n in (("train", n_private), ("val", n_private), ("test", n_test))}
+
+
+def synthetic_set(prior, n: int, *, steps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` labelled synthetic images, half of each class: class ``c`` from seeds ``seed + c n`` on."""
+    from recon.synthesis import sample
+
+    half = n // 2
+    images = [sample(prior, half, seed=seed + c * n, label=c, steps=steps, progress=False) for c in (0, 1)]
+    return torch.cat(images), torch.cat([torch.full((half,), c, dtype=torch.int64) for c in (0, 1)])
+
+
+def utility_and_fidelity(images, labels, sets: dict, real: dict, *, seed: int) -> dict:
+    """Train-on-synthetic, test-on-real, and the synthetic features against the real test features."""
+    classifier = train_classifier(images, labels, seed=seed)
+    probs, _ = predict(classifier, sets["test"][0])
+    _, feats = predict(real["model"], images)
+    y_test = sets["test"][1].numpy()
+    return {"classifier": classifier_scores(probs, y_test),
+            "auc_ratio_to_real": auc_ratio(probs, real["probs"], y_test, seed=seed),
+            "fd": frechet_distance(feats, real["test_features"]),
+            **precision_recall(real["test_features"], feats)}
+
+
+def reconstruction(prior, *, nfe: int, n_images: int, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
+    """The prior (unconditional entry) in Song et al.'s proximal method at CT 16 views, off-grid test images of the
+    private kind, λ tuned on validation images by the protocol."""
+    from recon.evaluation import protocol
+    from recon.evaluation.shift_study import Shift, tune_lambda
+
+    task = Shift("ct:16", "head_ct", "views", 16).task(seed)
+    tuned = tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+    truth, y, noise_std = protocol.test_data(task, n_images, seed)
+    row = protocol.test_method(task, prior, "proximal", {**tuned["fixed"], **tuned["best"]}, y, noise_std, truth,
+                               seed=seed, device=device)
+    return {"tuned": tuned, "row": row}
