@@ -1,4 +1,5 @@
-"""Train the shift chapter's supervised networks (single-setting, family, oracles), skipping those whose card exists.
+"""Train the shift chapter's supervised networks (single-setting, family, oracles) and the synthetic-data chapter's
+priors (public, private at each ε, non-private), skipping those whose card exists.
 
     python scripts/train_networks.py                # every network, one after the other, resuming interrupted runs
     python scripts/train_networks.py --dry-run      # print the commands
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from recon.evaluation.shift_study import network_commands
+from recon.evaluation.synthetic_study import dp_commands
 from recon.train import main as train_main
 
 
@@ -24,7 +26,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="checkpoint folder names to train (default: all)")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
-    for folder, train_args in network_commands(device=args.device):
+    for folder, train_args in network_commands(device=args.device) + dp_commands(device=args.device):
         if args.only is not None and Path(folder).name not in args.only:
             continue
         done = (Path(folder) / "card.json").exists()

@@ -190,6 +190,25 @@ DP_MODELS = {"public only": "head_ct_64_public", "ε = 1": "head_ct_64_dp_eps1",
              "ε = ∞ (non-private)": "head_ct_64_private"}
 
 
+PRIVATE_RUN = ["--data", "head_ct_private", "--n-train", "2048", "--batch", "64", "--steps", "200", "--warmup", "20",
+               "--checkpoint-every", "25"]
+
+
+def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
+    """``(checkpoint folder, recon.train arguments)`` of the chapter's priors, in training order: the public prior,
+    then each private fine-tuning (ε = 10, non-private, ε = 10 from scratch, 4, 1)."""
+    dev = ["--device", device] if device else []
+    public = ["--init", "checkpoints/head_ct_64_public"]
+    runs = [("head_ct_64_public", ["--data", "head_ct_public", "--classes", "2", "--base", "16", "--n-train", "4096",
+                                   "--steps", "2000"]),
+            ("head_ct_64_dp_eps10", [*PRIVATE_RUN, *public, "--dp-epsilon", "10"]),
+            ("head_ct_64_private", [*PRIVATE_RUN, *public]),
+            ("head_ct_64_dp_eps10_scratch", [*PRIVATE_RUN, "--classes", "2", "--base", "16", "--dp-epsilon", "10"]),
+            ("head_ct_64_dp_eps4", [*PRIVATE_RUN, *public, "--dp-epsilon", "4"]),
+            ("head_ct_64_dp_eps1", [*PRIVATE_RUN, *public, "--dp-epsilon", "1"])]
+    return [(f"checkpoints/{name}", [*args, *dev, "--out", f"checkpoints/{name}"]) for name, args in runs]
+
+
 def private_sets(n_private: int, n_test: int, seed: int = 0) -> dict:
     """The hospital's images: its training set (what the priors were fine-tuned on), as many held-out images (the
     non-members) and a test set, with labels."""

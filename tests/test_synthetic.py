@@ -1,0 +1,98 @@
+"""Class-conditional priors, synthetic images on disk, and the synthetic-data study's measurements on cases whose
+answer is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import recon
+from recon.data.hospital import CLASSES, private_heads, public_heads
+from recon.data.phantoms import head_ct_phantoms
+from recon.evaluation import synthetic_study as st
+from recon.models.denoiser import ClassConditioned, EDMDenoiser
+from recon.models.networks import UNet
+
+
+def tiny_conditional() -> EDMDenoiser:
+    torch.manual_seed(0)
+    net = UNet(base=8, mults=(1, 2), emb_dim=16, classes=2)
+    for p in net.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    prior = EDMDenoiser(net, image_size=16)
+    prior.precision = "fp32"
+    return prior
+
+
+def test_private_heads_are_the_books_phantoms_with_labels():
+    images, labels = private_heads(12, 32, "val", 0)
+    assert torch.equal(images, head_ct_phantoms(12, 32, "val", 0))
+    assert set(labels.tolist()) <= {0, 1} and len(CLASSES) == 2
+    assert 0 < labels.float().mean() < 1
+
+
+def test_public_heads_hold_no_lesions_and_differ_from_private_ones():
+    public = public_heads(8, 32)
+    assert not torch.allclose(public, head_ct_phantoms(8, 32))
+    assert public.min() >= 0 and public.max() <= 1
+
+
+def test_labels_change_the_conditional_denoiser():
+    prior, x = tiny_conditional(), torch.rand(2, 1, 16, 16)
+    outs = [ClassConditioned(prior, c)(x, 0.5) for c in (0, 1)]
+    assert not torch.allclose(outs[0], outs[1])
+    torch.testing.assert_close(prior(x, 0.5), prior(x, 0.5, labels=torch.tensor([2, 2])))  # None: the no-label entry
+    with pytest.raises(ValueError, match="label"):
+        ClassConditioned(prior, 2)
+    plain = EDMDenoiser(UNet(base=8, mults=(1, 2), emb_dim=16), image_size=16)
+    with pytest.raises(ValueError, match="unconditional"):
+        ClassConditioned(plain, 0)
+
+
+def test_sample_writes_images_and_is_independent_of_the_batch(tmp_path):
+    prior = tiny_conditional()
+    a = recon.sample(prior, 3, seed=5, label=1, steps=3, batch=2, out=tmp_path / "syn", progress=False)
+    b = recon.sample(prior, 3, seed=5, label=1, steps=3, batch=3, progress=False)
+    torch.testing.assert_close(a, b)
+    assert np.load(tmp_path / "syn" / "images.npy").shape == (3, 16, 16)
+    assert np.load(tmp_path / "syn" / "labels.npy").tolist() == [1, 1, 1]
+    assert len(list((tmp_path / "syn" / "png").glob("*.png"))) == 3
+
+
+def test_fidelity_measures_on_known_cases():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(400, 4)), rng.normal(size=(400, 4))
+    assert st.frechet_distance(a, a) == pytest.approx(0, abs=1e-6)
+    assert st.frechet_distance(a, b + 3) > 30 > st.frechet_distance(a, b)
+    same = st.precision_recall(a, b)
+    assert same["precision"] > 0.8 and same["recall"] > 0.8
+    collapsed = st.precision_recall(a, np.zeros((400, 4)) + 1e-3 * b)  # every sample at the mode: precise, no recall
+    assert collapsed["precision"] > 0.9 and collapsed["recall"] < 0.2
+
+
+def test_memorisation_flags_copies_and_not_fresh_draws():
+    train, heldout = head_ct_phantoms(32, 16, "train"), head_ct_phantoms(32, 16, "val")
+    copies = st.memorisation(train[:10] + 1e-4, train, heldout)
+    assert copies["closer_to_train"] == 1 and copies["closest"][0][2] < 1e-3
+    fresh = st.memorisation(head_ct_phantoms(40, 16, "test"), train, heldout)
+    assert 0.2 < fresh["closer_to_train"] < 0.8
+
+
+def test_membership_inference_auc():
+    rng = np.random.default_rng(0)
+    low, high = rng.normal(0, 1, 300), rng.normal(2, 1, 300)
+    assert st.membership_inference(low, high)["auc"] > 0.85  # members have lower loss: the attack works
+    same = st.membership_inference(low, rng.normal(0, 1, 300))
+    assert same["low"] < 0.5 < same["high"]
+
+
+def test_classifier_learns_a_separable_task_and_refuses_one_class():
+    images = torch.zeros(128, 1, 32, 32)
+    labels = torch.arange(128) % 2
+    images[labels == 1, :, 10:14, 10:14] = 1.0  # a bright square marks class 1
+    model = st.train_classifier(images, labels, epochs=4, batch=32)
+    probs, feats = st.predict(model, images)
+    assert st.classifier_scores(probs, labels.numpy())["accuracy"] > 0.95 and feats.shape == (128, 64)
+    with pytest.raises(ValueError, match="both classes"):
+        st.train_classifier(images, torch.zeros(128, dtype=torch.int64))
