@@ -32,6 +32,7 @@ from recon.training.privacy import ACCOUNTANTS, DPConfig, PoissonBatches, make_p
 DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices, "head_ct_public": public_labelled,
             "head_ct_private": private_heads}
 LABELLED = {"head_ct_public", "head_ct_private"}  # loaders returning (images, labels): class-conditional training
+LABELS_SEEN = {"head_ct_public": (0,), "head_ct_private": (0, 1)}  # the labels each labelled data set holds
 
 
 def parse_args(argv=None):
@@ -146,12 +147,23 @@ def make_loss(args):
     return ECTLoss(stage_every=args.stage_every) if args.loss == "ect" else LOSSES[args.loss]()
 
 
+def start_unseen_labels(net, init_data: str) -> None:
+    """Labels the ``--init`` checkpoint never trained on (a public set without haemorrhages has no label 1) start
+    from its "no label" entry: the new class begins as the unconditional prior instead of a random embedding."""
+    classes = getattr(net, "classes", 0)
+    if classes and init_data in LABELS_SEEN:
+        with torch.no_grad():
+            for label in set(range(classes)) - set(LABELS_SEEN[init_data]):
+                net.label_embed.weight[label] = net.label_embed.weight[classes]
+
+
 def build(args, device):
     """The model to train: fresh, or the ``--init`` checkpoint's weights (checksum verified) in this run's kind."""
     model = build_model(model_kind(args), model_config(args))
     if args.init is not None:
         path = resolve_checkpoint(args.init)
         model.net.load_state_dict({k: v.float() for k, v in verified_weights(path, load_card(path)).items()})
+        start_unseen_labels(model.net, load_card(path)["config"]["data"])
     model = model.to(device)
     model.net.to(memory_format=torch.channels_last)
     model.precision = args.precision

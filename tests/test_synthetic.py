@@ -96,3 +96,13 @@ def test_classifier_learns_a_separable_task_and_refuses_one_class():
     assert st.classifier_scores(probs, labels.numpy())["accuracy"] > 0.95 and feats.shape == (128, 64)
     with pytest.raises(ValueError, match="both classes"):
         st.train_classifier(images, torch.zeros(128, dtype=torch.int64))
+
+
+def test_fine_tuning_starts_unseen_labels_from_the_no_label_entry():
+    from recon.train import start_unseen_labels
+
+    net = UNet(base=8, mults=(1, 2), emb_dim=16, classes=2)
+    start_unseen_labels(net, "head_ct_public")  # the public set holds label 0 only
+    weight = net.label_embed.weight
+    torch.testing.assert_close(weight[1], weight[2])
+    assert not torch.allclose(weight[0], weight[2])

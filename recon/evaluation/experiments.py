@@ -419,13 +419,13 @@ def synthetic_dp(*, n_synthetic: int = 1024, n_private: int = 2048, n_test: int 
     for label, name in st.DP_MODELS.items():
         prior = recon.load_prior(name, device)
         images, labels = st.synthetic_set(prior, n_synthetic, steps=steps, seed=seed + 10**6)
-        members = sets["train"][0][:mia_images], sets["train"][1][:mia_images]
-        nonmembers = sets["val"][0][:mia_images], sets["val"][1][:mia_images]
+        losses = [st.denoising_losses(prior, sets[k][0][:mia_images], sets[k][1][:mia_images], seed=seed)
+                  for k in ("train", "val")]  # members, non-members
         result = {"checkpoint": name, "privacy": load_card(name).get("privacy"),
                   **st.utility_and_fidelity(images, labels, sets, real, seed=seed),
                   "memorisation": st.memorisation(images, sets["train"][0], sets["val"][0]),
-                  "membership": st.membership_inference(st.denoising_losses(prior, *members, seed=seed),
-                                                        st.denoising_losses(prior, *nonmembers, seed=seed), seed=seed),
+                  "membership": {**st.membership_inference(*losses, seed=seed),
+                                 "losses": [[round(float(v), 6) for v in loss] for loss in losses]},
                   "reconstruction": st.reconstruction(prior, nfe=nfe, n_images=n_images, n_val=n_val,
                                                       n_trials=n_trials, seed=seed, device=device)}
         print(f"  {label}: AUC {result['classifier']['auc']:.3f}, FD {result['fd']:.2f}, MIA "
