@@ -193,9 +193,10 @@ def dp_setup(args, state: TrainState, config: TrainConfig, images):
     x, labels = images if isinstance(images, tuple) else (images, None)
     rate = dp.check_data(x.shape[0], args.batch)
     state.optimizer, args.dp_hooks, args.privacy = make_private(state.model.net, state.optimizer, dp, rate,
-                                                                x.shape[0], config.steps, args.seed)
+                                                                x.shape[0], config.steps)
     config.clip_grad, config.curve_every = None, 0
-    return PoissonBatches(x, labels, rate, args.seed)
+    settings = {k: args.privacy[k] for k in ("noise_multiplier", "sample_rate", "steps", "clip", "delta", "n_private")}
+    return PoissonBatches(x, labels, rate, noise_generator=state.optimizer.generator, settings=settings)
 
 
 def main(argv=None) -> Path:

@@ -21,7 +21,9 @@ from recon.training.privacy import DPConfig, PoissonBatches, epsilon_prv_account
 DELTA = 1e-5
 
 
-@pytest.mark.parametrize(("sigma", "q", "steps"), [(1.0, 0.05, 1000), (0.8, 0.03, 200)])
+# The chapter's three private runs (q = 64/2048, 200 steps at the sigma each target needs) and two other regimes.
+@pytest.mark.parametrize(("sigma", "q", "steps"), [(0.608, 1 / 32, 200), (0.872, 1 / 32, 200), (1.914, 1 / 32, 200),
+                                                   (1.0, 0.05, 1000), (0.8, 0.03, 200)])
 def test_accountants_agree(sigma, q, steps):
     prv, rdp = epsilon_spent(sigma, q, steps, DELTA, "prv"), epsilon_spent(sigma, q, steps, DELTA, "rdp")
     assert prv <= rdp + 0.01, "RDP is an upper bound: the tight PRV accountant cannot exceed it"
@@ -88,18 +90,20 @@ class FixedDraws:
         return EDMLoss().per_example(model, x0, self.sigma[idx], self.noise[idx], labels).mean()
 
 
-def private_state(prior, sigma_noise: float, clip: float, expected: int):
-    from opacus.grad_sample import GradSampleHooks
-    from opacus.optimizers import DPOptimizer
+def private_state(prior, sigma_noise: float, clip: float, expected: int, monkeypatch):
+    """The library's own wiring (make_private), with the calibrated sigma replaced by ``sigma_noise``."""
+    from recon.training import privacy
 
+    monkeypatch.setattr(privacy, "noise_multiplier", lambda *args, **kwargs: sigma_noise)
+    monkeypatch.setattr(privacy, "privacy_card", lambda *args, **kwargs: {})
     state = TrainState.create(prior, torch.optim.SGD(prior.net.parameters(), lr=1.0), torch.Generator())
-    hooks = GradSampleHooks(prior.net, batch_first=True, loss_reduction="mean")
-    state.optimizer = DPOptimizer(state.optimizer, noise_multiplier=sigma_noise, max_grad_norm=clip,
-                                  expected_batch_size=expected, generator=torch.Generator().manual_seed(0))
+    config = privacy.DPConfig(1.0, delta=1e-3, clip=clip)
+    state.optimizer, hooks, _ = privacy.make_private(prior.net, state.optimizer, config, expected / 100, 100, 10,
+                                                     noise_seed=0)
     return state, hooks
 
 
-def test_private_step_is_the_sum_of_clipped_per_example_gradients():
+def test_private_step_is_the_sum_of_clipped_per_example_gradients(monkeypatch):
     prior, g = tiny_prior(), torch.Generator().manual_seed(1)
     x0, labels = torch.rand(5, 1, 16, 16, generator=g), torch.tensor([0, 1, 1, 0, 2])
     loss = FixedDraws(torch.rand(5, generator=g) * 0.5 + 0.05, torch.randn(5, 1, 16, 16, generator=g))
@@ -115,7 +119,7 @@ def test_private_step_is_the_sum_of_clipped_per_example_gradients():
         for m, gr in zip(manual, grads):
             m += gr * min(1.0, clip / float(norm_i)) / expected
     before = [p.detach().clone() for p in prior.net.parameters()]
-    state, hooks = private_state(prior, 0.0, clip, expected)
+    state, hooks = private_state(prior, 0.0, clip, expected, monkeypatch)
     loss.index = slice(None)
     train_step(state, loss, x0, TrainConfig(warmup=0, lr=1.0, clip_grad=None), labels)
     hooks.cleanup()
@@ -123,10 +127,10 @@ def test_private_step_is_the_sum_of_clipped_per_example_gradients():
         torch.testing.assert_close(b - p.detach(), m, atol=1e-6, rtol=1e-4)
 
 
-def test_an_empty_poisson_batch_still_takes_the_noise_step():
+def test_an_empty_poisson_batch_still_takes_the_noise_step(monkeypatch):
     prior = tiny_prior()
     before = [p.detach().clone() for p in prior.net.parameters()]
-    state, hooks = private_state(prior, 1.0, 1.0, 8)
+    state, hooks = private_state(prior, 1.0, 1.0, 8, monkeypatch)
     train_step(state, EDMLoss(), torch.zeros(0, 1, 16, 16), TrainConfig(warmup=0, lr=1e-2, clip_grad=None),
                torch.zeros(0, dtype=torch.int64))
     hooks.cleanup()
@@ -134,8 +138,13 @@ def test_an_empty_poisson_batch_still_takes_the_noise_step():
     assert min(moved) > 0, "every parameter receives noise, even with no example in the batch"
 
 
-def test_private_training_command_writes_the_privacy_card(tmp_path):
+def test_private_training_command_writes_the_privacy_card(tmp_path, monkeypatch):
+    from recon import train
     from recon.train import main
+
+    made = []
+    real_make_private = train.make_private
+    monkeypatch.setattr(train, "make_private", lambda *a, **k: made.append(real_make_private(*a, **k)) or made[-1])
 
     args = ["--data", "head_ct_private", "--size", "32", "--classes", "2", "--base", "8", "--mults", "1", "2",
             "--n-train", "64", "--batch", "8", "--steps", "3", "--warmup", "0", "--dp-epsilon", "8",
@@ -146,5 +155,18 @@ def test_private_training_command_writes_the_privacy_card(tmp_path):
     assert privacy["epsilon"] <= privacy["epsilon_rdp"] + 0.01
     assert card["loss_curve"] == [] and card["config"]["precision"] == "fp32"
     assert "--dp-epsilon 8" in card["command"]
+    assert type(made[0][0]).__name__ == "DPOptimizer" and made[0][0].noise_multiplier == privacy["noise_multiplier"]
     with pytest.raises(ValueError, match="1/N"):
         main([*args[:-1], str(tmp_path / "bad"), "--dp-delta", "0.5"])
+
+
+def test_resuming_refuses_other_privacy_settings():
+    images = torch.zeros(100, 1, 2, 2)
+    batches = PoissonBatches(images, None, 0.1, settings={"noise_multiplier": 1.0, "steps": 10})
+    state = batches.state_dict()
+    other = PoissonBatches(images, None, 0.1, settings={"noise_multiplier": 1.0, "steps": 20})
+    with pytest.raises(ValueError, match="privacy settings"):
+        other.load_state_dict(state)
+    same = PoissonBatches(images, None, 0.1, settings={"noise_multiplier": 1.0, "steps": 10})
+    same.load_state_dict(state)
+    assert torch.equal(next(same), next(batches))

@@ -410,12 +410,14 @@ def synthetic_dp(*, n_synthetic: int = 1024, n_private: int = 2048, n_test: int 
     sets = st.private_sets(n_private, n_test, seed)
     real_model = st.train_classifier(*sets["train"], seed=seed)
     probs, test_features = st.predict(real_model, sets["test"][0])
-    _, val_features = st.predict(real_model, sets["val"][0])
+    _, val_features = st.predict(real_model, sets["val"][0][:n_synthetic])  # the floor, at the synthetic sets' size
     real = {"model": real_model, "probs": probs, "test_features": test_features}
     out = {"real": {"classifier": st.classifier_scores(probs, sets["test"][1].numpy()),
                     "fd_heldout": st.frechet_distance(val_features, test_features),
                     **st.precision_recall(test_features, val_features)},
            "labels": sets["test"][1].tolist(), "models": {}}
+    for name in st.DP_MODELS.values():
+        st.check_members(name, n_private, seed)
     for label, name in st.DP_MODELS.items():
         prior = recon.load_prior(name, device)
         images, labels = st.synthetic_set(prior, n_synthetic, steps=steps, seed=seed + 10**6)

@@ -135,12 +135,15 @@ def nearest(queries: torch.Tensor, pool: torch.Tensor, chunk: int = 512) -> tupl
 
 
 def memorisation(synthetic: torch.Tensor, train: torch.Tensor, heldout: torch.Tensor, show: int = 6) -> dict:
-    """Nearest-neighbour distances of synthetic images to the training images and to as many held-out images: with
-    no memorisation a synthetic image is as likely to lie nearer a held-out image as a training one (share 0.5)."""
+    """Nearest-neighbour distances of synthetic images to the training images and to as many held-out images (each
+    also mirrored): with no memorisation a synthetic image is as likely to lie nearer a held-out image as a training
+    one (share 0.5)."""
     if len(train) != len(heldout):
         raise ValueError(f"compare against equally many training and held-out images; got {len(train)}, {len(heldout)}.")
-    d_train, i_train = nearest(synthetic, train)
-    d_held, _ = nearest(synthetic, heldout)
+    # Training flipped images left-right at random, so a copy may come out mirrored: both pools hold both versions.
+    d_train, i_train = nearest(synthetic, torch.cat([train, train.flip(-1)]))
+    i_train = i_train % len(train)
+    d_held, _ = nearest(synthetic, torch.cat([heldout, heldout.flip(-1)]))
     closer = (d_train < d_held).double().numpy()
     order = torch.argsort(d_train)[:show]
     ratio = (d_train / d_held).numpy()
@@ -156,14 +159,17 @@ def denoising_losses(prior, images: torch.Tensor, labels: torch.Tensor | None, *
     """Each image's EDM denoising loss averaged over ``sigmas`` x ``draws`` noise draws; draw ``j`` of image ``i``
     depends only on ``(seed, j, i)`` so members and non-members face the same kind of noise."""
     loss, total = EDMLoss(), torch.zeros(len(images), dtype=torch.float64)
+    device = next(prior.parameters()).device
     for j in range(draws):
         g = torch.Generator().manual_seed(seed * 1000 + j)
         noise = torch.randn(images.shape, generator=g)
         for sigma in sigmas:
             for start in range(0, len(images), batch):
                 sl = slice(start, start + batch)
-                s = torch.full((len(images[sl]),), float(sigma))
-                total[sl] += loss.per_example(prior, images[sl], s, noise[sl], None if labels is None else labels[sl])
+                x, z = images[sl].to(device), noise[sl].to(device)
+                s = torch.full((len(x),), float(sigma), device=device)
+                y = None if labels is None else labels[sl].to(device)
+                total[sl] += loss.per_example(prior, x, s, z, y).double().cpu()
     return (total / (draws * len(sigmas))).numpy()
 
 
@@ -185,9 +191,9 @@ def membership_inference(member_loss: np.ndarray, nonmember_loss: np.ndarray, *,
 
 
 # The chapter's models: label -> shipped checkpoint (python -m recon.train ..., see each card).
-DP_MODELS = {"public only": "head_ct_64_public", "ε = 1": "head_ct_64_dp_eps1", "ε = 4": "head_ct_64_dp_eps4",
-             "ε = 10": "head_ct_64_dp_eps10", "ε = 10, from scratch": "head_ct_64_dp_eps10_scratch",
-             "ε = ∞ (non-private)": "head_ct_64_private"}
+DP_MODELS = {"public only": "head_ct_public", "ε = 1": "head_ct_dp_eps1", "ε = 4": "head_ct_dp_eps4",
+             "ε = 10": "head_ct_dp_eps10", "ε = 10, from scratch": "head_ct_dp_eps10_scratch",
+             "ε = ∞ (non-private)": "head_ct_private"}
 
 
 PRIVATE_RUN = ["--data", "head_ct_private", "--n-train", "2048", "--batch", "64", "--steps", "200", "--warmup", "20",
@@ -202,11 +208,21 @@ def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
     runs = [("head_ct_64_public", ["--data", "head_ct_public", "--classes", "2", "--base", "16", "--n-train", "4096",
                                    "--steps", "2000"]),
             ("head_ct_64_dp_eps10", [*PRIVATE_RUN, *public, "--dp-epsilon", "10"]),
-            ("head_ct_64_private", [*PRIVATE_RUN, *public]),
+            ("head_ct_64_private", [*PRIVATE_RUN, *public, "--precision", "fp32"]),  # fp32 like the DP runs
             ("head_ct_64_dp_eps10_scratch", [*PRIVATE_RUN, "--classes", "2", "--base", "16", "--dp-epsilon", "10"]),
             ("head_ct_64_dp_eps4", [*PRIVATE_RUN, *public, "--dp-epsilon", "4"]),
             ("head_ct_64_dp_eps1", [*PRIVATE_RUN, *public, "--dp-epsilon", "1"])]
     return [(f"checkpoints/{name}", [*args, *dev, "--out", f"checkpoints/{name}"]) for name, args in runs]
+
+
+def check_members(name: str, n_private: int, seed: int) -> None:
+    """The membership tests need the images a prior was fine-tuned on: refuse a mismatch with its card."""
+    from recon.models.checkpoints import load_card
+
+    config = load_card(name)["config"]
+    if config["data"] == "head_ct_private" and (config["n_train"], config["seed"]) != (n_private, seed):
+        raise ValueError(f"{name} was trained on {config['n_train']} private images of seed {config['seed']}; run "
+                         f"the study with n_private={config['n_train']}, seed={config['seed']}.")
 
 
 def private_sets(n_private: int, n_test: int, seed: int = 0) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import secrets
 import warnings
 
 import torch
@@ -91,52 +92,90 @@ def _second_opinion(sigma: float, sample_rate: float, steps: int, delta: float) 
         return f"not computed: {error}"
 
 
+ACCOUNTANT_TOLERANCE = 0.02  # |opacus PRV - prv-accountant| in epsilon (each is discretised to 0.01)
+
+
 def privacy_card(config: DPConfig, sigma: float, sample_rate: float, steps: int, n: int) -> dict:
-    """What the checkpoint card records: the guarantee, how it was accounted, and everything that reproduces it."""
+    """What the checkpoint card records: the guarantee, how it was accounted, and everything that reproduces it.
+    Raises when the second PRV implementation disagrees beyond :data:`ACCOUNTANT_TOLERANCE`, or when the tight
+    accountant exceeds the RDP bound."""
+    card = _card(config, sigma, sample_rate, steps, n)
+    other = card["epsilon_prv_accountant"]
+    if isinstance(other, float) and abs(other - card["epsilon"]) > ACCOUNTANT_TOLERANCE:
+        raise RuntimeError(f"the accountants disagree: opacus PRV {card['epsilon']}, prv-accountant {other}.")
+    if card["epsilon"] > card["epsilon_rdp"] + 0.01:
+        raise RuntimeError(f"the PRV bound {card['epsilon']} exceeds the RDP bound {card['epsilon_rdp']}.")
+    return card
+
+
+def _card(config: DPConfig, sigma: float, sample_rate: float, steps: int, n: int) -> dict:
     return {"epsilon": round(epsilon_spent(sigma, sample_rate, steps, config.delta, config.accountant), 4),
             "target_epsilon": config.epsilon, "delta": config.delta, "accountant": f"opacus {config.accountant}",
             "epsilon_rdp": round(epsilon_spent(sigma, sample_rate, steps, config.delta, "rdp"), 4),
             "epsilon_prv_accountant": _second_opinion(sigma, sample_rate, steps, config.delta),
             "noise_multiplier": sigma, "sample_rate": sample_rate, "steps": steps, "clip": config.clip,
             "n_private": n, "expected_batch": round(sample_rate * n), "sampling": "Poisson",
-            "covers": "the private fine-tuning steps only (public pretraining, the EMA and Adam are post-processing "
-                      "or public)"}
+            "accountant_tolerance": ACCOUNTANT_TOLERANCE,
+            "covers": "the private fine-tuning steps of this model alone (public pretraining is public; the EMA, Adam "
+                      "and sampling are post-processing); releasing several models trained on the same images "
+                      "composes their guarantees",
+            "randomness": "the Poisson draws and the noise come from OS entropy (secrets) and are not recorded: a "
+                          "recorded seed would let anyone replay the noise; rerunning the command gives another model "
+                          "with the same guarantee"}
+
+
+def secret_seed() -> int:
+    """A seed from the operating system's entropy, never recorded."""
+    return secrets.randbits(63)
 
 
 class PoissonBatches:
     """Poisson-sampled batches of ``(images, labels)``: each image joins each batch with probability
     ``sample_rate``, independently (the sampling the accountant assumes; batches vary in size and can be empty).
-    Resumable: the state is the generator's."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, sample_rate: float, seed: int):
+    ``seed`` None draws a secret one. The state (saved in ``train_state.pt``, which is never released) holds this
+    sampler's generator, the DP optimiser's ``noise_generator`` when given, and the ``settings`` the noise was
+    calibrated for: a resumed run continues both random streams and refuses other privacy settings."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None, sample_rate: float, seed: int | None = None,
+                 noise_generator: torch.Generator | None = None, settings: dict | None = None):
         if not 0 < sample_rate < 1:
             raise ValueError(f"sample_rate must lie in (0, 1); got {sample_rate}.")
         self.images, self.labels, self.sample_rate = images, labels, sample_rate
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(secret_seed() if seed is None else seed)
+        self.noise_generator, self.settings = noise_generator, settings or {}
 
     def __next__(self):
         take = torch.rand(self.images.shape[0], generator=self.generator) < self.sample_rate
         return self.images[take] if self.labels is None else (self.images[take], self.labels[take])
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "settings": self.settings,
+                "noise": None if self.noise_generator is None else self.noise_generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        if state.get("settings", {}) != self.settings:
+            raise ValueError(f"this run's privacy settings {self.settings} differ from the interrupted run's "
+                             f"{state.get('settings')}: resume with the same command, or start a new --out.")
         self.generator.set_state(state["generator"])
+        if self.noise_generator is not None and state.get("noise") is not None:
+            self.noise_generator.set_state(state["noise"])
 
 
 def make_private(net: torch.nn.Module, optimizer: torch.optim.Optimizer, config: DPConfig, sample_rate: float,
-                 n: int, steps: int, seed: int = 0):
+                 n: int, steps: int, noise_seed: int | None = None):
     """Per-example gradient hooks on ``net`` (its parameters and ``state_dict`` keys unchanged) and a DP optimiser
-    around ``optimizer`` with the calibrated noise. Returns ``(dp_optimizer, hooks, card)``; call
-    ``hooks.cleanup()`` when training ends."""
+    around ``optimizer`` with the calibrated noise, drawn on the parameters' device from ``noise_seed`` (None: a
+    secret seed). Returns ``(dp_optimizer, hooks, card)``; call ``hooks.cleanup()`` when training ends."""
     from opacus.grad_sample import GradSampleHooks
     from opacus.optimizers import DPOptimizer
 
     sigma = noise_multiplier(config.epsilon, config.delta, sample_rate, steps, config.accountant)
+    card = privacy_card(config, sigma, sample_rate, steps, n)
     hooks = GradSampleHooks(net, batch_first=True, loss_reduction="mean", strict=True)
     hooks.forbid_grad_accumulation()
+    device = next(net.parameters()).device
+    noise = torch.Generator(device=device).manual_seed(secret_seed() if noise_seed is None else noise_seed)
     dp_optimizer = DPOptimizer(optimizer, noise_multiplier=sigma, max_grad_norm=config.clip,
-                               expected_batch_size=round(sample_rate * n), loss_reduction="mean",
-                               generator=torch.Generator().manual_seed(seed + 7919))
-    return dp_optimizer, hooks, privacy_card(config, sigma, sample_rate, steps, n)
+                               expected_batch_size=round(sample_rate * n), loss_reduction="mean", generator=noise)
+    return dp_optimizer, hooks, card
