@@ -49,6 +49,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int 
     """A :class:`LesionClassifier` trained with Adam and the logistic loss, random left-right flips, seeded."""
     if len(torch.unique(labels)) < 2:
         raise ValueError("the classifier needs images of both classes; these labels hold one.")
+    batch = min(batch, len(images))
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = LesionClassifier()
