@@ -106,3 +106,25 @@ def test_fine_tuning_starts_unseen_labels_from_the_no_label_entry():
     weight = net.label_embed.weight
     torch.testing.assert_close(weight[1], weight[2])
     assert not torch.allclose(weight[0], weight[2])
+
+
+def test_denoising_losses_are_per_image_and_repeatable():
+    prior, images = tiny_conditional(), torch.rand(6, 1, 16, 16)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    a = st.denoising_losses(prior, images, labels, sigmas=(0.05, 0.2), draws=2, batch=4)
+    b = st.denoising_losses(prior, images[:3], labels[:3], sigmas=(0.05, 0.2), draws=2, batch=2)
+    assert a.shape == (6,) and (a > 0).all()
+    np.testing.assert_allclose(a[:3], b, rtol=1e-5)  # image i's draws do not depend on the batch or the set
+    c = st.denoising_losses(prior, images, 1 - labels, sigmas=(0.05, 0.2), draws=2, batch=4)
+    assert not np.allclose(a, c), "the labels reach the network"
+
+
+def test_members_must_be_the_priors_training_images(tmp_path):
+    import json
+
+    card = {"config": {"data": "head_ct_private", "n_train": 2048, "seed": 0}}
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    st.check_members(str(tmp_path), 2048, 0)
+    with pytest.raises(ValueError, match="n_private=2048"):
+        st.check_members(str(tmp_path), 1024, 0)
