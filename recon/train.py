@@ -199,6 +199,17 @@ def dp_setup(args, state: TrainState, config: TrainConfig, images):
     return PoissonBatches(x, labels, rate, noise_generator=state.optimizer.generator, settings=settings)
 
 
+def finish_private(args, state: TrainState, config: TrainConfig) -> None:
+    """A DP run: remove the per-example hooks; a run stopped early writes no card (its noise was calibrated for the
+    full run, so the card's epsilon would not be the one spent)."""
+    if args.dp_epsilon is None:
+        return
+    args.dp_hooks.cleanup()
+    if state.step < config.steps:
+        raise SystemExit(f"stopped at step {state.step} of {config.steps}: resume with --resume (the noise was "
+                         "calibrated for the full run, so a shorter one would spend less than its card states).")
+
+
 def main(argv=None) -> Path:
     args = parse_args(argv)
     loss = make_loss(args)
@@ -227,11 +238,7 @@ def main(argv=None) -> Path:
     train(state, loss, batches, config, device=device, description=f"train {args.data}",
           checkpoint=lambda s: s.save(state_path, batches),
           time_limit=None if args.time_limit is None else 60 * args.time_limit)
-    if args.dp_epsilon is not None:
-        args.dp_hooks.cleanup()
-        if state.step < config.steps:
-            raise SystemExit(f"stopped at step {state.step} of {config.steps}: resume with --resume (the noise was "
-                             "calibrated for the full run, so a shorter one would spend less than its card states).")
+    finish_private(args, state, config)
     if state.step < config.steps:  # stopped by the time limit: the same run with fewer steps reproduces it exactly
         config.steps = state.step
         command = "python -m recon.train " + shlex.join(without(given, {"--resume": 0, "--time-limit": 1, "--steps": 1})
