@@ -31,8 +31,9 @@ from recon.training.privacy import ACCOUNTANTS, DPConfig, PoissonBatches, make_p
 
 DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices, "head_ct_public": public_labelled,
             "head_ct_private": private_heads}
-LABELLED = {"head_ct_public", "head_ct_private"}  # loaders returning (images, labels): class-conditional training
-LABELS_SEEN = {"head_ct_public": (0,), "head_ct_private": (0, 1)}  # the labels each labelled data set holds
+# Loaders returning (images, labels), for class-conditional training, and the labels each holds.
+LABELS_SEEN = {"head_ct_public": (0,), "head_ct_private": (0, 1)}
+LABELLED = set(LABELS_SEEN)
 
 
 def parse_args(argv=None):

@@ -53,8 +53,9 @@ class EpochBatches:
     """Batches of a :class:`torch.utils.data.DataLoader`, epoch after epoch, resumable mid-epoch.
 
     The default loader shuffles without replacement (``RandomSampler`` on its own generator) and drops the last
-    partial batch; any loader can take its place (opacus's ``DPDataLoader`` for Poisson sampling). Resuming restores
-    the sampler generator as it was at the epoch's start and skips the batches already seen.
+    partial batch; another loader can take its place. Resuming restores the sampler generator as it was at the
+    epoch's start and skips the batches already seen. Private training draws Poisson batches from
+    :class:`recon.training.privacy.PoissonBatches` instead (same ``next`` / ``state_dict`` interface).
     """
 
     def __init__(self, loader: DataLoader, generator: torch.Generator | None = None):
