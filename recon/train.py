@@ -21,12 +21,14 @@ from pathlib import Path
 import torch
 
 from recon.data import brain_slices, fine_and_truth, head_ct_phantoms
+from recon.data.folder import (DEFAULT_WINDOW, MODALITIES, SMALL_POLICIES, DataFolderError, FolderOptions, Intensity,
+                               folder_images)
 from recon.data.hospital import private_heads, public_labelled
 from recon.models.checkpoints import build_model, load_card, save_checkpoint, verified_weights
 from recon.models.checkpoints import resolve as resolve_checkpoint
 from recon.models.precision import PRECISIONS, resolve
 from recon.provenance import provenance
-from recon.training import LOSSES, ECTLoss, EpochBatches, SupervisedLoss, TrainConfig, TrainState, train
+from recon.training import LOSSES, ECTLoss, EpochBatches, SupervisedLoss, TrainConfig, TrainState, distributed, train
 from recon.training.privacy import ACCOUNTANTS, DPConfig, PoissonBatches, make_private
 
 DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices, "head_ct_public": public_labelled,
@@ -34,11 +36,18 @@ DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices, "head_ct_public"
 # Loaders returning (images, labels), for class-conditional training, and the labels each holds.
 LABELS_SEEN = {"head_ct_public": (0,), "head_ct_private": (0, 1)}
 LABELLED = set(LABELS_SEEN)
+# Network and batch per image size; 128 pixels adds a level (four resolutions, 16 x 16 at the bottom).
+PRESETS = {"64": {"size": 64, "base": 32, "mults": [1, 2, 4], "blocks": 1, "batch": 32},
+           "128": {"size": 128, "base": 32, "mults": [1, 2, 2, 4], "blocks": 1, "batch": 16}}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m recon.train", description=__doc__.splitlines()[0])
-    p.add_argument("--data", choices=sorted(DATASETS), required=True)
+    p.add_argument("--data", required=True, metavar="NAME_OR_FOLDER",
+                   help=f"a shipped data set ({', '.join(sorted(DATASETS))}) or a folder of DICOM, NIfTI, PNG or .npy "
+                        "images (see the folder options; a data card is written beside the checkpoint)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="network and batch for an image size: " + "; ".join(f"{k}: {v}" for k, v in PRESETS.items()))
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--n-train", type=int, default=8192, help="training images drawn once from the train split")
     p.add_argument("--batch", type=int, default=32)
@@ -67,6 +76,7 @@ def parse_args(argv=None):
     p.add_argument("--dp-delta", type=float, default=1e-5, help="DP-SGD: delta, at most 1/N")
     p.add_argument("--dp-clip", type=float, default=1.0, help="DP-SGD: per-example gradient norm bound")
     p.add_argument("--dp-accountant", choices=ACCOUNTANTS, default="prv", help="DP-SGD: accountant that calibrates")
+    add_folder_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="network arithmetic; auto: bf16 where the hardware computes it natively, else fp32")
@@ -75,7 +85,64 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
     p.add_argument("--time-limit", type=float, default=None,
                    help="minutes: stop early (after a checkpoint); the card then records the --steps that reproduce it")
-    return p.parse_args(argv)
+    preset = p.parse_known_args(argv)[0].preset
+    if preset is not None:  # the preset's values become the defaults; flags given explicitly still win
+        p.set_defaults(**PRESETS[preset])
+    args = p.parse_args(argv)
+    check_data_argument(args)
+    return args
+
+
+def add_folder_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("a folder of images (--data PATH)")
+    g.add_argument("--modality", choices=MODALITIES, default="auto",
+                   help="ct: Hounsfield units through --window; mri: each volume over its --percentile intensity; "
+                        "display: [0, 1] as read; auto: DICOM's Modality tag, else display")
+    g.add_argument("--window", type=float, nargs=2, default=list(DEFAULT_WINDOW), metavar=("LOW", "HIGH"),
+                   help="CT display window in HU mapped to [0, 1] (default: soft tissue)")
+    g.add_argument("--percentile", type=float, default=99.5, help="MRI: the per-volume intensity mapped to 1")
+    g.add_argument("--patient-pattern", default=r"[^_]+",
+                   help="regex matching the patient in a file name where neither DICOM nor sub-folders say")
+    g.add_argument("--val-fraction", type=float, default=0.1, help="share of patients held out for validation")
+    g.add_argument("--test-fraction", type=float, default=0.1, help="share of patients held out for testing")
+    g.add_argument("--skip-unreadable", action="store_true", help="leave out files that fail to read (listed)")
+    g.add_argument("--small", choices=SMALL_POLICIES, default="error",
+                   help="images smaller than --size: stop (error), leave out (skip) or interpolate up (upsample)")
+
+
+def check_data_argument(args) -> None:
+    if args.data in DATASETS:
+        return
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"--data {args.data!r} is neither a shipped data set ({', '.join(sorted(DATASETS))}) nor a "
+                         "folder; pass one of those names or the path of a folder of images.")
+    if args.loss == "supervised":
+        raise SystemExit("--loss supervised renders its training pairs off the grid from the shipped data sets; use "
+                         "--data head_ct or brain (a folder of images trains a prior: --loss edm).")
+
+
+def folder_options(args) -> FolderOptions:
+    return FolderOptions(args.modality, Intensity(tuple(args.window), args.percentile), args.patient_pattern,
+                         args.val_fraction, args.test_fraction, args.skip_unreadable, args.small)
+
+
+def training_images(args):
+    """The training images: a shipped set, or a folder's train split (its data card written to OUT)."""
+    if args.loss == "supervised":  # fine renderings, measured off the grid inside the loss
+        return fine_and_truth(args.data, args.n_train, args.size, "train", args.seed, factor=args.fine_factor)[1]
+    if args.data in DATASETS:
+        return DATASETS[args.data](args.n_train, args.size, "train", args.seed)
+    try:
+        images, card = folder_images(args.data, args.n_train, args.size, "train", args.seed, folder_options(args))
+    except DataFolderError as error:
+        raise SystemExit(f"--data {args.data}: {error}") from None
+    args.data_card = {k: card[k] for k in ("fingerprint", "modality", "intensity", "counts")}
+    if distributed.current().rank:
+        return images
+    (args.out / "data_card.json").write_text(json.dumps(card, indent=1) + "\n")
+    print(f"data: {card['counts']['train']['slices']} training slices of {card['counts']['train']['patients']} "
+          f"patient(s); card in {args.out / 'data_card.json'}", file=sys.stderr)
+    return images
 
 
 def without(argv: list[str], drop: dict[str, int]) -> list[str]:
@@ -117,7 +184,8 @@ def write_card(state: TrainState, args, config: TrainConfig, loss, command: str,
             "parameters": sum(p.numel() for p in state.model.net.parameters()), "steps_done": state.step,
             "wall_time_s": round(state.elapsed, 1), **provenance(command, device, args.precision), "loss_curve": state.curve,
             "final_loss": state.curve[-1][1] if state.curve else None,
-            **({"privacy": args.privacy} if getattr(args, "privacy", None) else {})}
+            **({"privacy": args.privacy} if getattr(args, "privacy", None) else {}),
+            **({"data_card": args.data_card} if getattr(args, "data_card", None) else {})}
     return save_checkpoint(state.ema, card, args.out)
 
 
@@ -211,40 +279,59 @@ def finish_private(args, state: TrainState, config: TrainConfig) -> None:
                          "calibrated for the full run, so a shorter one would spend less than its card states).")
 
 
-def main(argv=None) -> Path:
+def check_processes(args, shard: distributed.Shard) -> None:
+    if shard.world > 1 and args.dp_epsilon is not None:
+        raise SystemExit("--dp-epsilon under torchrun is not supported: opacus's per-example clipping and noise need "
+                         "its own distributed optimiser; train a private prior in one process.")
+    if args.batch % shard.world:
+        raise SystemExit(f"--batch {args.batch} is the global batch and must split evenly over the {shard.world} "
+                         f"processes; pass a multiple of {shard.world}.")
+
+
+def fit(args, loss, config: TrainConfig, device) -> TrainState:
+    """Build, (resume,) train; only rank 0 writes the checkpoints."""
+    if args.dp_epsilon is not None:
+        args.precision = "fp32"  # opacus's per-example gradients are tested in fp32 on CPU, not under bf16 autocast
+    model = build(args, device)
+    check_labels(args, model)
+    images = training_images(args)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
+    state = TrainState.create(model, torch.optim.Adam(model.net.parameters(), lr=config.lr), generator)
+    state.replica = distributed.replicate(model, device)
+    batches = training_batches(args, images) if args.dp_epsilon is None else dp_setup(args, state, config, images)
+    state_path = args.out / "train_state.pt"
+    if args.resume and state_path.exists():
+        state.load(state_path, batches)
+    rank0 = distributed.current().rank == 0
+    train(state, loss, batches, config, device=device, description=f"train {args.data}",
+          checkpoint=lambda s: s.save(state_path, batches) if rank0 else None,
+          time_limit=None if args.time_limit is None else 60 * args.time_limit)
+    finish_private(args, state, config)
+    return state
+
+
+def main(argv=None) -> Path | None:
+    """Train and write the checkpoint and its card; under ``torchrun`` only rank 0 writes (the others return None)."""
     args = parse_args(argv)
     loss = make_loss(args)
     given = sys.argv[1:] if argv is None else list(argv)
-    command = "python -m recon.train " + shlex.join(without(given, {"--resume": 0, "--time-limit": 1}))
-    device = torch.device(args.device)
+    shard, device = distributed.launch(torch.device(args.device))
+    check_processes(args, shard)
+    launcher = "python -m recon.train " if shard.world == 1 else f"torchrun --nproc_per_node {shard.world} -m recon.train "
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
     settings["clip_grad"] = settings["clip_grad"] or None  # --clip-grad 0 turns clipping off
     config = TrainConfig(**settings)
-    if args.dp_epsilon is not None:
-        args.precision = "fp32"  # opacus's per-example gradients are tested in fp32 on CPU, not under bf16 autocast
-    model = build(args, device)
-    check_labels(args, model)
-    if args.loss == "supervised":  # fine renderings, measured off the grid inside the loss
-        images = fine_and_truth(args.data, args.n_train, args.size, "train", args.seed, factor=args.fine_factor)[1]
-    else:
-        images = DATASETS[args.data](args.n_train, args.size, "train", args.seed)
-    generator = torch.Generator(device=device).manual_seed(args.seed)
-    state = TrainState.create(model, torch.optim.Adam(model.net.parameters(), lr=config.lr), generator)
-    batches = training_batches(args, images) if args.dp_epsilon is None else dp_setup(args, state, config, images)
-    state_path = args.out / "train_state.pt"
-    if args.resume and state_path.exists():
-        state.load(state_path, batches)
-    train(state, loss, batches, config, device=device, description=f"train {args.data}",
-          checkpoint=lambda s: s.save(state_path, batches),
-          time_limit=None if args.time_limit is None else 60 * args.time_limit)
-    finish_private(args, state, config)
+    state = fit(args, loss, config, device)
+    distributed.finish()
+    reproduce = without(given, {"--resume": 0, "--time-limit": 1})
     if state.step < config.steps:  # stopped by the time limit: the same run with fewer steps reproduces it exactly
         config.steps = state.step
-        command = "python -m recon.train " + shlex.join(without(given, {"--resume": 0, "--time-limit": 1, "--steps": 1})
-                                                         + ["--steps", str(state.step)])
-    path = write_card(state, args, config, loss, command, device)
+        reproduce = without(reproduce, {"--steps": 1}) + ["--steps", str(state.step)]
+    if shard.rank:
+        return None
+    path = write_card(state, args, config, loss, launcher + shlex.join(reproduce), device)
     print(json.dumps({k: json.loads((path / "card.json").read_text())[k]
                       for k in ("parameters", "wall_time_s", "hardware", "final_loss")}))
     return path

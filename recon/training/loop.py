@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
 from recon._checks import check_positive_int
+from recon.training import distributed
+from recon.training.distributed import draw_rand
 
 
 @dataclasses.dataclass
@@ -105,7 +107,7 @@ class EpochBatches:
 
 def random_flip(x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Left-right flips of half the batch on average (the anatomy is roughly symmetric)."""
-    flip = torch.rand(x0.shape[0], generator=generator, device=x0.device) < 0.5
+    flip = draw_rand((x0.shape[0],), generator, x0.device) < 0.5
     return torch.where(flip.reshape(-1, 1, 1, 1), x0.flip(-1), x0)
 
 
@@ -121,6 +123,7 @@ class TrainState:
     curve: list = dataclasses.field(default_factory=list)
     elapsed: float = 0.0
     window: list = dataclasses.field(default_factory=list)
+    replica: nn.Module | None = None  # under torchrun: the DDP replica of ``model`` that the loss calls
 
     @classmethod
     def create(cls, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> TrainState:
@@ -154,7 +157,8 @@ def train_step(state: TrainState, loss_fn: Callable, x0: torch.Tensor, config: T
         loss_fn.at_step(state.step)
     state.optimizer.zero_grad(set_to_none=True)
     if x0.shape[0]:
-        loss = loss_fn(state.model, x0, state.generator, **({} if labels is None else {"labels": labels}))
+        model = state.model if state.replica is None else state.replica
+        loss = loss_fn(model, x0, state.generator, **({} if labels is None else {"labels": labels}))
         loss.backward()
     else:
         loss = torch.tensor(float("nan"))
@@ -192,20 +196,24 @@ def train(state: TrainState, loss_fn: Callable, batches: EpochBatches, config: T
           time_limit: float | None = None) -> None:
     """Run ``train_step`` until ``config.steps``, calling ``checkpoint(state)`` every ``checkpoint_every`` steps and
     at the end. Batches go to ``device`` in channels-last layout, flipped at random. With ``time_limit`` (seconds of
-    this call) training stops early, after a checkpoint, at the first step past the limit."""
+    this call) training stops early, after a checkpoint, at the first step past the limit. Under ``torchrun`` each
+    process trains on its block of every batch (:mod:`recon.training.distributed`), the loss recorded is the global
+    batch's, rank 0's clock decides when to stop, and only rank 0 shows progress."""
     start = time.perf_counter() - state.elapsed
     stop_at = None if time_limit is None else time.perf_counter() + time_limit
-    bar = tqdm(total=config.steps, initial=state.step, desc=description, mininterval=5.0)
-    while state.step < config.steps and (stop_at is None or time.perf_counter() < stop_at):
-        batch = next(batches)
+    bar = tqdm(total=config.steps, initial=state.step, desc=description, mininterval=5.0,
+               disable=distributed.current().rank != 0)
+    past = lambda: stop_at is not None and distributed.rank0_says(time.perf_counter() >= stop_at)
+    while state.step < config.steps and not past():
+        batch = distributed.local_rows(next(batches))
         x0, labels = batch if isinstance(batch, tuple) else (batch, None)
         x0 = random_flip(x0.to(device, memory_format=torch.channels_last), state.generator)
         labels = None if labels is None else labels.to(device)
-        record_loss(state, train_step(state, loss_fn, x0, config, labels), config)
+        record_loss(state, distributed.mean_over_processes(train_step(state, loss_fn, x0, config, labels)), config)
         bar.update(1)
         if state.curve and state.curve[-1][0] == state.step:
             bar.set_postfix(loss=f"{state.curve[-1][1]:.4f}")
-        last = state.step == config.steps or (stop_at is not None and time.perf_counter() >= stop_at)
+        last = state.step == config.steps or past()
         if checkpoint is not None and (state.step % config.checkpoint_every == 0 or last):
             state.elapsed = time.perf_counter() - start
             checkpoint(state)

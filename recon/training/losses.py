@@ -1,10 +1,13 @@
-"""Training losses as small callables ``loss(model, x0, generator) -> scalar`` that one loop can train."""
+"""Training losses as small callables ``loss(model, x0, generator) -> scalar`` that one loop can train. Per-example
+randomness goes through :func:`recon.training.distributed.draw_randn`, so that a run split over processes draws what
+one process would (on one process it is ``torch.randn`` itself)."""
 
 from __future__ import annotations
 
 import torch
 
 from recon.models.denoiser import EDMDenoiser
+from recon.training.distributed import draw_rand, draw_randn
 
 
 class EDMLoss:
@@ -24,7 +27,7 @@ class EDMLoss:
 
     def sample_sigma(self, batch: int, generator: torch.Generator, device) -> torch.Tensor:
         """Noise levels in image units (half those of the [-1, 1] space)."""
-        return torch.exp(self.p_mean + self.p_std * torch.randn(batch, generator=generator, device=device)) / 2
+        return torch.exp(self.p_mean + self.p_std * draw_randn((batch,), generator, device)) / 2
 
     def per_example(self, model: EDMDenoiser, x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
                     labels: torch.Tensor | None = None):
@@ -39,13 +42,13 @@ class EDMLoss:
     def drop_labels(self, labels: torch.Tensor, classes: int, generator: torch.Generator) -> torch.Tensor:
         """Each label replaced by the "no label" entry ``classes`` with probability ``label_dropout``, so that one
         network learns the conditional and the unconditional denoiser (Ho & Salimans 2022)."""
-        drop = torch.rand(labels.shape, generator=generator, device=labels.device) < self.label_dropout
+        drop = draw_rand(labels.shape, generator, labels.device) < self.label_dropout
         return torch.where(drop, torch.full_like(labels, classes), labels)
 
     def __call__(self, model: EDMDenoiser, x0: torch.Tensor, generator: torch.Generator,
                  labels: torch.Tensor | None = None) -> torch.Tensor:
         sigma = self.sample_sigma(x0.shape[0], generator, x0.device)
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        noise = draw_randn(x0.shape, generator, x0.device)
         if labels is not None:
             labels = self.drop_labels(labels, model.net.classes, generator)
         return self.per_example(model, x0, sigma, noise, labels).mean()
@@ -83,10 +86,10 @@ class ECTLoss:
         return (t * (1 - decay * (1 + self.k * torch.sigmoid(-self.b * t)))).clamp_min(0)
 
     def __call__(self, model, x0: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n = torch.randn(x0.shape[0], generator=generator, device=x0.device)
+        n = draw_randn((x0.shape[0],), generator, x0.device)
         t = torch.exp(self.p_mean + self.p_std * n).clamp(2 * model.sigma_min * 1.01, 2 * model.sigma_max)
         r = torch.maximum(self.gap_end(t), torch.full_like(t, 2 * model.sigma_min))  # at the boundary f(x, r) = x
-        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
+        noise = draw_randn(x0.shape, generator, x0.device)
         sigma_t, sigma_r = t / 2, r / 2
         f_t = model(x0 + sigma_t.reshape(-1, 1, 1, 1) * noise, sigma_t)
         with torch.no_grad():
