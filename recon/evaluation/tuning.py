@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 import zlib
 from pathlib import Path
 
 import optuna
+import sqlalchemy
 import torch
 
 from recon.evaluation.metrics import psnr
@@ -47,6 +49,23 @@ SEARCH_SPACES: dict[str, dict[str, Range]] = {
     "tweedie": {"sigma": Range(0.005, 2.0, log=True), "lam": Range(0.0, 1.0)},
 }
 SNR_RANGE = Range(0.01, 10.0, log=True)  # the Langevin corrector's, added when a method runs the "pc" sampler
+
+
+def storage_for(storage: str | Path | None):
+    """optuna's relational storage for a SQLite file path or a database URL (None: in memory). SQLite waits up to a
+    minute for a lock, so that several worker processes can share one file; a heartbeat marks the trials of a worker
+    that died as failed, so that a resumed study does not count them."""
+    if storage is None:
+        return None
+    url = str(storage) if "://" in str(storage) else f"sqlite:///{Path(storage)}"
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(5):  # workers starting together race to create the tables; the loser retries
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, heartbeat_interval=30, grace_period=120)
+        except sqlalchemy.exc.SQLAlchemyError:  # "table exists", "UNIQUE constraint failed" from the other worker
+            if attempt == 4:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def study_seed(name: str) -> int:
@@ -89,12 +108,19 @@ def space_for(method: str, fixed: dict) -> dict[str, Range]:
 def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, prior=None, *, noise=None,
                 fine: torch.Tensor | None = None, fixed: dict | None = None, space: dict | None = None,
                 n_trials: int = 20, n_startup_trials: int = 8, name: str | None = None, seed: int = 0,
-                sampler_seed: int | None = None, storage: str | Path | None = None, device="cpu") -> Tuned:
+                sampler_seed: int | None = None, storage: str | Path | None = None, device="cpu",
+                worker: int = 0) -> Tuned:
     """Tune ``method``'s free parameters on ``images`` (validation images only: the test split must never choose a
     value). Measurements are simulated once (``noise`` model, off-grid from ``fine`` if given); each trial
     reconstructs them with ``fixed`` options plus the suggested ones and scores mean PSNR. The study's sampler seed is
-    ``sampler_seed`` or derived from ``name``; with ``storage`` (SQLite) trials already there count toward
-    ``n_trials``. Reconstructions run on ``device`` (the measurements are simulated on the CPU)."""
+    ``sampler_seed`` or derived from ``name``; with ``storage`` (a SQLite file, or any database URL optuna's
+    relational storage takes) trials already there count toward ``n_trials``. Reconstructions run on ``device`` (the
+    measurements are simulated on the CPU).
+
+    Several workers (processes, or machines sharing a database) may run the same study at once: each passes its own
+    ``worker`` number, which offsets its sampler's seed (two workers must not propose the same points), and together
+    they stop at ``n_trials`` finished or running trials. A parallel study's trial sequence depends on timing, so
+    only its single-worker form reproduces exactly."""
     fixed = dict(fixed or {})
     space = space_for(method, fixed) if space is None else space
     name = name or f"{method}|{fixed}"
@@ -105,17 +131,20 @@ def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, pri
         suggested = {k: trial.suggest_float(k, r.low, r.high, log=r.log) for k, r in space.items()}
         x, record = reconstruct(y, operator, prior, method, noise_std=noise_std, seed=seed, **fixed, **suggested)
         trial.set_user_attr("residual", float(record.residual.mean()))
+        trial.set_user_attr("worker", worker)
         return float(psnr(x, images).mean())
 
     chosen = study_seed(name) if sampler_seed is None else sampler_seed
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", study_name=name, load_if_exists=True,
-                                storage=None if storage is None else f"sqlite:///{Path(storage)}",
-                                sampler=optuna.samplers.TPESampler(seed=chosen, n_startup_trials=n_startup_trials))
+    study = optuna.create_study(direction="maximize", study_name=name, load_if_exists=True, storage=storage_for(storage),
+                                sampler=optuna.samplers.TPESampler(seed=chosen + worker,
+                                                                   n_startup_trials=n_startup_trials))
     n_trials = n_trials if space else 1  # nothing to tune: one evaluation on the validation images
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
     done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     if n_trials > done:
-        study.optimize(objective, n_trials=n_trials - done)
+        study.optimize(objective, n_trials=n_trials - done,
+                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)])
     trials = [{**t.params, "value": t.value, **t.user_attrs} for t in study.trials]
     at_bound = [k for k, r in space.items() if r.at_bound(study.best_params[k])]
     return Tuned(method, fixed, study.best_params, study.best_value, trials, at_bound, chosen)

@@ -1,0 +1,186 @@
+"""Reading one scan for :mod:`recon.cli.reconstruct`, and writing its results as PNG, a summary figure, and a DICOM or
+NIfTI file that matches the input (in the input's units, with its geometry scaled to the reconstruction grid)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon.data.folder import (DEFAULT_WINDOW, DataFolderError, FolderOptions, Intensity, Slice, _NotAnImage,
+                               file_kind, read_file, resized, square, to_unit_range)
+
+
+@dataclasses.dataclass
+class Scan:
+    """One slice ready to measure: the truth on the prior's grid, the rendering at twice that grid (None where the
+    scan is too small to measure off the grid), and what is needed to write results back in its units and
+    geometry."""
+
+    path: Path
+    kind: str
+    modality: str
+    intensity: Intensity
+    source: Slice
+    index: int
+    truth: torch.Tensor
+    fine: torch.Tensor | None
+    pads: tuple[int, int]  # rows, columns of zeros above and left of the slice in its square
+    side: int  # the square's side in source pixels
+    top: float = 1.0  # MRI: the volume's intensity mapped to 1
+    classical: torch.Tensor | None = None
+
+
+def scan_options(args, card: dict) -> FolderOptions:
+    """Modality and intensity rule: the command line's, else the prior's data card's, else the defaults."""
+    data = card.get("data_card", {})
+    intensity = data.get("intensity", {})
+    window = args.window or intensity.get("window_hu") or DEFAULT_WINDOW
+    percentile = args.percentile or intensity.get("percentile") or 99.5
+    modality = args.modality or data.get("modality") or "auto"
+    return FolderOptions(modality=modality, intensity=Intensity(tuple(window), percentile))
+
+
+def read_scan(args, card: dict, size: int) -> Scan:
+    path = Path(args.input)
+    if not path.is_file() or file_kind(path) is None:
+        raise DataFolderError("not a DICOM, NIfTI (.nii, .nii.gz), PNG or .npy file" if path.is_file() else
+                              "no such file")
+    options = scan_options(args, card)
+    try:
+        slices = read_file(path, Path(path.name), options)
+    except _NotAnImage as reason:
+        raise DataFolderError(str(reason)) from None
+    except DataFolderError:
+        raise
+    except Exception as error:  # noqa: BLE001 - any reader failure names the file
+        raise DataFolderError(f"unreadable: {type(error).__name__}: {error}") from None
+    index = len(slices) // 2 if args.slice is None else args.slice
+    if not 0 <= index < len(slices):
+        raise DataFolderError(f"--slice {index} is outside the file's {len(slices)} slice(s) (0 to {len(slices) - 1}).")
+    modality = slices[index].modality if options.modality == "auto" else options.modality
+    slices = [dataclasses.replace(s, modality=modality) for s in slices]
+    unit = to_unit_range(slices, modality, options.intensity)[index]
+    squared = square(unit)
+    side, h, w = squared.shape[0], *unit.shape
+    fine = resized(squared, 2 * size) if side >= 2 * size else None
+    truth = fine.reshape(size, 2, size, 2).mean(axis=(1, 3)) if fine is not None else resized(squared, size)
+    volume = np.concatenate([s.pixels.ravel() for s in slices if s.volume == slices[index].volume])
+    top = max(float(np.percentile(volume, options.intensity.percentile)), 1e-12) if modality == "mri" else 1.0
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]  # noqa: E731
+    return Scan(path, file_kind(path), modality, options.intensity, slices[index], index, as_tensor(truth),
+                None if fine is None else as_tensor(fine), ((side - h) // 2, (side - w) // 2), side, top)
+
+
+def to_source_units(scan: Scan, image: np.ndarray) -> np.ndarray:
+    """A [0, 1] image back in the scan's units: HU through the window for CT, the volume's scale for MRI."""
+    if scan.modality == "ct":
+        low, high = scan.intensity.window
+        return low + image * (high - low)
+    return image * scan.top
+
+
+def write_png(path: Path, image: np.ndarray, scale_to_max: bool = False) -> float:
+    """An 8-bit greyscale PNG of ``image`` in [0, 1] (or of ``image / max`` with ``scale_to_max``); returns the scale."""
+    from PIL import Image
+
+    top = float(max(np.max(image), 1e-12)) if scale_to_max else 1.0
+    Image.fromarray(np.round(255 * np.clip(image / top, 0, 1)).astype(np.uint8)).save(path)
+    return top
+
+
+def write_summary(path: Path, scan: Scan, mean: np.ndarray, spread: np.ndarray, report: dict) -> None:
+    """Truth, classical inverse, reconstruction, its error and the posterior spread, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    truth = scan.truth[0, 0].numpy()
+    panels = [(truth, "truth", (0, 1)), (scan.classical[0, 0].numpy(), f"classical {report['psnr_classical']:.1f} dB",
+              (0, 1)), (mean, f"{report['method']} {report['psnr_of_mean']:.1f} dB", (0, 1)),
+              (np.abs(mean - truth), "|error|", (0, 0.2)), (spread, "posterior spread", (0, 0.2))]
+    fig, axes = plt.subplots(1, 5, figsize=(13, 3))
+    for ax, (image, title, limits) in zip(axes, panels):
+        ax.imshow(image, cmap="gray" if limits[1] == 1 else "magma", vmin=limits[0], vmax=limits[1])
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{report['setting']}, noise {report['noise']}, {report['samples']} samples, "
+                 f"{report['nfe_per_sample']} NFE", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_like_input(out: Path, scan: Scan, mean: np.ndarray) -> str | None:
+    """``recon.dcm`` for a single-frame DICOM input, ``recon.nii.gz`` for a NIfTI one (else None)."""
+    if scan.kind == "dicom":
+        return write_dicom(out / "recon.dcm", scan, mean)
+    if scan.kind == "nifti":
+        return write_nifti(out / "recon.nii.gz", scan, mean)
+    return None
+
+
+def grid_offset(scan: Scan, size: int) -> tuple[float, float, float]:
+    """``(f, row0, col0)``: source pixels per output pixel, and the source (row, column) of output pixel (0, 0)'s
+    centre (the square's padding removed)."""
+    f = scan.side / size
+    return f, 0.5 * f - 0.5 - scan.pads[0], 0.5 * f - 0.5 - scan.pads[1]
+
+
+def write_dicom(path: Path, scan: Scan, mean: np.ndarray) -> str | None:
+    """A derived DICOM: the input's header, the reconstruction in its units, pixel spacing and position scaled to the
+    reconstruction grid, new series and instance UIDs. Multi-frame inputs are not written back (None)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(scan.path)
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        return None
+    size = mean.shape[0]
+    values = to_source_units(scan, mean)
+    if scan.modality == "ct":
+        ds.RescaleSlope, ds.RescaleIntercept = 1, 0
+        pixels = np.clip(np.round(values), -32768, 32767).astype(np.int16)
+    else:
+        pixels = np.clip(np.round(values), 0, 65535).astype(np.uint16)
+    for tag in ("SmallestImagePixelValue", "LargestImagePixelValue", "WindowCenter", "WindowWidth"):
+        if tag in ds:
+            delattr(ds, tag)
+    ds.set_pixel_data(pixels, photometric_interpretation="MONOCHROME2", bits_stored=16)
+    f, row0, col0 = grid_offset(scan, size)
+    if "PixelSpacing" in ds:
+        dr, dc = (float(v) for v in ds.PixelSpacing)
+        if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
+            cosines = np.asarray(ds.ImageOrientationPatient, dtype=float)
+            moved = np.asarray(ds.ImagePositionPatient, float) + col0 * dc * cosines[:3] + row0 * dr * cosines[3:]
+            ds.ImagePositionPatient = [round(float(v), 4) for v in moved]
+        ds.PixelSpacing = [round(dr * f, 6), round(dc * f, 6)]
+    if scan.modality == "ct":
+        low, high = scan.intensity.window
+        ds.WindowCenter, ds.WindowWidth = (low + high) / 2, high - low
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.SeriesDescription = "recon-book reconstruction"
+    ds.DerivationDescription = "score-based reconstruction from simulated measurements (recon-book)"
+    ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(path, enforce_file_format=True)
+    return path.name
+
+
+def write_nifti(path: Path, scan: Scan, mean: np.ndarray) -> str:
+    """A one-slice NIfTI in the input's (canonical) space: the reconstruction turned back from the radiological view
+    to voxel order, with an affine that places its voxels where they lie in the input volume."""
+    import nibabel
+
+    image = nibabel.as_closest_canonical(nibabel.load(scan.path))
+    size = mean.shape[0]
+    f, row0, col0 = grid_offset(scan, size)
+    n1 = scan.source.pixels.shape[0]  # the view's rows run along -y: view row r is voxel y = n1 - 1 - r
+    to_source = np.array([[f, 0, 0, col0], [0, f, 0, n1 - 1 - row0 - (size - 1) * f], [0, 0, 1, scan.index],
+                          [0, 0, 0, 1]])
+    voxels = np.rot90(to_source_units(scan, mean), -1)[:, :, None].astype(np.float32)
+    nibabel.save(nibabel.Nifti1Image(voxels, image.affine @ to_source), path)
+    return path.name

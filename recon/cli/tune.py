@@ -1,0 +1,89 @@
+"""Tune a method's free parameters on validation images by the book's protocol (:mod:`recon.evaluation.tuning`),
+from the command line, as one worker of a study that several processes or machines may share.
+
+    python -m recon.tune --prior head_ct --data head_ct --setting ct:16 --method proximal --n-trials 20 \\
+        --storage study.db --result tuned.json            # run this in two terminals: two workers, one study
+
+``--data`` names a shipped data set or a folder (its validation split, read as the prior's data card says). The
+validation images are rendered at twice the prior's grid and measured off it where the data allow. ``--storage`` is
+a SQLite file (or any database URL of optuna's relational storage); workers on one study stop together at
+``--n-trials``. ``--result`` gets the study's best values, which ``python -m recon.reconstruct --tuned`` uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from recon.cli.images import scan_options
+from recon.data import fine_and_truth
+from recon.data.folder import DataFolderError, folder_images
+from recon.evaluation.tuning import tune_method
+from recon.methods import METHODS
+from recon.models.checkpoints import load_card, resolve
+from recon.operators.settings import make_operator
+from recon.reconstruction import load_prior
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m recon.tune", description=__doc__.splitlines()[0])
+    p.add_argument("--prior", required=True, help="a shipped prior's name or a checkpoint folder")
+    p.add_argument("--data", required=True, help="head_ct, brain, or a folder of images (its validation split)")
+    p.add_argument("--setting", required=True, help="e.g. ct:16 or mri:4:random (recon.operators.settings)")
+    p.add_argument("--method", choices=sorted(METHODS), default="proximal")
+    p.add_argument("--fixed", action="append", default=[], metavar="KEY=VALUE", help="an option held fixed")
+    p.add_argument("--n-val", type=int, default=8, help="validation images")
+    p.add_argument("--n-trials", type=int, default=20, help="trials of the whole study (all workers together)")
+    p.add_argument("--storage", default=None, help="SQLite file or database URL shared by the workers")
+    p.add_argument("--study", default=None, help="the study's name (default: from method, setting and prior)")
+    p.add_argument("--worker", type=int, default=0, help="this worker's number (offsets its sampler's seed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--result", type=Path, default=None, help="write the best values here (JSON)")
+    return p.parse_args(argv)
+
+
+def validation_images(args, card: dict, size: int):
+    """``(truth, fine)``: the validation images and their renderings at twice the grid (fine None: on the grid)."""
+    if args.data in ("head_ct", "brain"):
+        return fine_and_truth(args.data, args.n_val, size, "val", args.seed, factor=2)
+    if not Path(args.data).is_dir():
+        raise SystemExit(f"--data {args.data!r} is neither head_ct, brain nor a folder.")
+    options = dataclasses.replace(scan_options(argparse.Namespace(window=None, percentile=None, modality=None), card),
+                                  small="skip", skip_unreadable=True)
+    try:
+        fine = folder_images(args.data, args.n_val, 2 * size, "val", args.seed, options)[0]
+        return torch.nn.functional.avg_pool2d(fine, 2), fine
+    except DataFolderError:  # too small for a finer rendering: measured on the grid
+        return folder_images(args.data, args.n_val, size, "val", args.seed, options)[0], None
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    path = resolve(args.prior)
+    card = load_card(path)
+    size = card["config"]["image_size"]
+    truth, fine = validation_images(args, card, size)
+    fixed = {k: json.loads(v) if v[:1] in "0123456789-[{tfn\"" else v
+             for k, _, v in (pair.partition("=") for pair in args.fixed)}
+    prior = load_prior(str(path), args.device) if METHODS[args.method].needs_prior else None
+    name = args.study or f"{args.method}|{args.setting}|{card['sha256'][:12]}|{fixed}"
+    tuned = tune_method(args.method, make_operator(args.setting, size), truth, prior, fine=fine, fixed=fixed,
+                        n_trials=args.n_trials, name=name, seed=args.seed, storage=args.storage, device=args.device,
+                        worker=args.worker)
+    result = {"method": tuned.method, "fixed": tuned.fixed, "best": tuned.best, "value": tuned.value,
+              "at_bound": tuned.at_bound, "trials": len(tuned.trials), "study": name, "setting": args.setting,
+              "prior": args.prior, "data": args.data, "n_val": int(truth.shape[0]), "off_grid": fine is not None}
+    if args.result is not None:
+        args.result.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: result[k] for k in ("best", "value", "trials")}))
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
