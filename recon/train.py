@@ -21,8 +21,15 @@ from pathlib import Path
 import torch
 
 from recon.data import brain_slices, fine_and_truth, head_ct_phantoms
-from recon.data.folder import (DEFAULT_WINDOW, MODALITIES, SMALL_POLICIES, DataFolderError, FolderOptions, Intensity,
-                               folder_images)
+from recon.data.folder import (
+    DEFAULT_WINDOW,
+    MODALITIES,
+    SMALL_POLICIES,
+    DataFolderError,
+    FolderOptions,
+    Intensity,
+    folder_images,
+)
 from recon.data.hospital import private_heads, public_labelled
 from recon.models.checkpoints import build_model, load_card, save_checkpoint, verified_weights
 from recon.models.checkpoints import resolve as resolve_checkpoint

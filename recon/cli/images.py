@@ -9,8 +9,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from recon.data.folder import (DEFAULT_WINDOW, DataFolderError, FolderOptions, Intensity, Slice, _NotAnImage,
-                               file_kind, read_file, resized, square, to_unit_range)
+from recon.data.folder import (
+    DEFAULT_WINDOW,
+    DataFolderError,
+    FolderOptions,
+    Intensity,
+    Slice,
+    _NotAnImage,
+    file_kind,
+    read_file,
+    resized,
+    square,
+    to_unit_range,
+)
 
 
 @dataclasses.dataclass
@@ -69,7 +80,7 @@ def read_scan(args, card: dict, size: int) -> Scan:
     truth = fine.reshape(size, 2, size, 2).mean(axis=(1, 3)) if fine is not None else resized(squared, size)
     volume = np.concatenate([s.pixels.ravel() for s in slices if s.volume == slices[index].volume])
     top = max(float(np.percentile(volume, options.intensity.percentile)), 1e-12) if modality == "mri" else 1.0
-    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]  # noqa: E731
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
     return Scan(path, file_kind(path), modality, options.intensity, slices[index], index, as_tensor(truth),
                 None if fine is None else as_tensor(fine), ((side - h) // 2, (side - w) // 2), side, top)
 

@@ -11,7 +11,7 @@ grid and measured there (off the reconstruction grid: no inverse crime; a scan s
 grid, and the report says so), with ``--noise`` if given. ``--samples`` posterior samples (seeds ``seed`` to
 ``seed + samples - 1``) give the reconstruction (their mean) and the posterior spread (their standard deviation).
 
-Writes to ``--out``: ``recon.npy`` / ``recon.png``, ``spread.npy`` / ``spread.png``, ``samples.npy``, ``classical.png``
+Writes to ``--out``: ``recon.npy`` / ``recon.png`` (the posterior mean, clipped to the images' [0, 1]), ``spread.npy`` / ``spread.png``, ``samples.npy``, ``classical.png``
 (FBP or zero-filled), ``truth.npy`` / ``truth.png`` and ``summary.png`` when the truth is known, ``measurements.npy``,
 ``recon.dcm`` (a derived DICOM in the input's units and geometry) or ``recon.nii.gz`` for such inputs, and
 ``report.json`` (PSNR and SSIM when the truth is known, the measurement residual, network evaluations, seconds, the
@@ -35,7 +35,8 @@ from recon.data.folder import DEFAULT_WINDOW, MODALITIES, DataFolderError
 from recon.evaluation.metrics import psnr, ssim
 from recon.methods import METHODS
 from recon.models.checkpoints import load_card, resolve
-from recon.models.precision import PRECISIONS, resolve as resolve_precision
+from recon.models.precision import PRECISIONS
+from recon.models.precision import resolve as resolve_precision
 from recon.operators.masks import MASK_PATTERNS
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT, RelativeGaussian
 from recon.operators.settings import classical, make_operator
@@ -84,18 +85,20 @@ def parse_args(argv=None):
 def parse_noise(text: str, operator: str):
     """The noise model a ``--noise`` string names."""
     kind, _, value = text.partition(":")
+    models = {"poisson": PoissonCT, "snr": ComplexGaussianMRI, "gaussian": RelativeGaussian}
+    if kind == "none" and not value:
+        return None
+    if kind not in models:
+        raise SystemExit(f"--noise {text!r} is not understood; write {NOISE_FORMS}.")
+    if (kind, operator) in (("poisson", "mri"), ("snr", "ct")):
+        raise SystemExit(f"--noise {text!r}: {kind} noise belongs to the other modality; write {NOISE_FORMS}.")
     try:
-        if kind == "none" and not value:
-            return None
         number = float(value)
-        models = {"poisson": PoissonCT, "snr": ComplexGaussianMRI, "gaussian": RelativeGaussian}
-        if kind in models and number > 0:
-            if (kind, operator) in (("poisson", "mri"), ("snr", "ct")):
-                raise ValueError(f"{kind} noise belongs to the other modality")
-            return models[kind](number)
-    except ValueError as error:
-        raise SystemExit(f"--noise {text!r}: {error}; write {NOISE_FORMS}.") from None
-    raise SystemExit(f"--noise {text!r} is not understood; write {NOISE_FORMS}.")
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise SystemExit(f"--noise {text!r}: give a positive number after '{kind}:'; write {NOISE_FORMS}.")
+    return models[kind](number)
 
 
 def parse_options(args) -> dict:
@@ -197,7 +200,8 @@ def main(argv=None) -> dict:
 
 
 def write_outputs(args, scan, y, x, report) -> None:
-    out, mean, spread = args.out, x.mean(0)[0].numpy(), x.std(0)[0].numpy()
+    out, spread = args.out, x.std(0)[0].numpy()
+    mean = x.mean(0)[0].clamp(0, 1).numpy()  # the images' range; samples.npy keeps the raw samples
     np.save(out / "recon.npy", mean.astype(np.float32))
     np.save(out / "spread.npy", spread.astype(np.float32))
     np.save(out / "samples.npy", x[:, 0].numpy().astype(np.float32))

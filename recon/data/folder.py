@@ -326,7 +326,7 @@ def drop_duplicates(slices: list[Slice]) -> tuple[list[Slice], int]:
     syntaxes); the same image under two patients is left for :func:`check_no_leak` to catch."""
     seen, kept = set(), []
     for s in slices:
-        key = (s.patient, pixel_hash(s.pixels))
+        key = (s.patient, s.split, pixel_hash(s.pixels))
         if key not in seen:
             seen.add(key)
             kept.append(s)
@@ -375,7 +375,7 @@ def read_folder(root: Path, options: FolderOptions) -> tuple[list[Slice], list[d
     slices, skipped = [], []
     for name in SPLIT_NAMES:
         found, left = scan(root / name, options)
-        slices += [dataclasses.replace(s, split=name) for s in found]
+        slices += [dataclasses.replace(s, split=name, source=f"{name}/{s.source}") for s in found]
         skipped += [{**k, "file": f"{name}/{k['file']}"} for k in left]
     return slices, skipped
 
@@ -384,8 +384,8 @@ def source_summary(slices: list[Slice]) -> dict:
     values = np.concatenate([s.pixels.ravel()[:: max(1, s.pixels.size // 4096)] for s in slices])
     spacings = [min(s.spacing) for s in slices if s.spacing]
     return {"shapes": dict(Counter("x".join(map(str, s.pixels.shape)) for s in slices).most_common()),
-            "intensity": {"min": float(values.min()), "p1": float(np.percentile(values, 1)),
-                          "p99": float(np.percentile(values, 99)), "max": float(values.max())},
+            "intensity": {"min": float(min(s.pixels.min() for s in slices)), "p1": float(np.percentile(values, 1)),
+                          "p99": float(np.percentile(values, 99)), "max": float(max(s.pixels.max() for s in slices))},
             "pixel_spacing_mm": [min(spacings), max(spacings)] if spacings else None}
 
 
@@ -411,9 +411,16 @@ def data_card(root: Path, slices: list[Slice], split_of: list[str], modality: st
             "preprocessing": "intensity rule, centred on a square of zeros, resized with anti-aliasing (bilinear)"}
 
 
+def signature(root: Path) -> tuple:
+    """What the folder holds, cheaply: every file's path, size and modification time (a changed folder is re-read)."""
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(Path(root).rglob("*")) if p.is_file())
+
+
 @functools.lru_cache(maxsize=4)
-def load_folder(root: str, size: int, seed: int, options: FolderOptions) -> tuple[dict[str, torch.Tensor], dict]:
-    """Images of every split, ``{"train": (n, 1, size, size), ...}`` in [0, 1], and the data card."""
+def load_folder(root: str, size: int, seed: int, options: FolderOptions,
+                _signature: tuple = ()) -> tuple[dict[str, torch.Tensor], dict]:
+    """Images of every split, ``{"train": (n, 1, size, size), ...}`` in [0, 1], and the data card (cached while the
+    folder's :func:`signature` stays the same)."""
     root_path = Path(root)
     slices, skipped = read_folder(root_path, options)
     slices, modality = select_modality(slices, skipped, options.modality)
@@ -442,7 +449,8 @@ def folder_images(root: str | Path, n: int | None = None, size: int = 64, split:
     """``(images, card)``: up to ``n`` images ``(k, 1, size, size)`` in [0, 1] of ``split`` (in file order), and the
     data card of the whole folder. An empty split is an error naming the counts."""
     check_request(n or 1, size, split, seed)
-    images, card = load_folder(str(Path(root).resolve()), size, seed, options)
+    root = Path(root).resolve()
+    images, card = load_folder(str(root), size, seed, options, signature(root) if root.is_dir() else ())
     if images[split].shape[0] == 0:
         raise DataFolderError(f"the {split} split of {root} is empty ({card['counts']}); add patients to it.")
     return images[split][:n], card
