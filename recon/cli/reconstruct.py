@@ -14,7 +14,7 @@ grid, and the report says so), with ``--noise`` if given. ``--samples`` posterio
 Writes to ``--out``: ``recon.npy`` / ``recon.png`` (the posterior mean, clipped to the images' [0, 1]), ``spread.npy`` / ``spread.png``, ``samples.npy``, ``classical.png``
 (FBP or zero-filled), ``truth.npy`` / ``truth.png`` and ``summary.png`` when the truth is known, ``measurements.npy``,
 ``recon.dcm`` (a derived DICOM in the input's units and geometry) or ``recon.nii.gz`` for such inputs, and
-``report.json`` (PSNR and SSIM when the truth is known, the measurement residual, network evaluations, seconds, the
+``report.json`` (PSNR and SSIM when the truth is known, the correlation over pixels of the spread with the error, the measurement residual, network evaluations, seconds, the
 settings, the device and precision).
 """
 
@@ -168,7 +168,9 @@ def report_of(args, scan, y, x, record, off_grid, method, prior_name, seconds) -
         report.update(psnr_of_mean=float(psnr(mean.clamp(0, 1), scan.truth)),
                       ssim_of_mean=float(ssim(mean.clamp(0, 1), scan.truth)),
                       psnr_per_sample=[float(v) for v in psnr(x.clamp(0, 1), scan.truth.expand_as(x))],
-                      psnr_classical=float(psnr(scan.classical.clamp(0, 1), scan.truth)))
+                      psnr_classical=float(psnr(scan.classical.clamp(0, 1), scan.truth)),
+                      spread_error_correlation=float(torch.corrcoef(torch.stack(
+                          [x.std(0).flatten(), (mean.clamp(0, 1) - scan.truth).abs().flatten()]))[0, 1]))
     return report
 
 
