@@ -255,6 +255,10 @@ def check_labels(args, model) -> None:
 
 
 def training_batches(args, images):
+    n = (images[0] if isinstance(images, tuple) else images).shape[0]
+    if n < args.batch and args.dp_epsilon is None:
+        raise SystemExit(f"only {n} training image(s) in --data {args.data} (its train split), fewer than one batch: "
+                         f"pass --batch {n} or less, or add images.")
     if isinstance(images, tuple):  # (images, labels)
         return EpochBatches.shuffled(images[0], args.batch, args.seed, labels=images[1])
     return EpochBatches.shuffled(images, args.batch, args.seed)

@@ -5,7 +5,8 @@
 1. A folder of PNG slices (several per patient, named ``pNN_sliceKK.png``): one command trains a small prior on its
    train split, one reconstructs a slice of a test patient from simulated 16-view CT.
 2. The DICOM files that pydicom ships (its test-files folder, as installed): the CT slices among them (three real
-   patients) train a small prior; the test patient's slice is reconstructed.
+   patients, one slice each) train a small prior on the one training slice (batch 1; the command's first try with
+   the default batch stops and says so); the test patient's slice is reconstructed.
 3. The PNG training again under ``torchrun`` with two processes (gloo) against one process at the same global
    batch: the loss curves and the wall times.
 4. The shipped head-CT prior on pydicom's real head CT slice (CQ500), the case the chapter repeats live.
@@ -97,7 +98,7 @@ def main(argv=None) -> Path:
 
     dicoms = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
     runs["dicom_train"] = timed([*train, "--data", str(dicoms), "--modality", "ct", "--skip-unreadable", "--small",
-                                 "skip", *small, "--out", str(work / "dicom_prior")], work)
+                                 "skip", *small, "--batch", "1", "--out", str(work / "dicom_prior")], work)
     dicom_case = test_file(dicoms, work / "dicom_prior", "*.dcm")
     runs["dicom_reconstruct"] = timed([*recon, "--prior", str(work / "dicom_prior"), "--input", str(dicom_case),
                                        "--out", str(work / "dicom_recon")], work)
