@@ -24,6 +24,7 @@ from recon.data import brain_slices, fine_and_truth, head_ct_phantoms
 from recon.data.folder import (
     DEFAULT_WINDOW,
     MODALITIES,
+    PATIENT_SOURCES,
     SMALL_POLICIES,
     DataFolderError,
     FolderOptions,
@@ -77,12 +78,7 @@ def parse_args(argv=None):
                    help="class-conditional prior over this many labels (labelled data only; 0: unconditional)")
     p.add_argument("--label-dropout", type=float, default=0.1,
                    help="edm with labels: probability of training on the 'no label' entry (the unconditional prior)")
-    p.add_argument("--dp-epsilon", type=float, default=None,
-                   help="train with DP-SGD (opacus) to this epsilon: Poisson sampling at rate --batch / --n-train, "
-                        "per-example clipping, calibrated Gaussian noise, fp32 and no loss curve (it would leak)")
-    p.add_argument("--dp-delta", type=float, default=1e-5, help="DP-SGD: delta, at most 1/N")
-    p.add_argument("--dp-clip", type=float, default=1.0, help="DP-SGD: per-example gradient norm bound")
-    p.add_argument("--dp-accountant", choices=ACCOUNTANTS, default="prv", help="DP-SGD: accountant that calibrates")
+    add_privacy_arguments(p)
     add_folder_arguments(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
@@ -100,6 +96,16 @@ def parse_args(argv=None):
     return args
 
 
+def add_privacy_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("differential privacy")
+    g.add_argument("--dp-epsilon", type=float, default=None,
+                   help="train with DP-SGD (opacus) to this epsilon: Poisson sampling at rate --batch / --n-train, "
+                        "per-example clipping, calibrated Gaussian noise, fp32 and no loss curve (it would leak)")
+    g.add_argument("--dp-delta", type=float, default=1e-5, help="DP-SGD: delta, at most 1/N")
+    g.add_argument("--dp-clip", type=float, default=1.0, help="DP-SGD: per-example gradient norm bound")
+    g.add_argument("--dp-accountant", choices=ACCOUNTANTS, default="prv", help="DP-SGD: accountant that calibrates")
+
+
 def add_folder_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("a folder of images (--data PATH)")
     g.add_argument("--modality", choices=MODALITIES, default="auto",
@@ -110,6 +116,9 @@ def add_folder_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--percentile", type=float, default=99.5, help="MRI: the per-volume intensity mapped to 1")
     g.add_argument("--patient-pattern", default=r"[^_]+",
                    help="regex matching the patient in a file name where neither DICOM nor sub-folders say")
+    g.add_argument("--patient-from", choices=PATIENT_SOURCES, default="auto",
+                   help="auto: DICOM PatientID, else the first sub-folder, else the file name; folder or name: "
+                        "ignore the DICOM tag (e.g. an anonymised folder where every file has the same ID)")
     g.add_argument("--val-fraction", type=float, default=0.1, help="share of patients held out for validation")
     g.add_argument("--test-fraction", type=float, default=0.1, help="share of patients held out for testing")
     g.add_argument("--skip-unreadable", action="store_true", help="leave out files that fail to read (listed)")
@@ -130,7 +139,7 @@ def check_data_argument(args) -> None:
 
 def folder_options(args) -> FolderOptions:
     return FolderOptions(args.modality, Intensity(tuple(args.window), args.percentile), args.patient_pattern,
-                         args.val_fraction, args.test_fraction, args.skip_unreadable, args.small)
+                         args.val_fraction, args.test_fraction, args.skip_unreadable, args.small, args.patient_from)
 
 
 def training_images(args):
@@ -311,7 +320,10 @@ def fit(args, loss, config: TrainConfig, device) -> TrainState:
     state.replica = distributed.replicate(model, device)
     batches = training_batches(args, images) if args.dp_epsilon is None else dp_setup(args, state, config, images)
     state_path = args.out / "train_state.pt"
-    if args.resume and state_path.exists():
+    if args.resume and distributed.rank0_says(state_path.exists()):
+        if not state_path.exists():
+            raise SystemExit(f"rank {distributed.current().rank} cannot see {state_path}: --resume under torchrun on "
+                             "several machines needs --out on a filesystem they all share.")
         state.load(state_path, batches)
     rank0 = distributed.current().rank == 0
     train(state, loss, batches, config, device=device, description=f"train {args.data}",
@@ -328,7 +340,8 @@ def main(argv=None) -> Path | None:
     given = sys.argv[1:] if argv is None else list(argv)
     shard, device = distributed.launch(torch.device(args.device))
     check_processes(args, shard)
-    launcher = "python -m recon.train " if shard.world == 1 else f"torchrun --nproc_per_node {shard.world} -m recon.train "
+    launcher = "python -m recon.train " if shard.world == 1 else f"torchrun --nproc_per_node {shard.world} -m " \
+        "recon.train "
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}

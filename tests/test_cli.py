@@ -3,6 +3,7 @@ tune with several workers on one SQLite study, and train on two processes with t
 
 import json
 import os
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -37,7 +38,7 @@ def test_train_on_a_png_folder_then_reconstruct_one_slice(tmp_path):
     """The issue's two commands as a new user types them."""
     data = png_folder(tmp_path / "pngs", size=64)
     trained = run("-m", "recon.train", "--data", str(data), "--size", "32", *TINY, "--out", str(tmp_path / "prior"))
-    assert "training slices of 6 patient(s)" in trained.stderr and "train " in trained.stderr  # progress shown
+    assert re.search(r"data: \d+ training slices of \d+ patient", trained.stderr) and "it/s" in trained.stderr  # progress
     card = json.loads((tmp_path / "prior" / "card.json").read_text())
     data_card = json.loads((tmp_path / "prior" / "data_card.json").read_text())
     assert card["data_card"]["fingerprint"] == data_card["fingerprint"] and card["config"]["data"] == str(data)
@@ -71,10 +72,11 @@ def test_nifti_output_lies_where_the_input_does(tmp_path):
     """Resample the input volume at the output voxels' world positions: it must match the output (padding of a
     non-square slice, rotation to the radiological view and the grid change undone)."""
     u, v = np.meshgrid(np.arange(60), np.arange(90), indexing="ij")
-    volume = np.stack([np.exp(-((u - 20 - k) ** 2 + (v - 55) ** 2) / 300.0) * 1000 for k in range(3)], axis=-1)
+    blobs = [np.exp(-((u - 20 - k) ** 2 + (v - 55) ** 2) / 300.0) * 1000 for k in range(3)]
+    volume = np.stack([np.zeros_like(blobs[0]), *blobs], axis=-1)  # a blank slice first: --slice is still z
     affine = np.array([[0.9, 0, 0, -30], [0, 1.1, 0, -40], [0, 0, 3.0, 12], [0, 0, 0, 1]])
     nibabel.save(nibabel.Nifti1Image(volume, affine), tmp_path / "t1.nii.gz")
-    args = SimpleNamespace(input=tmp_path / "t1.nii.gz", slice=1, modality="mri", window=None, percentile=100.0)
+    args = SimpleNamespace(input=tmp_path / "t1.nii.gz", slice=2, modality="mri", window=None, percentile=100.0)
     scan = read_scan(args, {}, 45)
     truth = scan.truth[0, 0].numpy().astype(np.float64)
     write_nifti(tmp_path / "out.nii.gz", scan, truth)
@@ -85,7 +87,7 @@ def test_nifti_output_lies_where_the_input_does(tmp_path):
     expected = map_coordinates(volume, voxel[:3], order=1, cval=0.0)
     got = out.get_fdata()[..., 0].ravel()
     inside = np.all((voxel[:2] > 1) & (voxel[:2] < np.array([[59], [89]]) - 1), axis=0)  # away from the padding's edge
-    assert inside.sum() > 1000 and np.allclose(voxel[2], 1)
+    assert inside.sum() > 1000 and np.allclose(voxel[2], 2)
     assert np.abs(expected - got)[inside].max() < 20 and np.abs(got[~inside & (np.abs(voxel[0] - 29.5) > 32)]).max() == 0
 
 
@@ -112,6 +114,7 @@ def test_reconstruct_given_mri_measurements(tmp_path):
                        "--acceleration", "4", "--pattern", "random", "--samples", "1", "--option", "steps=3",
                        "--out", str(tmp_path / "out")])
     assert report["method"] == "proximal" and "psnr_of_mean" not in report and report["residual"] < 0.1
+    assert "spread_mean" not in report and not (tmp_path / "out" / "spread.npy").exists()  # one sample: no spread
 
 
 def test_tuning_workers_share_one_sqlite_study(tmp_path):
@@ -170,3 +173,13 @@ def test_the_128_pixel_preset():
     with torch.no_grad():
         assert model(x, torch.tensor([0.5])).shape == x.shape
     assert make_operator("ct:16", 128).A(x).shape[0] == 1
+
+
+def test_train_refuses_a_folder_smaller_than_a_batch(tmp_path):
+    from recon.train import main as train_main
+
+    data = png_folder(tmp_path / "pngs", size=32)
+    with pytest.raises(SystemExit, match=r"only (\d+) training image.*--batch \1 or less"):
+        train_main(["--data", str(data), "--size", "32", "--batch", "32", "--out", str(tmp_path / "p")])
+    with pytest.raises(SystemExit, match="neither a shipped data set .* nor a folder"):
+        train_main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p")])

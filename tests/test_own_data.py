@@ -37,13 +37,24 @@ def test_png_folder_split_by_patient(tmp_path):
     assert sum(t.shape[0] for t in splits.values()) == 24
     assert all(t.shape[1:] == (1, 32, 32) and 0 <= float(t.min()) and float(t.max()) <= 1 for t in splits.values())
     counts = card["counts"]
-    assert counts["test"]["patients"] == counts["val"]["patients"] == 1 and counts["train"]["patients"] == 6
-    assert counts["test"]["slices"] == 3  # a patient's slices stay together
+    assert min(c["patients"] for c in counts.values()) >= 1 and sum(c["patients"] for c in counts.values()) == 8
+    assert all(c["slices"] == 3 * c["patients"] for c in counts.values())  # a patient's slices stay together
     ids = [set(card["patients_sha256_12"][k]) for k in ("train", "val", "test")]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
     assert "p00" not in json.dumps(card)  # patient identifiers are hashed
     other = load_folder(str(root.resolve()), 32, 1, FolderOptions())[1]
     assert other["patients_sha256_12"] != card["patients_sha256_12"]  # the seed chooses the split
+
+
+def test_a_patient_keeps_its_split_when_others_join(tmp_path):
+    from recon.data.folder import assign_splits
+
+    patients = [f"p{i:03d}" for i in range(200)]
+    before = assign_splits(patients[:100], 0, FolderOptions())
+    after = assign_splits(patients, 0, FolderOptions())
+    assert all(after[p] == before[p] for p in before)
+    shares = {k: sum(v == k for v in after.values()) / 200 for k in ("train", "val", "test")}
+    assert 0.04 < shares["test"] < 0.18 and 0.04 < shares["val"] < 0.18
 
 
 def test_clear_errors(tmp_path):
@@ -62,6 +73,11 @@ def test_clear_errors(tmp_path):
         folder_images(png_folder(tmp_path / "small", size=40), size=64)
     with pytest.raises(DataFolderError, match="at least 3"):
         folder_images(png_folder(tmp_path / "two", patients=2), size=32)
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    (only_bad / "x.png").write_bytes(b"not a png")
+    with pytest.raises(DataFolderError, match="no slice could be used"):
+        folder_images(only_bad, size=32, options=FolderOptions(skip_unreadable=True))
     np.save(tmp_path / "bad" / "p98_hu.npy", np.full((40, 40), 300.0))
     with pytest.raises(DataFolderError, match="outside \\[0, 1\\].*--modality ct"):
         folder_images(root, size=32, options=FolderOptions(skip_unreadable=True))
@@ -99,13 +115,16 @@ def test_dicom_in_hounsfield_units_and_mixed_modalities(tmp_path):
         ds.PixelData = (ds.pixel_array + 40 * k).astype(ds.pixel_array.dtype).tobytes()
         ds.save_as(root / f"ct{k}.dcm")
     (root / "CT_small.dcm").unlink()
+    ds.Modality, ds.PatientID = "OT", "case_ot"  # a secondary capture of a CT: taken as CT when asked, rescaled to HU
+    ds.PixelData = (ds.pixel_array + 200).astype(ds.pixel_array.dtype).tobytes()
+    ds.save_as(root / "ot.dcm")
     window = Intensity((-1000.0, 1000.0))
     images, card = folder_images(root, None, 64, "train", options=FolderOptions(modality="ct", intensity=window))
     assert card["modality"] == "ct" and card["intensity"]["window_hu"] == [-1000.0, 1000.0]
     assert card["skipped"] == [{"file": "MR_small.dcm", "reason": "modality mri, not ct"}]
     raw = ds.pixel_array.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
     assert card["source"]["intensity"]["max"] == raw.max()  # in HU (rescaled), not the stored values (1024 above)
-    assert images.shape == (1, 1, 64, 64)
+    assert sum(c["patients"] for c in card["counts"].values()) == 4 and images.shape[1:] == (1, 64, 64)
 
 
 def test_nifti_volume_slices_and_modality(tmp_path):

@@ -60,29 +60,70 @@ def read_scan(args, card: dict, size: int) -> Scan:
         raise DataFolderError("not a DICOM, NIfTI (.nii, .nii.gz), PNG or .npy file" if path.is_file() else
                               "no such file")
     options = scan_options(args, card)
+    slices = read_one(path, options)
+    chosen = pick_slice(slices, args.slice)
+    modality = chosen.modality if options.modality == "auto" else options.modality
+    if chosen.modality not in (modality, "display"):
+        raise DataFolderError(f"the file is {chosen.modality}, but the prior's data card (or --modality) says "
+                              f"{modality}; pass a matching prior or --modality {chosen.modality}.")
+    volume = [s for s in slices if s.volume == chosen.volume and s is not chosen]
+    if chosen.modality == "mri" and file_kind(path) == "dicom":
+        volume = series_siblings(path, chosen, options)  # MR is scaled per series, as in training
+    group = [dataclasses.replace(s, modality=modality) for s in [chosen, *volume]]
+    unit = to_unit_range(group, modality, options.intensity)[0]
+    squared = square(unit)
+    side, h, w = squared.shape[0], *unit.shape
+    fine = resized(squared, 2 * size) if side >= 2 * size else None
+    truth = fine.reshape(size, 2, size, 2).mean(axis=(1, 3)) if fine is not None else resized(squared, size)
+    values = np.concatenate([s.pixels.ravel() for s in group])
+    top = max(float(np.percentile(values, options.intensity.percentile)), 1e-12) if modality == "mri" else 1.0
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
+    return Scan(path, file_kind(path), modality, options.intensity, chosen, chosen.index, as_tensor(truth),
+                None if fine is None else as_tensor(fine), ((side - h) // 2, (side - w) // 2), side, top)
+
+
+def read_one(path: Path, options: FolderOptions) -> list[Slice]:
+    """The slices of one file; any reader failure becomes a :class:`DataFolderError`."""
     try:
-        slices = read_file(path, Path(path.name), options)
+        return read_file(path, Path(path.name), options)
     except _NotAnImage as reason:
         raise DataFolderError(str(reason)) from None
     except DataFolderError:
         raise
     except Exception as error:  # noqa: BLE001 - any reader failure names the file
         raise DataFolderError(f"unreadable: {type(error).__name__}: {error}") from None
-    index = len(slices) // 2 if args.slice is None else args.slice
-    if not 0 <= index < len(slices):
-        raise DataFolderError(f"--slice {index} is outside the file's {len(slices)} slice(s) (0 to {len(slices) - 1}).")
-    modality = slices[index].modality if options.modality == "auto" else options.modality
-    slices = [dataclasses.replace(s, modality=modality) for s in slices]
-    unit = to_unit_range(slices, modality, options.intensity)[index]
-    squared = square(unit)
-    side, h, w = squared.shape[0], *unit.shape
-    fine = resized(squared, 2 * size) if side >= 2 * size else None
-    truth = fine.reshape(size, 2, size, 2).mean(axis=(1, 3)) if fine is not None else resized(squared, size)
-    volume = np.concatenate([s.pixels.ravel() for s in slices if s.volume == slices[index].volume])
-    top = max(float(np.percentile(volume, options.intensity.percentile)), 1e-12) if modality == "mri" else 1.0
-    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
-    return Scan(path, file_kind(path), modality, options.intensity, slices[index], index, as_tensor(truth),
-                None if fine is None else as_tensor(fine), ((side - h) // 2, (side - w) // 2), side, top)
+
+
+def pick_slice(slices: list[Slice], index: int | None) -> Slice:
+    """The slice at ``index`` in its file (z of a volume, frame of a multi-frame file), by default the middle one."""
+    if not slices:
+        raise DataFolderError("the file holds no image slice.")
+    if index is None:
+        return slices[len(slices) // 2]
+    for s in slices:
+        if s.index == index:
+            return s
+    held = [s.index for s in slices]
+    raise DataFolderError(f"--slice {index} is not among the file's slices ({min(held)} to {max(held)}, "
+                          f"{len(held)} not blank).")
+
+
+def series_siblings(path: Path, chosen: Slice, options: FolderOptions) -> list[Slice]:
+    """The other slices of the DICOM series of ``chosen`` in the same folder (the MR intensity scale is the
+    series')."""
+    import pydicom
+
+    siblings = []
+    for other in sorted(path.parent.iterdir()):
+        if other == path or file_kind(other) != "dicom":
+            continue
+        try:
+            uid = str(pydicom.dcmread(other, stop_before_pixels=True).get("SeriesInstanceUID", ""))
+            if uid and uid == chosen.volume:
+                siblings += read_file(other, Path(other.name), options)
+        except Exception:  # noqa: BLE001, S112 - a sibling that cannot be read does not set the scale
+            continue
+    return siblings
 
 
 def to_source_units(scan: Scan, image: np.ndarray) -> np.ndarray:
@@ -94,7 +135,8 @@ def to_source_units(scan: Scan, image: np.ndarray) -> np.ndarray:
 
 
 def write_png(path: Path, image: np.ndarray, scale_to_max: bool = False) -> float:
-    """An 8-bit greyscale PNG of ``image`` in [0, 1] (or of ``image / max`` with ``scale_to_max``); returns the scale."""
+    """An 8-bit greyscale PNG of ``image`` in [0, 1] (or of ``image / max`` with ``scale_to_max``); returns the
+    scale."""
     from PIL import Image
 
     top = float(max(np.max(image), 1e-12)) if scale_to_max else 1.0
@@ -110,10 +152,14 @@ def write_summary(path: Path, scan: Scan, mean: np.ndarray, spread: np.ndarray, 
     import matplotlib.pyplot as plt
 
     truth = scan.truth[0, 0].numpy()
-    panels = [(truth, "truth", (0, 1)), (scan.classical[0, 0].numpy(), f"classical {report['psnr_classical']:.1f} dB",
-              (0, 1)), (mean, f"{report['method']} {report['psnr_of_mean']:.1f} dB", (0, 1)),
-              (np.abs(mean - truth), "|error|", (0, 0.2)), (spread, "posterior spread", (0, 0.2))]
-    fig, axes = plt.subplots(1, 5, figsize=(13, 3))
+    panels = [(truth, "truth", (0, 1)),
+              (scan.classical[0, 0].numpy(), f"classical {report['psnr_classical']:.1f} dB", (0, 1)),
+              (mean, f"{report['method']} {report['psnr_of_mean']:.1f} dB", (0, 1)),
+              (np.abs(mean - truth), "|error|", (0, 0.2))]
+    if spread is not None:
+        panels.append((spread, f"posterior spread (r = {report['spread_error_correlation']:.2f} with the error)",
+                       (0, 0.2)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3))
     for ax, (image, title, limits) in zip(axes, panels):
         ax.imshow(image, cmap="gray" if limits[1] == 1 else "magma", vmin=limits[0], vmax=limits[1])
         ax.set_title(title, fontsize=9)

@@ -11,11 +11,12 @@ grid and measured there (off the reconstruction grid: no inverse crime; a scan s
 grid, and the report says so), with ``--noise`` if given. ``--samples`` posterior samples (seeds ``seed`` to
 ``seed + samples - 1``) give the reconstruction (their mean) and the posterior spread (their standard deviation).
 
-Writes to ``--out``: ``recon.npy`` / ``recon.png`` (the posterior mean, clipped to the images' [0, 1]), ``spread.npy`` / ``spread.png``, ``samples.npy``, ``classical.png``
-(FBP or zero-filled), ``truth.npy`` / ``truth.png`` and ``summary.png`` when the truth is known, ``measurements.npy``,
-``recon.dcm`` (a derived DICOM in the input's units and geometry) or ``recon.nii.gz`` for such inputs, and
-``report.json`` (PSNR and SSIM when the truth is known, the correlation over pixels of the spread with the error, the measurement residual, network evaluations, seconds, the
-settings, the device and precision).
+Writes to ``--out``: ``recon.npy`` / ``recon.png`` (the posterior mean, clipped to the images' [0, 1]),
+``spread.npy`` / ``spread.png`` (with two or more samples), ``samples.npy``, ``classical.png`` (FBP or zero-filled),
+``truth.npy`` / ``truth.png`` and ``summary.png`` when the truth is known, ``measurements.npy``, ``recon.dcm`` (a
+derived DICOM in the input's units, clipped to the window, and geometry) or ``recon.nii.gz`` for such inputs, and
+``report.json`` (PSNR and SSIM when the truth is known, the correlation over pixels of the spread with the error,
+the measurement residual, network evaluations, seconds, the settings, the device and precision).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def parse_args(argv=None):
     p.add_argument("--prior", required=True, help="a shipped prior's name (head_ct, brain, ...) or a checkpoint folder")
     p.add_argument("--input", type=Path, help="the scan to measure (DICOM, NIfTI, PNG, .npy); the truth for scores")
     p.add_argument("--measurements", type=Path, help="given measurements (.npy) instead of simulating them")
-    p.add_argument("--slice", type=int, default=None, help="which slice of a volume or multi-frame file (default: middle)")
+    p.add_argument("--slice", type=int, default=None,
+                   help="which slice of a volume (its z index) or multi-frame file (default: the middle one)")
     p.add_argument("--operator", choices=("ct", "mri"), required=True)
     p.add_argument("--views", type=int, default=16, help="CT: projection views over --arc degrees")
     p.add_argument("--arc", type=float, default=180.0, help="CT: the arc the views cover, in degrees")
@@ -65,7 +67,8 @@ def parse_args(argv=None):
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a method option, e.g. lam=0.6 or steps=100 (repeatable; see recon.describe_methods())")
     p.add_argument("--tuned", type=Path, default=None, help="a tuning result (python -m recon.tune --result FILE)")
-    p.add_argument("--samples", type=int, default=4, help="posterior samples (their spread is the uncertainty)")
+    p.add_argument("--samples", type=int, default=4,
+                   help="posterior samples: their mean is the reconstruction, their spread (2 or more) the uncertainty")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modality", choices=MODALITIES, default=None, help="default: the prior's data card, else auto")
     p.add_argument("--window", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
@@ -75,7 +78,7 @@ def parse_args(argv=None):
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args(argv)
-    if (args.input is None) == (args.measurements is None) and args.measurements is None:
+    if args.input is None and args.measurements is None:
         p.error("pass --input (a scan to measure) or --measurements (a .npy of measurements), or both")
     if args.samples < 1:
         p.error(f"--samples must be at least 1; got {args.samples}")
@@ -160,7 +163,9 @@ def report_of(args, scan, y, x, record, off_grid, method, prior_name, seconds) -
               "samples": args.samples, "seed": args.seed, "off_grid": off_grid,
               "nfe_per_sample": record.nfe, "seconds": round(seconds, 2),
               "residual": float(record.residual.mean()), "device": str(args.device),
-              "precision": resolve_precision(args.precision, args.device), "spread_mean": float(x.std(0).mean())}
+              "precision": resolve_precision(args.precision, args.device)}
+    if args.samples > 1:
+        report["spread_mean"] = float(x.std(0).mean())
     if off_grid is False:
         report["warning"] = ("measured on the reconstruction grid (the scan is smaller than twice the prior's grid): "
                              "the inverse crime flatters every method")
@@ -168,9 +173,10 @@ def report_of(args, scan, y, x, record, off_grid, method, prior_name, seconds) -
         report.update(psnr_of_mean=float(psnr(mean.clamp(0, 1), scan.truth)),
                       ssim_of_mean=float(ssim(mean.clamp(0, 1), scan.truth)),
                       psnr_per_sample=[float(v) for v in psnr(x.clamp(0, 1), scan.truth.expand_as(x))],
-                      psnr_classical=float(psnr(scan.classical.clamp(0, 1), scan.truth)),
-                      spread_error_correlation=float(torch.corrcoef(torch.stack(
-                          [x.std(0).flatten(), (mean.clamp(0, 1) - scan.truth).abs().flatten()]))[0, 1]))
+                      psnr_classical=float(psnr(scan.classical.clamp(0, 1), scan.truth)))
+        if args.samples > 1:  # does the spread say where the error is?
+            error = (mean.clamp(0, 1) - scan.truth).abs().flatten()
+            report["spread_error_correlation"] = float(torch.corrcoef(torch.stack([x.std(0).flatten(), error]))[0, 1])
     return report
 
 
@@ -202,14 +208,15 @@ def main(argv=None) -> dict:
 
 
 def write_outputs(args, scan, y, x, report) -> None:
-    out, spread = args.out, x.std(0)[0].numpy()
+    out, spread = args.out, x.std(0)[0].numpy() if args.samples > 1 else None
     mean = x.mean(0)[0].clamp(0, 1).numpy()  # the images' range; samples.npy keeps the raw samples
     np.save(out / "recon.npy", mean.astype(np.float32))
-    np.save(out / "spread.npy", spread.astype(np.float32))
     np.save(out / "samples.npy", x[:, 0].numpy().astype(np.float32))
     np.save(out / "measurements.npy", y.cpu().numpy())
     write_png(out / "recon.png", mean)
-    report["spread_png_max"] = write_png(out / "spread.png", spread, scale_to_max=True)
+    if spread is not None:
+        np.save(out / "spread.npy", spread.astype(np.float32))
+        report["spread_png_max"] = write_png(out / "spread.png", spread, scale_to_max=True)
     if scan is not None:
         np.save(out / "truth.npy", scan.truth[0, 0].numpy())
         write_png(out / "truth.png", scan.truth[0, 0].numpy())

@@ -4,7 +4,8 @@ from the command line, as one worker of a study that several processes or machin
     python -m recon.tune --prior head_ct --data head_ct --setting ct:16 --method proximal --n-trials 20 \\
         --storage study.db --result tuned.json            # run this in two terminals: two workers, one study
 
-``--data`` names a shipped data set or a folder (its validation split, read as the prior's data card says). The
+``--data`` names a shipped data set or a folder (its validation split, read as the prior's data card says, and
+checked against the validation patients the card lists). The
 validation images are rendered at twice the prior's grid and measured off it where the data allow. ``--storage`` is
 a SQLite file (or any database URL of optuna's relational storage); workers on one study stop together at
 ``--n-trials``. ``--result`` gets the study's best values, which ``python -m recon.reconstruct --tuned`` uses.
@@ -13,7 +14,6 @@ a SQLite file (or any database URL of optuna's relational storage); workers on o
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,7 +22,7 @@ import torch
 
 from recon.cli.images import scan_options
 from recon.data import fine_and_truth
-from recon.data.folder import DataFolderError, folder_images
+from recon.data.folder import DataFolderError, FolderOptions, Intensity, folder_images
 from recon.evaluation.tuning import tune_method
 from recon.methods import METHODS
 from recon.models.checkpoints import load_card, resolve
@@ -48,19 +48,52 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def validation_images(args, card: dict, size: int):
-    """``(truth, fine)``: the validation images and their renderings at twice the grid (fine None: on the grid)."""
+def folder_options(prior_path: Path, card: dict, seed: int) -> tuple[FolderOptions, int, dict | None]:
+    """How the prior's training read its folder (``data_card.json`` beside it: the same rules and seed give the same
+    split), else the defaults with the card's modality and intensity."""
+    data_card = prior_path / "data_card.json"
+    if data_card.exists():
+        full = json.loads(data_card.read_text())
+        options = dict(full["options"])
+        options["intensity"] = Intensity(tuple(options["intensity"]["window"]), options["intensity"]["percentile"])
+        return FolderOptions(**options), full["seed"], full
+    quiet = argparse.Namespace(window=None, percentile=None, modality=None)
+    return scan_options(quiet, card), seed, None
+
+
+def validation_images(args, prior_path: Path, card: dict, size: int):
+    """``(truth, fine)``: the validation images and their renderings at twice the grid (fine None: on the grid). A
+    folder's validation patients must be those the prior's data card lists (never a training or test patient)."""
     if args.data in ("head_ct", "brain"):
         return fine_and_truth(args.data, args.n_val, size, "val", args.seed, factor=2)
     if not Path(args.data).is_dir():
         raise SystemExit(f"--data {args.data!r} is neither head_ct, brain nor a folder.")
-    options = dataclasses.replace(scan_options(argparse.Namespace(window=None, percentile=None, modality=None), card),
-                                  small="skip", skip_unreadable=True)
+    options, seed, full = folder_options(prior_path, card, args.seed)
     try:
-        fine = folder_images(args.data, args.n_val, 2 * size, "val", args.seed, options)[0]
-        return torch.nn.functional.avg_pool2d(fine, 2), fine
-    except DataFolderError:  # too small for a finer rendering: measured on the grid
-        return folder_images(args.data, args.n_val, size, "val", args.seed, options)[0], None
+        truth, found = folder_images(args.data, args.n_val, size, "val", seed, options)
+        if full is not None and found["patients_sha256_12"] != full["patients_sha256_12"]:
+            raise SystemExit(f"the patients of {args.data} and their splits differ from those the prior's data card "
+                             "lists (was the folder changed?); tune on the folder the prior was trained on.")
+        try:
+            fine = folder_images(args.data, args.n_val, 2 * size, "val", seed, options)[0]
+            return torch.nn.functional.avg_pool2d(fine, 2), fine
+        except DataFolderError:  # too small for a rendering at twice the grid: measured on the grid
+            return truth, None
+    except DataFolderError as error:
+        raise SystemExit(f"--data {args.data}: {error}") from None
+
+
+def parse_fixed(pairs: list[str]) -> dict:
+    fixed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"--fixed {pair!r}: write KEY=VALUE, e.g. --fixed steps=100.")
+        try:
+            fixed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            fixed[key] = value
+    return fixed
 
 
 def main(argv=None) -> dict:
@@ -68,9 +101,8 @@ def main(argv=None) -> dict:
     path = resolve(args.prior)
     card = load_card(path)
     size = card["config"]["image_size"]
-    truth, fine = validation_images(args, card, size)
-    fixed = {k: json.loads(v) if v[:1] in "0123456789-[{tfn\"" else v
-             for k, _, v in (pair.partition("=") for pair in args.fixed)}
+    truth, fine = validation_images(args, path, card, size)
+    fixed = parse_fixed(args.fixed)
     prior = load_prior(str(path), args.device) if METHODS[args.method].needs_prior else None
     name = args.study or f"{args.method}|{args.setting}|{card['sha256'][:12]}|{fixed}"
     tuned = tune_method(args.method, make_operator(args.setting, size), truth, prior, fine=fine, fixed=fixed,

@@ -38,6 +38,8 @@ from recon.data.splits import check_request
 DEFAULT_WINDOW = (-160.0, 240.0)
 MODALITIES = ("auto", "ct", "mri", "display")
 SMALL_POLICIES = ("error", "skip", "upsample")
+# Where a slice's patient comes from: auto = DICOM PatientID, else the first sub-folder, else the file name.
+PATIENT_SOURCES = ("auto", "folder", "name")
 SPLIT_NAMES = ("train", "val", "test")
 SUFFIXES = {".dcm": "dicom", ".dicom": "dicom", ".ima": "dicom", ".nii": "nifti", ".gz": "nifti", ".png": "png",
             ".npy": "numpy"}
@@ -58,6 +60,7 @@ class Slice:
     modality: str
     spacing: tuple[float, float] | None = None
     split: str | None = None  # set where the folder is split by hand
+    index: int = 0  # the slice's place in its file: z of a volume, frame of a multi-frame file
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,13 +92,13 @@ def file_kind(path: Path) -> str | None:
         return "nifti" if path.name.lower().endswith(".nii.gz") else None
     if suffix in SUFFIXES:
         return SUFFIXES[suffix]
-    if suffix == "" and path.is_file():  # DICOM files often have no suffix: look for the "DICM" preamble
+    if path.is_file():  # DICOM files often have no suffix, or a UID's last digits: look for the "DICM" preamble
         with path.open("rb") as handle:
             return "dicom" if handle.read(132)[128:] == b"DICM" else None
     return None
 
 
-def _dicom_slices(path: Path, relative: str, fallback_patient: str) -> list[Slice]:
+def _dicom_slices(path: Path, relative: str, fallback_patient: str, use_tag: bool = True) -> list[Slice]:
     import pydicom
     from pydicom.pixels import apply_modality_lut
 
@@ -105,15 +108,13 @@ def _dicom_slices(path: Path, relative: str, fallback_patient: str) -> list[Slic
         raise _NotAnImage(f"no pixel data (modality {ds.get('Modality', '?')})")
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() not in ("MONOCHROME1", "MONOCHROME2"):
         raise _NotAnImage(f"a colour image ({ds.PhotometricInterpretation}); only greyscale images are used")
-    pixels = np.asarray(ds.pixel_array, dtype=np.float64)
-    if modality == "ct":
-        pixels = apply_modality_lut(pixels, ds).astype(np.float64)  # Hounsfield units
+    pixels = apply_modality_lut(np.asarray(ds.pixel_array), ds).astype(np.float64)  # rescaled: HU for CT
     frames = pixels if pixels.ndim == 3 else pixels[None]
-    patient = str(ds.get("PatientID", "") or fallback_patient)
+    patient = str(ds.get("PatientID", "") or fallback_patient) if use_tag else fallback_patient
     volume = str(ds.get("SeriesInstanceUID", "") or relative)
     spacing = tuple(float(s) for s in ds.PixelSpacing) if "PixelSpacing" in ds else None
     instance = str(ds.get("SOPInstanceUID", "") or relative)
-    return [Slice(frame, patient, volume, f"{relative}#{instance}:{k}", modality, spacing)
+    return [Slice(frame, patient, volume, f"{relative}#{instance}:{k}", modality, spacing, index=k)
             for k, frame in enumerate(frames)]
 
 
@@ -130,8 +131,8 @@ def _nifti_slices(path: Path, relative: str, patient: str, modality: str) -> lis
     data = data[..., None] if data.ndim == 2 else data
     zooms = image.header.get_zooms()[:2]
     # Axial slices shown radiologically (rows anterior to posterior), skipping empty ones at the volume's ends.
-    return [Slice(np.rot90(data[:, :, k]), patient, relative, f"{relative}:{k}", modality, tuple(map(float, zooms)))
-            for k in range(data.shape[2]) if np.ptp(data[:, :, k]) > 0]
+    return [Slice(np.rot90(data[:, :, k]), patient, relative, f"{relative}:{k}", modality, tuple(map(float, zooms)),
+                  index=k) for k in range(data.shape[2]) if np.ptp(data[:, :, k]) > 0]
 
 
 def _plain_slices(path: Path, relative: str, patient: str, kind: str, modality: str) -> list[Slice]:
@@ -150,16 +151,17 @@ def _plain_slices(path: Path, relative: str, patient: str, kind: str, modality: 
     frames = pixels if pixels.ndim == 3 else pixels[None]
     if pixels.ndim not in (2, 3):
         raise DataFolderError(f"{relative}: an array of shape {pixels.shape}; a slice is 2-D (or a 3-D stack).")
-    return [Slice(frame, patient, relative, f"{relative}:{k}", modality) for k, frame in enumerate(frames)]
+    return [Slice(frame, patient, relative, f"{relative}:{k}", modality, index=k) for k, frame in enumerate(frames)]
 
 
 class _NotAnImage(Exception):
     """A readable file that holds no greyscale image (a plan, a report, a colour picture): skipped, and listed."""
 
 
-def patient_of(relative: Path, pattern: str) -> str:
-    """The patient of a non-DICOM file: its first sub-folder, else what ``pattern`` matches in its name."""
-    if len(relative.parts) > 1:
+def patient_of(relative: Path, pattern: str, source: str = "auto") -> str:
+    """The patient of a file without a patient tag (or with ``source="name"``/``"folder"``): its first sub-folder
+    (unless ``source="name"``), else what ``pattern`` matches in its name."""
+    if len(relative.parts) > 1 and source != "name":
         return relative.parts[0]
     stem = relative.name.split(".")[0]
     match = re.match(pattern, stem)
@@ -179,13 +181,17 @@ class FolderOptions:
     test_fraction: float = 0.1
     skip_unreadable: bool = False
     small: str = "error"
+    patient_from: str = "auto"
 
     def __post_init__(self):
+        if self.patient_from not in PATIENT_SOURCES:
+            raise DataFolderError(f"patient_from must be one of {PATIENT_SOURCES}; got {self.patient_from!r}.")
         if self.small not in SMALL_POLICIES:
             raise DataFolderError(f"small must be one of {SMALL_POLICIES}; got {self.small!r}.")
         if self.modality not in MODALITIES:
             raise DataFolderError(f"modality must be one of {MODALITIES}; got {self.modality!r}.")
-        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+        fractions = (self.val_fraction, self.test_fraction)
+        if not (all(0 < f < 1 for f in fractions) and sum(fractions) < 1):
             raise DataFolderError("val_fraction and test_fraction must lie in (0, 1) and sum below 1; got "
                                   f"{self.val_fraction} and {self.test_fraction}.")
 
@@ -206,9 +212,9 @@ def image_files(root: Path) -> list[Path]:
 def read_file(path: Path, relative: Path, options: FolderOptions) -> list[Slice]:
     """The slices of one file, in source units."""
     kind = file_kind(path)
-    patient = patient_of(relative, options.patient_pattern)
+    patient = patient_of(relative, options.patient_pattern, options.patient_from)
     if kind == "dicom":
-        return _dicom_slices(path, str(relative), patient)
+        return _dicom_slices(path, str(relative), patient, use_tag=options.patient_from == "auto")
     if kind == "nifti":
         if options.modality in ("auto", "display"):
             raise DataFolderError(f"{relative}: NIfTI files do not say what scanner made them; pass --modality ct "
@@ -231,18 +237,22 @@ def scan(root: Path, options: FolderOptions, split: str | None = None) -> tuple[
         except _NotAnImage as reason:
             skipped.append({"file": str(relative), "reason": str(reason)})
         except Exception as error:  # noqa: BLE001 - any reader failure is reported with the file's name
-            unreadable.append({"file": str(relative), "reason": f"unreadable: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:200]})
+            first_line = (str(error).splitlines() or [""])[0]
+            unreadable.append({"file": str(relative), "reason": f"unreadable: {type(error).__name__}: {first_line}"[:200]})
     if unreadable and not options.skip_unreadable:
         listed = "\n".join(f"  {u['file']}: {u['reason']}" for u in unreadable[:10])
         more = f"\n  ... and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
-        raise DataFolderError(f"{len(unreadable)} file(s) under {root} could not be read:\n{listed}{more}\nFix or remove "
-                              "them, or pass --skip-unreadable to leave them out (the data card lists them).")
+        raise DataFolderError(f"{len(unreadable)} file(s) under {root} could not be read:\n{listed}{more}\nFix or "
+                              "remove them, or pass --skip-unreadable to leave them out (the data card lists them).")
     return slices, skipped + unreadable
 
 
 def select_modality(slices: list[Slice], skipped: list[dict], modality: str) -> tuple[list[Slice], str]:
-    """The slices of one modality: the one asked for (DICOM files of other modalities are skipped and listed), or,
-    with ``"auto"``, the only one present."""
+    """The slices of one modality: the one asked for (DICOM files of another scanner modality are skipped and
+    listed; those without one, e.g. secondary captures, are taken as the modality asked for), or, with ``"auto"``,
+    the only one present."""
+    if not slices:
+        raise DataFolderError(f"no slice could be used (the files left out, and why: {skipped[:3]} ...).")
     if modality == "auto":
         present = Counter(s.modality for s in slices)
         if len(present) > 1:
@@ -252,8 +262,8 @@ def select_modality(slices: list[Slice], skipped: list[dict], modality: str) -> 
         return slices, next(iter(present))
     kept = []
     for s in slices:
-        if s.modality == modality:
-            kept.append(s)
+        if s.modality in (modality, "display"):
+            kept.append(dataclasses.replace(s, modality=modality))
         else:
             skipped.append({"file": s.source.split("#")[0], "reason": f"modality {s.modality}, not {modality}"})
     return kept, modality
@@ -272,8 +282,9 @@ def to_unit_range(slices: list[Slice], modality: str, intensity: Intensity) -> l
         return [np.clip(s.pixels / top[s.volume], 0.0, 1.0) for s in slices]
     outside = [s.source for s in slices if s.pixels.min() < 0 or s.pixels.max() > 1]
     if outside:
-        raise DataFolderError(f"{len(outside)} slice(s) hold values outside [0, 1] (e.g. {outside[0]}); say what they "
-                              "are with --modality ct (Hounsfield units) or --modality mri (normalised per volume).")
+        raise DataFolderError(f"{len(outside)} slice(s) hold values outside [0, 1] (e.g. {outside[0]}); say what "
+                              "they are with --modality ct (Hounsfield units) or --modality mri (normalised per "
+                              "volume).")
     return [s.pixels for s in slices]
 
 
@@ -303,7 +314,8 @@ def check_sizes(slices: list[Slice], size: int, small_policy: str, skipped: list
     elif small and small_policy == "error":
         shapes = Counter("x".join(map(str, s.pixels.shape)) for s in small)
         raise DataFolderError(f"{len(small)} slice(s) are smaller than --size {size} ({dict(shapes)}, e.g. "
-                              f"{small[0].source}): pass a --size no larger than {max(max(s.pixels.shape) for s in small)}"
+                              f"{small[0].source}): pass a --size no larger than "
+                              f"{max(max(s.pixels.shape) for s in small)}"
                               ", or pass --small skip to leave them out or --small upsample to interpolate them up.")
     thin = [s for s in slices if min(s.pixels.shape) < 8]
     if thin:
@@ -333,20 +345,31 @@ def drop_duplicates(slices: list[Slice]) -> tuple[list[Slice], int]:
     return kept, len(slices) - len(kept)
 
 
+def patient_draw(patient: str, seed: int) -> float:
+    """A patient's uniform draw in [0, 1), from a hash of the seed and its identifier alone."""
+    return int(hashlib.sha256(f"{seed}:{patient}".encode()).hexdigest()[:13], 16) / 16**13
+
+
 def assign_splits(patients: list[str], seed: int, options: FolderOptions) -> dict[str, str]:
-    """Patient -> split: patients ordered by a hash of the seed and their identifier, the first ones to test, the
-    next to validation, the rest to training (at least one patient each)."""
+    """Patient -> split by the patient's own draw: below ``test_fraction`` test, below ``test_fraction +
+    val_fraction`` validation, else train. Adding or removing other patients moves nobody. Where a split would stay
+    empty (few patients), the patients of lowest draw among the train ones fill it."""
     n = len(patients)
     if n < 3:
         raise DataFolderError(f"only {n} patient(s) found; a split by patient needs at least 3 (one each for train, "
                               "validation and test). Add patients, put slices of different patients in different "
                               "sub-folders, or set --patient-pattern to the part of the file name naming the patient.")
-    order = sorted(patients, key=lambda p: hashlib.sha256(f"{seed}:{p}".encode()).hexdigest())
-    n_test = max(1, round(options.test_fraction * n))
-    n_val = max(1, round(options.val_fraction * n))
-    if n - n_test - n_val < 1:
-        n_val = n_test = (n - 1) // 2
-    return {p: "test" if k < n_test else "val" if k < n_test + n_val else "train" for k, p in enumerate(order)}
+    draw = {p: patient_draw(p, seed) for p in patients}
+    cut = options.test_fraction + options.val_fraction
+    table = {p: "test" if d < options.test_fraction else "val" if d < cut else "train" for p, d in draw.items()}
+    for split in ("test", "val"):
+        if split not in table.values():
+            spare = sorted((p for p in patients if table[p] == "train"), key=draw.get)
+            if len(spare) > 1:
+                table[spare[0]] = split
+    if set(table.values()) != set(SPLIT_NAMES):
+        raise DataFolderError(f"the split by patient left a split empty ({Counter(table.values())}); add patients.")
+    return table
 
 
 def given_splits(root: Path) -> bool:
@@ -358,8 +381,10 @@ def check_no_leak(slices: list[Slice], split_of: list[str]) -> None:
     """No patient and no identical image in two splits."""
     patients, images = {}, {}
     for s, split in zip(slices, split_of):
-        for key, table, what in ((s.patient, patients, f"patient {hashed(s.patient)}"),
-                                 (pixel_hash(s.pixels), images, "an identical image")):
+        checks = [(s.patient, patients, f"patient {hashed(s.patient)}")]
+        if np.ptp(s.pixels) > 0:  # blank slices repeat across patients without leaking anything
+            checks.append((pixel_hash(s.pixels), images, "an identical image"))
+        for key, table, what in checks:
             first = table.setdefault(key, (split, s.source))
             if first[0] != split:
                 raise DataFolderError(f"the split leaks: {what} is in {first[0]} ({first[1]}) and in {split} "
@@ -402,9 +427,11 @@ def data_card(root: Path, slices: list[Slice], split_of: list[str], modality: st
     return {"root": str(root), "fingerprint": fingerprint.hexdigest(), "modality": modality,
             "intensity": options.intensity.describe(modality), "size": size, "seed": seed,
             "split_rule": "given by the train/, val/ and test/ sub-folders" if given_splits(root) else
-            f"by patient: ordered by sha256(seed:patient); test {options.test_fraction:g}, validation "
-            f"{options.val_fraction:g} of the patients (at least one each), the rest train",
-            "patient_rule": f"DICOM PatientID; else the first sub-folder; else the file name's match of "
+            f"by patient: each patient's draw from sha256(seed:patient) below {options.test_fraction:g} test, below "
+            f"{options.test_fraction + options.val_fraction:g} validation, else train (at least one each)",
+            "options": {**dataclasses.asdict(options), "intensity": dataclasses.asdict(options.intensity)},
+            "patient_rule": {"auto": "DICOM PatientID; else the first sub-folder; else", "folder": "the first "
+                             "sub-folder; else", "name": ""}[options.patient_from] + f" the file name's match of "
                             f"{options.patient_pattern!r}", "counts": counts, "source": source_summary(slices),
             "patients_sha256_12": patients, "duplicates_dropped": duplicates,
             "skipped": [{"file": f, "reason": r} for f, r in sorted(by_file.items())],
@@ -425,8 +452,8 @@ def load_folder(root: str, size: int, seed: int, options: FolderOptions,
     slices, skipped = read_folder(root_path, options)
     slices, modality = select_modality(slices, skipped, options.modality)
     if not slices:
-        raise DataFolderError(f"no {options.modality} slices under {root} (the data card's skipped list says why "
-                              f"each file was left out: {skipped[:3]} ...).")
+        raise DataFolderError(f"no {options.modality} slices under {root} (the files left out, and why: "
+                              f"{skipped[:3]} ...).")
     slices, duplicates = drop_duplicates(slices)
     slices = check_sizes(slices, size, options.small, skipped)
     if not slices:
@@ -438,19 +465,29 @@ def load_folder(root: str, size: int, seed: int, options: FolderOptions,
         split_of = [table[s.patient] for s in slices]
     check_no_leak(slices, split_of)
     images = [resized(square(m), size).astype(np.float32) for m in to_unit_range(slices, modality, options.intensity)]
-    out = {name: torch.from_numpy(np.stack([im for im, sp in zip(images, split_of) if sp == name] or
-                                           [np.zeros((size, size), np.float32)])[:, None]) for name in SPLIT_NAMES}
-    out = {name: t if any(sp == name for sp in split_of) else t[:0] for name, t in out.items()}
-    return out, data_card(root_path, slices, split_of, modality, size, seed, options, skipped, duplicates)
+    card = data_card(root_path, slices, split_of, modality, size, seed, options, skipped, duplicates)
+    return by_split(images, split_of, size), card
+
+
+def by_split(images: list[np.ndarray], split_of: list[str], size: int) -> dict[str, torch.Tensor]:
+    out = {}
+    for name in SPLIT_NAMES:
+        members = [image for image, split in zip(images, split_of) if split == name]
+        out[name] = torch.from_numpy(np.stack(members)[:, None]) if members else torch.zeros((0, 1, size, size))
+    return out
 
 
 def folder_images(root: str | Path, n: int | None = None, size: int = 64, split: str = "train", seed: int = 0,
                   options: FolderOptions = FolderOptions()) -> tuple[torch.Tensor, dict]:
-    """``(images, card)``: up to ``n`` images ``(k, 1, size, size)`` in [0, 1] of ``split`` (in file order), and the
-    data card of the whole folder. An empty split is an error naming the counts."""
+    """``(images, card)``: the images ``(k, 1, size, size)`` in [0, 1] of ``split`` (in file order; ``n`` of them
+    drawn at random by ``seed`` where the split holds more), and the data card of the whole folder. An empty split is
+    an error naming the counts."""
     check_request(n or 1, size, split, seed)
     root = Path(root).resolve()
     images, card = load_folder(str(root), size, seed, options, signature(root) if root.is_dir() else ())
     if images[split].shape[0] == 0:
         raise DataFolderError(f"the {split} split of {root} is empty ({card['counts']}); add patients to it.")
-    return images[split][:n], card
+    chosen = images[split]
+    if n is not None and n < chosen.shape[0]:
+        chosen = chosen[np.sort(np.random.default_rng(seed).choice(chosen.shape[0], n, replace=False))]
+    return chosen, card

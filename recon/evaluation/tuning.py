@@ -68,6 +68,20 @@ def storage_for(storage: str | Path | None):
             time.sleep(0.5 * (attempt + 1))
 
 
+def run_study(objective, name: str, n_trials: int, storage, sampler) -> optuna.Study:
+    """Create or join the study ``name`` and optimise until it holds ``n_trials`` finished (or, with other workers,
+    running) trials."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", study_name=name, load_if_exists=True,
+                                storage=storage_for(storage), sampler=sampler)
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    if n_trials > done:
+        study.optimize(objective, n_trials=n_trials - done,
+                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)])
+    return study
+
+
 def study_seed(name: str) -> int:
     """A seed for a study's sampler derived from its name, so that no two studies share a trial sequence."""
     return zlib.crc32(name.encode())
@@ -134,17 +148,9 @@ def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, pri
         trial.set_user_attr("worker", worker)
         return float(psnr(x, images).mean())
 
-    chosen = study_seed(name) if sampler_seed is None else sampler_seed
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", study_name=name, load_if_exists=True, storage=storage_for(storage),
-                                sampler=optuna.samplers.TPESampler(seed=chosen + worker,
-                                                                   n_startup_trials=n_startup_trials))
-    n_trials = n_trials if space else 1  # nothing to tune: one evaluation on the validation images
-    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
-    done = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
-    if n_trials > done:
-        study.optimize(objective, n_trials=n_trials - done,
-                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=counted)])
+    chosen = (study_seed(name) if sampler_seed is None else sampler_seed) + worker
+    study = run_study(objective, name, n_trials if space else 1, storage,  # nothing to tune: one evaluation
+                      optuna.samplers.TPESampler(seed=chosen, n_startup_trials=n_startup_trials))
     trials = [{**t.params, "value": t.value, **t.user_attrs} for t in study.trials]
     at_bound = [k for k, r in space.items() if r.at_bound(study.best_params[k])]
     return Tuned(method, fixed, study.best_params, study.best_value, trials, at_bound, chosen)
