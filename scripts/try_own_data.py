@@ -1,6 +1,6 @@
 """Try the own-data commands as a new user would, and record what they print and how long they take.
 
-    python scripts/try_own_data.py            # writes results/own_data.json (about 10 minutes on 2 CPU cores)
+    python scripts/try_own_data.py            # writes results/own_data.json (about 12 minutes on 2 CPU cores)
 
 1. A folder of PNG slices (several per patient, named ``pNN_sliceKK.png``): one command trains a small prior on its
    train split, one reconstructs a slice of a test patient from simulated 16-view CT.
@@ -33,7 +33,16 @@ from recon.data.phantoms import head_ct_phantoms
 from recon.evaluation.results import save_results
 from recon.provenance import ROOT, provenance
 
-CQ500 = "693_J2KI.dcm"  # pydicom's real head CT slice (CQ500 data set, CC BY-NC-SA 4.0)
+CQ500 = "693_J2KI.dcm"  # pydicom's real head CT slice (a regression file; its PatientID names the CQ500 collection)
+
+
+def _pydicom_files() -> Path:
+    import pydicom.data
+
+    return Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
+
+
+PYDICOM_FILES = _pydicom_files()
 
 
 def timed(command: list[str], work: Path) -> dict:
@@ -45,6 +54,7 @@ def timed(command: list[str], work: Path) -> dict:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
     last = [line for line in done.stdout.splitlines() if line.startswith("{")]
     shown = " ".join(["python" if c == sys.executable else c for c in command]).replace(str(work) + "/", "")
+    shown = shown.replace(str(PYDICOM_FILES), "$PYDICOM_TEST_FILES")
     return {"command": shown, "seconds": round(seconds, 1), "printed": json.loads(last[-1]) if last else None}
 
 
@@ -81,9 +91,10 @@ def _dicom_patient(path: Path) -> str | None:
 def main(argv=None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "own_data")
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=1000)
     args = p.parse_args(argv)
     record = provenance("python scripts/try_own_data.py " + " ".join(argv or sys.argv[1:]))
+    started = time.perf_counter()
     shutil.rmtree(args.work, ignore_errors=True)
     work = args.work
     train = [sys.executable, "-m", "recon.train"]
@@ -94,9 +105,7 @@ def main(argv=None) -> Path:
     png_case = test_file(pngs, work / "png_prior", "*.png")
     runs["png_reconstruct"] = timed([*recon, "--prior", str(work / "png_prior"), "--input", str(png_case),
                                      "--out", str(work / "png_recon")], work)
-    import pydicom.data
-
-    dicoms = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
+    dicoms = PYDICOM_FILES
     runs["dicom_train"] = timed([*train, "--data", str(dicoms), "--modality", "ct", "--skip-unreadable", "--small",
                                  "skip", *small, "--batch", "1", "--out", str(work / "dicom_prior")], work)
     dicom_case = test_file(dicoms, work / "dicom_prior", "*.dcm")
@@ -110,7 +119,7 @@ def main(argv=None) -> Path:
                "data_cards": {k: json.loads((work / d / "data_card.json").read_text()) for k, d in
                               (("png", "png_prior"), ("dicom", "dicom_prior"))},
                "cases": {"png": png_case.name, "dicom": dicom_case.name, "cq500": CQ500}}
-    return save_results("own_data", results, record)
+    return save_results("own_data", results, {**record, "seconds": round(time.perf_counter() - started)})
 
 
 def scale_out(work: Path, pngs: Path, train: list[str]) -> dict:

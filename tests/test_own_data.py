@@ -115,16 +115,17 @@ def test_dicom_in_hounsfield_units_and_mixed_modalities(tmp_path):
         ds.PixelData = (ds.pixel_array + 40 * k).astype(ds.pixel_array.dtype).tobytes()
         ds.save_as(root / f"ct{k}.dcm")
     (root / "CT_small.dcm").unlink()
-    ds.Modality, ds.PatientID = "OT", "case_ot"  # a secondary capture of a CT: taken as CT when asked, rescaled to HU
+    ds.Modality, ds.PatientID = "OT", "case_ot"  # no CT tag: left out, and listed
     ds.PixelData = (ds.pixel_array + 200).astype(ds.pixel_array.dtype).tobytes()
     ds.save_as(root / "ot.dcm")
     window = Intensity((-1000.0, 1000.0))
     images, card = folder_images(root, None, 64, "train", options=FolderOptions(modality="ct", intensity=window))
     assert card["modality"] == "ct" and card["intensity"]["window_hu"] == [-1000.0, 1000.0]
-    assert card["skipped"] == [{"file": "MR_small.dcm", "reason": "modality mri, not ct"}]
-    raw = ds.pixel_array.astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    assert card["skipped"] == [{"file": "MR_small.dcm", "reason": "modality mri, not ct (set the tag to use it)"},
+                               {"file": "ot.dcm", "reason": "no CT or MR Modality tag, not ct (set the tag to use it)"}]
+    raw = (ds.pixel_array - 200).astype(float) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)  # case2's
     assert card["source"]["intensity"]["max"] == raw.max()  # in HU (rescaled), not the stored values (1024 above)
-    assert sum(c["patients"] for c in card["counts"].values()) == 4 and images.shape[1:] == (1, 64, 64)
+    assert sum(c["patients"] for c in card["counts"].values()) == 3 and images.shape[1:] == (1, 64, 64)
 
 
 def test_nifti_volume_slices_and_modality(tmp_path):

@@ -248,9 +248,9 @@ def scan(root: Path, options: FolderOptions, split: str | None = None) -> tuple[
 
 
 def select_modality(slices: list[Slice], skipped: list[dict], modality: str) -> tuple[list[Slice], str]:
-    """The slices of one modality: the one asked for (DICOM files of another scanner modality are skipped and
-    listed; those without one, e.g. secondary captures, are taken as the modality asked for), or, with ``"auto"``,
-    the only one present."""
+    """The slices of one modality: the one asked for (files without a modality of their own, PNG, NumPy, NIfTI, take
+    it; DICOM files whose Modality tag says otherwise, secondary captures included, are skipped and listed), or,
+    with ``"auto"``, the only one present."""
     if not slices:
         raise DataFolderError(f"no slice could be used (the files left out, and why: {skipped[:3]} ...).")
     if modality == "auto":
@@ -262,10 +262,11 @@ def select_modality(slices: list[Slice], skipped: list[dict], modality: str) -> 
         return slices, next(iter(present))
     kept = []
     for s in slices:
-        if s.modality in (modality, "display"):
+        if s.modality == modality or s.modality == "display" and "#" not in s.source:  # a PNG, .npy or NIfTI slice
             kept.append(dataclasses.replace(s, modality=modality))
         else:
-            skipped.append({"file": s.source.split("#")[0], "reason": f"modality {s.modality}, not {modality}"})
+            tag = "no CT or MR Modality tag" if s.modality == "display" else f"modality {s.modality}"
+            skipped.append({"file": s.source.split("#")[0], "reason": f"{tag}, not {modality} (set the tag to use it)"})
     return kept, modality
 
 
