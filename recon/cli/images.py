@@ -146,10 +146,7 @@ def write_png(path: Path, image: np.ndarray, scale_to_max: bool = False) -> floa
 
 def write_summary(path: Path, scan: Scan, mean: np.ndarray, spread: np.ndarray, report: dict) -> None:
     """Truth, classical inverse, reconstruction, its error and the posterior spread, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend (a notebook's inline one) is left alone
 
     truth = scan.truth[0, 0].numpy()
     panels = [(truth, "truth", (0, 1)),
@@ -159,7 +156,8 @@ def write_summary(path: Path, scan: Scan, mean: np.ndarray, spread: np.ndarray, 
     if spread is not None:
         panels.append((spread, f"posterior spread (r = {report['spread_error_correlation']:.2f} with the error)",
                        (0, 0.2)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3))
+    fig = Figure(figsize=(2.6 * len(panels), 3))
+    axes = fig.subplots(1, len(panels))
     for ax, (image, title, limits) in zip(axes, panels):
         ax.imshow(image, cmap="gray" if limits[1] == 1 else "magma", vmin=limits[0], vmax=limits[1])
         ax.set_title(title, fontsize=9)
@@ -168,7 +166,6 @@ def write_summary(path: Path, scan: Scan, mean: np.ndarray, spread: np.ndarray, 
                  f"{report['nfe_per_sample']} NFE", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_like_input(out: Path, scan: Scan, mean: np.ndarray) -> str | None:
