@@ -88,7 +88,7 @@ def _layers(params: HeadCTHU, rho, phi, edge: float):
     skull_out = 1.0 - head.scalp
     inner = skull_out - params.skull_scale * np.clip(skull_t, 0.04, 0.11)
     brain_edge = inner - 0.015
-    inside = lambda r: _smooth_sigmoid(rho - r, edge)  # noqa: E731
+    inside = lambda r: _smooth_sigmoid(rho - r, edge)
     hu = HU["air"] + (HU["soft"] - HU["air"]) * inside(1.0)
     hu += (HU["fat"] - HU["soft"]) * inside(1.0 - 0.4 * head.scalp) * (1 - inside(skull_out))
     hu += (HU["bone"] - hu) * inside(skull_out)
