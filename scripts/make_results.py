@@ -9,27 +9,18 @@ The notebooks read these files and repeat a small part live, asserting agreement
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
 
+from recon.cli.arguments import key_values
 from recon.evaluation.experiments import EXPERIMENTS, run_experiment
 from recon.evaluation.results import save_results
 from recon.provenance import code_version, provenance
 
 
 def parse_options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set takes key=value (a JSON value); got {pair!r}.")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    return key_values(pairs, "--set", "out=results/x.json")
 
 
 def main(argv=None) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from recon.cli.arguments import key_values
 from recon.cli.images import Scan, read_scan, write_like_input, write_png, write_summary
 from recon.data.folder import DEFAULT_WINDOW, MODALITIES, DataFolderError
 from recon.evaluation.metrics import psnr, ssim
@@ -111,15 +112,7 @@ def parse_options(args) -> dict:
         tuned = json.loads(args.tuned.read_text())
         options.update(tuned["fixed"], **tuned["best"])
         args.method = args.method or tuned["method"]
-    for pair in args.option:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--option {pair!r}: write KEY=VALUE, e.g. --option lam=0.6.")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    return {**options, **key_values(args.option, "--option", "lam=0.6")}
 
 
 def setting_name(args) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from recon.cli.arguments import key_values
 from recon.cli.images import scan_options
 from recon.data import fine_and_truth
 from recon.data.folder import DataFolderError, FolderOptions, Intensity, folder_images
@@ -83,26 +84,13 @@ def validation_images(args, prior_path: Path, card: dict, size: int):
         raise SystemExit(f"--data {args.data}: {error}") from None
 
 
-def parse_fixed(pairs: list[str]) -> dict:
-    fixed = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--fixed {pair!r}: write KEY=VALUE, e.g. --fixed steps=100.")
-        try:
-            fixed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            fixed[key] = value
-    return fixed
-
-
 def main(argv=None) -> dict:
     args = parse_args(argv)
     path = resolve(args.prior)
     card = load_card(path)
     size = card["config"]["image_size"]
     truth, fine = validation_images(args, path, card, size)
-    fixed = parse_fixed(args.fixed)
+    fixed = key_values(args.fixed, "--fixed", "steps=100")
     prior = load_prior(str(path), args.device) if METHODS[args.method].needs_prior else None
     name = args.study or f"{args.method}|{args.setting}|{card['sha256'][:12]}|{fixed}"
     tuned = tune_method(args.method, make_operator(args.setting, size), truth, prior, fine=fine, fixed=fixed,

@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 
-from recon.data.phantoms import HeadCT, _ellipse_distance, _smooth_sigmoid, _ventricles, draw_head_ct
+from recon.data.phantoms import HeadCT, _ellipse_distance, _head_frame, _smooth_sigmoid, _ventricles, draw_head_ct
 from recon.data.splits import check_request, split_rng
 
 FAMILY = 41  # entropy word of this data family
@@ -73,12 +73,10 @@ def draw_head_ct_hu(rng: np.random.Generator) -> HeadCTHU:
 
 
 def _frame(head: HeadCT, n: int):
+    """Image coordinates ``u, v`` (v up) of the pixel centres, then the head frame of the first family."""
     coords = (np.arange(n) + 0.5) / n * 2 - 1
-    v, u = np.meshgrid(-coords, coords, indexing="ij")  # v up, u right
-    (cx, cy), (a, b) = head.centre, head.semi_axes
-    c, s = math.cos(head.angle), math.sin(head.angle)
-    p, q = c * (u - cx) + s * (v - cy), -s * (u - cx) + c * (v - cy)
-    return u, v, p, q, np.sqrt((p / a) ** 2 + (q / b) ** 2), np.arctan2(q / b, p / a)
+    v, u = np.meshgrid(-coords, coords, indexing="ij")
+    return (u, v, *_head_frame(head, n))
 
 
 def _layers(params: HeadCTHU, rho, phi, edge: float):
