@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from recon.data import brain_slices, fine_and_truth, head_ct_phantoms
+from recon.data.brain_real import brain_real_slices
 from recon.data.folder import (
     DEFAULT_WINDOW,
     MODALITIES,
@@ -32,6 +33,7 @@ from recon.data.folder import (
     folder_images,
 )
 from recon.data.head_ct_hu import head_ct_hu_phantoms
+from recon.data.head_ct_mixed import head_ct_mixed_phantoms
 from recon.data.hospital import private_heads, public_labelled
 from recon.models.checkpoints import build_model, load_card, save_checkpoint, verified_weights
 from recon.models.checkpoints import resolve as resolve_checkpoint
@@ -41,7 +43,8 @@ from recon.training import LOSSES, ECTLoss, EpochBatches, SupervisedLoss, TrainC
 from recon.training.privacy import ACCOUNTANTS, DPConfig, PoissonBatches, make_private
 
 DATASETS = {"head_ct": head_ct_phantoms, "brain": brain_slices, "head_ct_public": public_labelled,
-            "head_ct_private": private_heads, "head_ct_hu": head_ct_hu_phantoms}
+            "head_ct_private": private_heads, "head_ct_hu": head_ct_hu_phantoms, "brain_real": brain_real_slices,
+            "head_ct_mixed": head_ct_mixed_phantoms}
 # Loaders returning (images, labels), for class-conditional training, and the labels each holds.
 LABELS_SEEN = {"head_ct_public": (0,), "head_ct_private": (0, 1)}
 LABELLED = set(LABELS_SEEN)

@@ -7,16 +7,22 @@ import numpy as np
 import torch
 
 from recon.data.brain import brain_slice_params, render_brain_slice
+from recon.data.brain_real import brain_real_params, render_brain_real
 from recon.data.head_ct_hu import head_ct_hu_params, render_head_ct_hu
+from recon.data.head_ct_mixed import head_ct_mixed_params, render_head_ct_mixed
 from recon.data.phantoms import head_ct_params, render_head_ct
 from recon.data.splits import check_request
 
 RENDERERS = {
     "head_ct_hu": lambda split, seed, i, size, factor: render_head_ct_hu(head_ct_hu_params(split, seed, i),
                                                                          size * factor),
+    "head_ct_mixed": lambda split, seed, i, size, factor: render_head_ct_mixed(head_ct_mixed_params(split, seed, i),
+                                                                               size * factor),
     "head_ct": lambda split, seed, i, size, factor: render_head_ct(head_ct_params(split, seed, i), size * factor),
     "brain": lambda split, seed, i, size, factor: render_brain_slice(brain_slice_params(split, seed, i, size),
                                                                      size * factor),
+    "brain_real": lambda split, seed, i, size, factor: render_brain_real(brain_real_params(split, seed, i, size),
+                                                                         size * factor),
 }
 
 

@@ -78,13 +78,15 @@ def save_checkpoint(net: nn.Module, card: dict, out: Path) -> Path:
     return out
 
 
-SHIPPED_DATA = ("head_ct", "brain")
+SHIPPED_DATA = ("head_ct_mixed", "head_ct_hu", "brain_real", "head_ct", "brain")  # longest first: the first prefix matched names the data
 
 
 def shipped_folder(name: str) -> str:
     """The folder of a shipped checkpoint: ``head_ct`` -> ``head_ct_64``, ``head_ct_cm`` -> ``head_ct_64_cm``,
     ``head_ct_sup_ct16`` -> ``head_ct_64_sup_ct16`` (the data set, the image size, then what kind of network)."""
     for data in SHIPPED_DATA:
+        if name == data:
+            return f"{data}_64"
         if name.startswith(data + "_"):
             return f"{data}_64_{name[len(data) + 1:]}"
     return f"{name}_64"

@@ -1,0 +1,153 @@
+"""Does it work on real scans? (the "priors that hold on real anatomy" issue)
+
+Real head CT and brain MR slices of people no prior ever saw (:mod:`recon.data.real_scans`), measured off the
+reconstruction grid at the shift chapter's training settings (CT 16 views, MRI 4x equispaced), noise-free and with the
+protocol's physical noise. Every method is tuned alike on validation images of a data family (never on a real
+scan): the shipped priors and TV on the family the shipped priors learnt, the retrained priors and TV on the richer
+family they learnt. Beside them: the classical inverse, the shift chapter's supervised networks, and the posterior
+spread of each prior (does it grow where the error does?). Then the same priors on the phantom test sets, to see
+what the richer training costs there.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+import recon
+from recon.evaluation import protocol
+from recon.evaluation.shift_study import NETWORKS, TRAINED_AT, available
+from recon.operators.noise import simulate
+from recon.operators.settings import make_operator
+
+# modality -> (shift-chapter data family, its setting, the classical inverse, priors: label -> (checkpoint, family))
+MODALITIES = {
+    "ct": {"dataset": "head_ct", "classical": "fbp", "noise": protocol.LOW_DOSE,
+           "priors": {"shipped": ("head_ct", "head_ct"), "retrained": ("head_ct_hu", "head_ct_hu")}},
+    "mri": {"dataset": "brain", "classical": "zero_filled", "noise": protocol.MRI_SNR,
+            "priors": {"shipped": ("brain", "brain"), "retrained": ("brain_real", "brain_real")}},
+}
+FIGURE_IMAGES = {"ct": ("cq500", "jxd", "cranium60"), "mri": ("mr_small", "emri4", "dipy_t1")}
+
+
+def real_images(modality: str, size: int = 64, factor: int = 4):
+    """``(scans, truth, fine)`` of the modality's real test slices, the fine grid ``factor`` times finer (the
+    protocol's factor for the validation images too)."""
+    from recon.data.real_scans import fine_and_truth_of, real_ct_scans, real_mr_scans
+
+    scans = real_ct_scans() if modality == "ct" else real_mr_scans()
+    truth, fine = fine_and_truth_of(scans, size, factor)
+    return scans, truth, fine
+
+
+def spread_report(samples: torch.Tensor, truth: torch.Tensor) -> dict:
+    """Per image: PSNR of the posterior mean and of single samples, mean spread, 90 % coverage, corr(spread, |error|)."""
+    from recon.evaluation.metrics import psnr
+    from recon.evaluation.uncertainty import summarize
+
+    report = summarize(samples, truth)
+    return {"mean_psnr": report.psnr_mean.tolist(),
+            "sample_psnr": torch.stack([psnr(s, truth) for s in samples]).mean(0).tolist(),
+            "std": report.std.flatten(1).mean(1).tolist(), "coverage": report.coverage.tolist(),
+            "correlation": report.std_error_correlation.tolist()}
+
+
+def condition(modality: str, noise, priors: dict, *, nfe: int, n_val: int, n_trials: int, spread_k: int, seed: int,
+              factor: int = 4, device="cpu") -> tuple[dict, dict]:
+    """One modality under one noise model: every method on the real slices; ``(result, figure arrays)``."""
+    from recon.evaluation.uncertainty import posterior_samples
+
+    spec = MODALITIES[modality]
+    setting = TRAINED_AT[spec["dataset"]]
+    operator = make_operator(setting, seed=seed)
+    scans, truth, fine = real_images(modality, factor=factor)
+    y, noise_std = simulate(operator, truth, noise, seed, fine)
+    names = [s.name for s in scans]
+    figure_index = [names.index(n) for n in FIGURE_IMAGES[modality]]
+    figure = {"truth": truth[figure_index, 0].numpy()}
+    rows, tuned, spreads = {}, {}, {}
+
+    def run(label, prior, method, options):
+        start = time.perf_counter()
+        x, record = recon.reconstruct(y.to(device), operator, prior, method, noise_std=noise_std, seed=seed, **options)
+        x = x.cpu()  # scored unclamped, as protocol.test_method scores the phantom rows
+        rows[label] = {"method": method, "options": options, "psnr": psnr(x, truth).tolist(),
+                       "ssim": ssim(x, truth).tolist(), "nfe": record.nfe,
+                       "seconds_per_image": (time.perf_counter() - start) / len(x)}
+        figure[label] = x[figure_index, 0].numpy()
+        print(f"  {label}: {np.mean(rows[label]['psnr']):.2f} dB", flush=True)
+
+    from recon.evaluation.metrics import psnr, ssim
+
+    run(spec["classical"], None, spec["classical"], {})
+    for label, (checkpoint, family) in spec["priors"].items():
+        prior = priors[checkpoint]
+        task = protocol.Task(setting, operator, family, noise, classical=spec["classical"])
+        result = protocol.tune_task(task, prior, protocol.candidates(task, nfe), n_val=n_val, n_trials=n_trials,
+                                    seed=seed, device=device)
+        tuned[label] = result
+        run(f"TV (tuned on {family} validation)", None, "tv", {**result["tv"]["fixed"], **result["tv"]["best"]})
+        for method in task.score_methods():
+            run(f"{label} prior, {method}", prior, method, {**result[method]["fixed"], **result[method]["best"]})
+        method = task.score_methods()[0]
+        samples = posterior_samples(y.to(device), operator, prior, method, k=spread_k, seed=seed, noise_std=noise_std,
+                                    **{**result[method]["fixed"], **result[method]["best"]}).cpu()
+        spreads[label] = {"method": method, **spread_report(samples, truth)}
+        figure[f"{label} spread"] = samples.std(0)[figure_index, 0].numpy()
+        figure[f"{label} posterior mean"] = samples.mean(0)[figure_index, 0].numpy()
+    for kind, name in NETWORKS[spec["dataset"]].items():
+        if available(name):
+            run(f"network ({kind}, {spec['dataset']})", None, "supervised", {"network": name})
+    result = {"setting": setting, "noise": "noise-free" if noise is None else noise.describe(), "noise_std": noise_std,
+              "images": names, "subjects": [s.subject for s in scans], "sources": [s.source for s in scans],
+              "upsampled": [s.upsampled for s in scans], "rows": rows, "tuned": tuned, "spread": spreads,
+              "priors": {label: {"checkpoint": c, "family": f} for label, (c, f) in spec["priors"].items()}}
+    return result, {k: v.astype(np.float16) for k, v in figure.items()}
+
+
+def phantom_check(modality: str, noise, priors: dict, tuned: dict, *, nfe: int, n_images: int, n_val: int,
+                  n_trials: int, seed: int, device="cpu") -> dict:
+    """Both priors on the shipped family's phantom test set at the same setting, each with its proximal step tuned on
+    that family's validation images (the shipped prior's tuning is reused from the real-scan run)."""
+    spec = MODALITIES[modality]
+    setting = TRAINED_AT[spec["dataset"]]
+    task = protocol.Task(setting, make_operator(setting, seed=seed), spec["dataset"], noise, classical=spec["classical"])
+    method = task.score_methods()[0]
+    truth, y, noise_std = protocol.test_data(task, n_images, seed)
+    rows = {}
+    for label, (checkpoint, family) in spec["priors"].items():
+        if family == spec["dataset"]:
+            options = tuned[label][method]
+        else:
+            choice = {method: (method, protocol.fixed_options(method, nfe))}
+            options = protocol.tune_task(task, priors[checkpoint], choice, n_val=n_val, n_trials=n_trials, seed=seed,
+                                         device=device)[method]
+        rows[f"{label} prior, {method}"] = protocol.test_method(task, priors[checkpoint], method,
+                                                               {**options["fixed"], **options["best"]}, y, noise_std,
+                                                               truth, seed=seed, device=device)
+        print(f"  phantoms, {label}: {np.mean(rows[f'{label} prior, {method}']['psnr']):.2f} dB", flush=True)
+    return {"setting": setting, "dataset": spec["dataset"], "noise": task.noise_name, "rows": rows}
+
+
+def real_scan_study(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: int = 8, n_phantoms: int = 32,
+                    modalities=("ct", "mri"), factor: int = 4, seed: int = 0, device="cpu") -> tuple[dict, dict]:
+    """The whole study: ``(results, figure arrays keyed "modality|noise-free or noisy|row")``."""
+    out, arrays = {}, {}
+    for modality in modalities:
+        spec = MODALITIES[modality]
+        priors = {checkpoint: recon.load_prior(checkpoint, device) for checkpoint, _ in spec["priors"].values()}
+        out[modality] = []
+        for noise in (None, spec["noise"]):
+            print(modality, "noise-free" if noise is None else noise.describe(), flush=True)
+            start = time.perf_counter()
+            result, figure = condition(modality, noise, priors, nfe=nfe, n_val=n_val, n_trials=n_trials,
+                                       spread_k=spread_k, seed=seed, factor=factor, device=device)
+            result["phantoms"] = phantom_check(modality, noise, priors, result["tuned"], nfe=nfe, n_images=n_phantoms,
+                                               n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+            result["seconds"] = round(time.perf_counter() - start)
+            out[modality].append(result)
+            tag = "noise-free" if noise is None else "noisy"
+            arrays.update({f"{modality}|{tag}|{k}": v for k, v in figure.items()})
+    return out, arrays
