@@ -183,4 +183,4 @@ def test_mixed_head_ct_draws_each_image_from_one_family():
     for i, is_hu in enumerate(kinds):
         np.testing.assert_allclose(mixed[i], (hu if is_hu else first)[i], atol=1e-6)
     truth, fine = fine_and_truth("head_ct_mixed", 2, 32, "val", 0, factor=2)
-    assert fine.shape == (2, 1, 64, 64)
+    assert fine.shape == (2, 1, 64, 64) and truth.shape == (2, 1, 32, 32)
