@@ -117,11 +117,16 @@ def brain_slices(n: int, size: int = 64, split: str = "train", seed: int = 0) ->
 def brain_slice_params(split: str, seed: int, index: int, base: int) -> BrainSlice:
     """The description of image ``index`` of a split: a slab drawn in proportion to its thickness, a level in it,
     and the augmentation (its warp drawn on a ``base`` grid, the size the slice is usually rendered at)."""
+    rng = split_rng(split, seed, index, FAMILY)
+    return draw_brain_slice(rng, slab_level(rng, split), base)
+
+
+def slab_level(rng: np.random.Generator, split: str) -> float:
+    """An axial level of one of the split's slabs, the slab drawn in proportion to its thickness (two draws)."""
     slabs = np.array(SLABS[split], dtype=np.float64)
     lengths = slabs[:, 1] - slabs[:, 0]
-    rng = split_rng(split, seed, index, FAMILY)
     lo, hi = slabs[rng.choice(len(slabs), p=lengths / lengths.sum())]
-    return draw_brain_slice(rng, rng.uniform(lo, hi), base)
+    return rng.uniform(lo, hi)
 
 
 brain_slices.__doc__ = brain_slices.__doc__.format(SLABS=SLABS)

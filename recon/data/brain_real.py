@@ -31,7 +31,7 @@ import numpy as np
 import scipy.ndimage as ndi
 import torch
 
-from recon.data.brain import FIELD_OF_VIEW_MM, SLABS, BrainSlice, draw_brain_slice, render_brain_slice
+from recon.data.brain import FIELD_OF_VIEW_MM, BrainSlice, draw_brain_slice, render_brain_slice, slab_level
 from recon.data.splits import check_request, split_rng
 
 FAMILY = 37
@@ -103,10 +103,7 @@ def draw_real_slice(rng: np.random.Generator, source: str, split: str, base: int
         offset = tuple(rng.uniform(-50.0, 50.0, size=2)) if zoomed else (0.0, 0.0)
     else:
         orientation, fov, offset = "axial", FIELD_OF_VIEW_MM, (0.0, 0.0)
-        slabs = np.array(SLABS[split], dtype=np.float64)
-        lengths = slabs[:, 1] - slabs[:, 0]
-        lo, hi = slabs[rng.choice(len(slabs), p=lengths / lengths.sum())]
-        level = rng.uniform(lo, hi)
+        level = slab_level(rng, split)
     augment = draw_brain_slice(rng, level, base)
     gamma = rng.uniform(0.75, 1.35)
     sigma = rng.uniform(0.0, 0.02)
@@ -155,10 +152,7 @@ def brain_real_params(split: str, seed: int, index: int, base: int):
     probabilities = PROBABILITIES[split]
     source = str(rng.choice(list(probabilities), p=list(probabilities.values())))
     if source == "tissue":
-        slabs = np.array(SLABS[split], dtype=np.float64)
-        lengths = slabs[:, 1] - slabs[:, 0]
-        lo, hi = slabs[rng.choice(len(slabs), p=lengths / lengths.sum())]
-        return draw_brain_slice(rng, rng.uniform(lo, hi), base)
+        return draw_brain_slice(rng, slab_level(rng, split), base)
     return draw_real_slice(rng, source, split, base)
 
 

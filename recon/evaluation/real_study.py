@@ -18,6 +18,7 @@ import torch
 
 import recon
 from recon.evaluation import protocol
+from recon.evaluation.metrics import psnr, ssim
 from recon.evaluation.shift_study import NETWORKS, TRAINED_AT, available
 from recon.operators.noise import simulate
 from recon.operators.settings import make_operator
@@ -78,8 +79,6 @@ def condition(modality: str, noise, priors: dict, *, nfe: int, n_val: int, n_tri
                        "seconds_per_image": (time.perf_counter() - start) / len(x)}
         figure[label] = x[figure_index, 0].numpy()
         print(f"  {label}: {np.mean(rows[label]['psnr']):.2f} dB", flush=True)
-
-    from recon.evaluation.metrics import psnr, ssim
 
     run(spec["classical"], None, spec["classical"], {})
     for label, (checkpoint, family) in spec["priors"].items():
