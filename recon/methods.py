@@ -6,7 +6,7 @@ operator, prior, noise level, generators, callback) with typed keyword options; 
 (:mod:`recon.sampling`); the baselines are classical solvers.
 
 The defaults are starting points (chosen early on validation images with half-trained priors); the book's evaluation
-protocol (:mod:`recon.evaluation.protocol`) tunes every free parameter per setting and reports the values it chose.
+protocol (:mod:`studies.protocol`) tunes every free parameter per setting and reports the values it chose.
 TV's default weight is the operator's ``default_tv_weight``.
 """
 

@@ -8,8 +8,8 @@ import time
 import torch
 
 from recon._checks import check_noise_std
-from recon.evaluation.metrics import relative_residual
 from recon.methods import METHODS, Problem
+from recon.metrics import relative_residual
 from recon.models.checkpoints import load_denoiser
 from recon.models.denoiser import CountingDenoiser, Denoiser
 from recon.operators.base import LinearOperator

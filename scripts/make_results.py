@@ -14,9 +14,9 @@ import sys
 import time
 
 from recon.cli.arguments import key_values
-from recon.evaluation.experiments import EXPERIMENTS, run_experiment
-from recon.evaluation.results import save_results
 from recon.provenance import code_version, provenance
+from studies.experiments import EXPERIMENTS, run_experiment
+from studies.results import save_results
 
 
 def parse_options(pairs: list[str]) -> dict:

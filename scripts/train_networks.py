@@ -15,9 +15,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from recon.evaluation.shift_study import network_commands
-from recon.evaluation.synthetic_study import dp_commands
 from recon.train import main as train_main
+from studies.shift_study import network_commands
+from studies.synthetic_study import dp_commands
 
 
 def main(argv=None) -> int:

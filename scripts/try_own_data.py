@@ -30,8 +30,8 @@ from PIL import Image
 
 from recon.data.folder import hashed
 from recon.data.phantoms import head_ct_phantoms
-from recon.evaluation.results import save_results
 from recon.provenance import ROOT, provenance
+from studies.results import save_results
 
 CQ500 = "693_J2KI.dcm"  # pydicom's real head CT slice (a regression file; its PatientID names the CQ500 collection)
 

@@ -9,13 +9,13 @@ import pytest
 import torch
 
 import recon
-from recon.evaluation.tuning import space_for
 from recon.models import ConsistencyDenoiser, Denoiser, UNet, is_consistency_model
 from recon.models.checkpoints import load_card, shipped_folder
 from recon.random import generators, randn
 from recon.sampling import get_sigmas_consistency, sample_consistency
 from recon.train import main as train_main
 from recon.training import ECTLoss
+from recon.tuning import space_for
 
 SIZE = 8
 
@@ -164,7 +164,7 @@ def synthetic_entry(noise: str, shift: float) -> dict:
 
 
 def test_goal_rows_are_chosen_on_validation_values_and_verdicts_need_the_whole_interval():
-    from recon.evaluation.consistency_study import goal_rows, goals
+    from studies.consistency_study import goal_rows, goals
 
     entry = synthetic_entry("noise-free", 0.0)
     rows = goal_rows(entry)  # budget 2 validates best among <= 4 (budget 8 is out of reach)

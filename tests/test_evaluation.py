@@ -7,10 +7,10 @@ import pytest
 import torch
 from test_sampling import gaussian_problem
 
-from recon.evaluation.statistics import paired_difference
-from recon.evaluation.uncertainty import posterior_samples, summarize
 from recon.guidance import ProximalGuide
 from recon.sampling import get_sigmas_karras, sample_em
+from studies.statistics import paired_difference
+from studies.uncertainty import posterior_samples, summarize
 
 
 def test_the_bootstrap_interval_covers_the_true_difference_and_calls_ties():
@@ -67,7 +67,7 @@ def test_posterior_samples_are_distinct_draws_in_one_pass():
 
 def test_every_method_is_tuned_by_one_protocol_with_its_own_seed():
     import recon
-    from recon.evaluation.tuning import Range, study_seed, tune_method
+    from recon.tuning import Range, study_seed, tune_method
 
     op = recon.ParallelBeamCT(16, 6)
     images = recon.data.head_ct_phantoms(3, 16, "val", 0)
@@ -86,7 +86,7 @@ def test_every_method_is_tuned_by_one_protocol_with_its_own_seed():
 
 def test_the_protocol_tunes_on_validation_and_tests_off_grid():
     import recon
-    from recon.evaluation import protocol
+    from studies import protocol
 
     op = recon.ParallelBeamCT(16, 6)
     prior = recon.models.GaussianDenoiser(torch.full((1, 16, 16), 0.3), 0.02 * torch.eye(256))
@@ -103,7 +103,7 @@ def test_the_protocol_tunes_on_validation_and_tests_off_grid():
     crime = protocol.run_task(task, prior, tuned, n_images=3, seed=0, off_grid=False)
     assert crime["rows"][0]["psnr"] != result["rows"][0]["psnr"]  # the data differ: the inverse crime is a choice
     assert [t.key for t in protocol.tasks()][-1] == "MRI, 8x|noise-free|test_shift"
-    from recon.evaluation.tuning import Range  # a given space replaces the method's own (here: the step's cut-off too)
+    from recon.tuning import Range  # a given space replaces the method's own (here: the step's cut-off too)
     clean = protocol.Task("CT, 6 views", op, "head_ct")
     space = {"lam": Range(0.0, 1.0), "rcond": Range(1e-6, 1e-1, log=True)}
     truncated = protocol.tune_task(clean, prior, {"p": ("proximal", {"steps": 2})}, n_val=2, n_trials=2, seed=0,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 from test_sampling import gaussian_problem
 
-from recon.evaluation.ablation import lambda_sweep
-from recon.evaluation.tuning import tune_method
 from recon.operators import GaussianCS
 from recon.operators.noise import RelativeGaussian
+from recon.tuning import tune_method
+from studies.ablation import lambda_sweep
 
 
 def test_study_resumes_from_sqlite(tmp_path):

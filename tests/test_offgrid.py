@@ -72,7 +72,7 @@ def test_fine_renderings_are_the_loaders_images_up_to_rasterisation():
     for dataset, loader, floor in (("head_ct", recon.data.head_ct_phantoms, 45), ("brain", recon.data.brain_slices, 30)):
         truth, fine = fine_and_truth(dataset, 3, 32, "test", 0, factor=4)
         assert fine.shape == (3, 1, 128, 128) and torch.allclose(truth, fine.reshape(3, 1, 32, 4, 32, 4).mean((3, 5)))
-        assert float(recon.evaluation.psnr(truth, loader(3, 32, "test", 0)).min()) > floor
+        assert float(recon.metrics.psnr(truth, loader(3, 32, "test", 0)).min()) > floor
     with pytest.raises(ValueError, match="factor must be an integer >= 2"):
         fine_and_truth("head_ct", 1, 32, factor=1)
     with pytest.raises(ValueError, match=r"shape \(B, 1, f\*16, f\*16\)"):

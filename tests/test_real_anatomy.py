@@ -149,7 +149,7 @@ def test_colin27_is_a_whole_head(packaged):
 
 
 def test_spread_report_tracks_the_error():
-    from recon.evaluation.real_study import spread_report
+    from studies.real_study import spread_report
 
     g = torch.Generator().manual_seed(0)
     truth = torch.rand(3, 1, 16, 16, generator=g)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from recon.evaluation.realism import denoising_residual
 from recon.models import GaussianDenoiser
+from studies.realism import denoising_residual
 
 
 def test_denoising_residual_ranks_off_prior_images_higher():

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import recon
-from recon.evaluation.shift_study import NETWORKS, oracle_name, setting_tag, shift_grid
 from recon.operators.settings import classical, make_operator
 from recon.train import main as train_main
 from recon.training import SupervisedLoss
+from studies.shift_study import NETWORKS, oracle_name, setting_tag, shift_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--size", "16", "--n-train", "24", "--batch", "8", "--base", "8", "--mults", "1", "2", "--warmup", "1",
@@ -137,7 +137,7 @@ def _results(oracle: bool = True) -> dict:
 
 
 def test_shift_costs_are_paired_adapted_minus_deployed_and_need_an_oracle_for_networks():
-    from recon.evaluation import shift_report
+    from studies import shift_report
 
     costs = shift_report.costs(_results())
     shifted = costs[1]
@@ -150,7 +150,7 @@ def test_shift_costs_are_paired_adapted_minus_deployed_and_need_an_oracle_for_ne
 
 
 def test_the_shift_goals_count_verdicts_over_the_shifted_points_only():
-    from recon.evaluation import shift_report
+    from studies import shift_report
 
     goals = shift_report.goals(_results())
     assert goals["in_distribution"]["head_ct"].mean > 1.9  # the network wins at home in this miniature
@@ -168,7 +168,7 @@ def test_the_shift_goals_count_verdicts_over_the_shifted_points_only():
 
 
 def test_the_network_list_names_every_checkpoint_once_with_its_settings():
-    from recon.evaluation.shift_study import FAMILY, ORACLES, network_commands
+    from studies.shift_study import FAMILY, ORACLES, network_commands
 
     commands = network_commands()
     folders = [folder for folder, _ in commands]

@@ -10,9 +10,9 @@ import torch
 import recon
 from recon.data.hospital import CLASSES, private_heads, public_heads
 from recon.data.phantoms import head_ct_phantoms
-from recon.evaluation import synthetic_study as st
 from recon.models.denoiser import ClassConditioned, EDMDenoiser
 from recon.models.networks import UNet
+from studies import synthetic_study as st
 
 
 def tiny_conditional() -> EDMDenoiser:

@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 from recon.cli.arguments import key_values
 from recon.cli.images import Scan, read_scan, write_like_input, write_png, write_summary
 from recon.data.folder import DEFAULT_WINDOW, MODALITIES, DataFolderError
-from recon.evaluation.metrics import psnr, ssim
 from recon.methods import METHODS
+from recon.metrics import psnr, ssim
 from recon.models.checkpoints import load_card, resolve
 from recon.models.precision import PRECISIONS
 from recon.models.precision import resolve as resolve_precision

@@ -1,4 +1,4 @@
-"""Tune a method's free parameters on validation images by the book's protocol (:mod:`recon.evaluation.tuning`),
+"""Tune a method's free parameters on validation images by the book's protocol (:mod:`recon.tuning`),
 from the command line, as one worker of a study that several processes or machines may share.
 
     python -m recon.tune --prior head_ct --data head_ct --setting ct:16 --method proximal --n-trials 20 \\
@@ -24,11 +24,11 @@ from recon.cli.arguments import key_values
 from recon.cli.images import scan_options
 from recon.data import fine_and_truth
 from recon.data.folder import DataFolderError, FolderOptions, Intensity, folder_images
-from recon.evaluation.tuning import tune_method
 from recon.methods import METHODS
 from recon.models.checkpoints import load_card, resolve
 from recon.operators.settings import make_operator
 from recon.reconstruction import load_prior
+from recon.tuning import tune_method
 
 
 def parse_args(argv=None):

@@ -18,7 +18,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from recon.models.checkpoints import sha256
+from recon.files import sha256
 
 
 class FetchError(RuntimeError):

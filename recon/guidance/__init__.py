@@ -1,9 +1,9 @@
 """Guides: what a sampler does around each network evaluation to honour the measurements (see ``base``)."""
 
-from recon.guidance.base import Compose, Guide, StepContext, guided_denoise
 from recon.guidance.ddrm import DDRMProximalGuide
 from recon.guidance.dps import DPSGuide
 from recon.guidance.proximal import EstimateProjectionGuide, MeasurementGuide, ProximalGuide, ReplacementGuide
+from recon.sampling.hooks import Compose, Guide, StepContext, guided_denoise
 
 __all__ = [
     "Compose",

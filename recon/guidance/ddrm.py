@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from recon._checks import check_noise_std
-from recon.guidance.base import StepContext
 from recon.guidance.proximal import MeasurementGuide, ProximalGuide
 from recon.operators.base import LinearOperator
 from recon.random import randn
+from recon.sampling.hooks import StepContext
 
 
 class DDRMProximalGuide(MeasurementGuide):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from recon.guidance.base import Guide, StepContext
 from recon.operators.base import LinearOperator
+from recon.sampling.hooks import Guide, StepContext
 
 
 class DPSGuide(Guide):

@@ -22,10 +22,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from recon._checks import check_positive_int
-from recon.guidance.base import StepContext
 from recon.guidance.proximal import SIGMA_FORM, MeasurementGuide
 from recon.operators.base import LinearOperator
 from recon.sampling.conditional import y_t
+from recon.sampling.hooks import StepContext
 
 
 def evaluations_per_step(variant: str = "filter", substeps: int = 1, points: int = 4, lateral: int = 0) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 
 from recon._checks import check_lam
-from recon.guidance.base import Guide, StepContext
 from recon.operators.base import LinearOperator
 from recon.sampling.conditional import y_t
+from recon.sampling.hooks import Guide, StepContext
 from recon.sampling.schedules import SigmaSchedule
 
 SIGMA_FORM = SigmaSchedule()

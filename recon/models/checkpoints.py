@@ -3,7 +3,6 @@ then builds the model class that the card's ``kind`` names through :data:`MODEL_
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sysconfig
 from collections.abc import Callable
@@ -13,6 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from recon.files import sha256
 from recon.models.denoiser import Denoiser, EDMDenoiser
 from recon.models.networks import UNet
 from recon.models.precision import check_precision
@@ -54,14 +54,6 @@ def build_model(kind: str, config: dict) -> Denoiser:
         raise ValueError(f"unknown model kind {kind!r}; registered kinds are {sorted(MODEL_KINDS)} "
                          "(register a builder with recon.models.register_model_kind).")
     return MODEL_KINDS[kind](config)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_checkpoint(net: nn.Module, card: dict, out: Path) -> Path:

@@ -7,6 +7,7 @@ from torch import nn
 
 from recon._checks import check_finite
 from recon.models.precision import autocast, check_precision
+from recon.sampling.steps import score_from_denoised
 
 
 def sigma_batch(sigma, x: torch.Tensor) -> torch.Tensor:
@@ -19,14 +20,6 @@ def sigma_batch(sigma, x: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(sigma).all() or (sigma <= 0).any():
         raise ValueError(f"sigma must be finite and > 0; got min {float(sigma.min())}.")
     return sigma
-
-
-def score_from_denoised(x: torch.Tensor, denoised: torch.Tensor, sigma) -> torch.Tensor:
-    """Tweedie's formula read backwards: ``grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2`` (Efron 2011;
-    Karras et al. 2022, eq. 3). ``sigma`` is a number or a ``(B,)`` tensor. Every sampler takes its score here."""
-    if torch.is_tensor(sigma) and sigma.dim() > 0:
-        sigma = sigma.reshape(-1, *([1] * (x.dim() - 1)))
-    return (denoised - x) / sigma**2
 
 
 class Denoiser:

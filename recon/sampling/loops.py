@@ -14,10 +14,17 @@ import math
 
 import torch
 
-from recon.guidance.base import Guide, StepContext, guided_denoise
-from recon.models.denoiser import score_from_denoised
 from recon.random import Generators
-from recon.sampling.steps import em_step, euler_step, heun_step, langevin_step, ode_derivative, renoise_step
+from recon.sampling.hooks import Guide, StepContext, guided_denoise
+from recon.sampling.steps import (
+    em_step,
+    euler_step,
+    heun_step,
+    langevin_step,
+    ode_derivative,
+    renoise_step,
+    score_from_denoised,
+)
 
 
 def get_sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """One step of each sampler, as a short function of the state, the clean estimate and the noise levels (VE form).
 
 The loops in :mod:`recon.sampling.loops` compose them; the score always comes from
-:func:`recon.models.denoiser.score_from_denoised`.
+:func:`score_from_denoised` (Tweedie), defined here.
 """
 
 from __future__ import annotations
@@ -10,8 +10,15 @@ import math
 
 import torch
 
-from recon.models.denoiser import score_from_denoised
 from recon.random import Generators, randn
+
+
+def score_from_denoised(x: torch.Tensor, denoised: torch.Tensor, sigma) -> torch.Tensor:
+    """Tweedie's formula read backwards: ``grad log p_sigma(x) = (D(x, sigma) - x) / sigma^2`` (Efron 2011;
+    Karras et al. 2022, eq. 3). ``sigma`` is a number or a ``(B,)`` tensor. Every sampler takes its score here."""
+    if torch.is_tensor(sigma) and sigma.dim() > 0:
+        sigma = sigma.reshape(-1, *([1] * (x.dim() - 1)))
+    return (denoised - x) / sigma**2
 
 
 def em_step(x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next: float,

@@ -12,11 +12,16 @@ import time
 import zlib
 from pathlib import Path
 
-import optuna
-import sqlalchemy
 import torch
 
-from recon.evaluation.metrics import psnr
+try:
+    import optuna
+    import sqlalchemy
+except ImportError as error:  # an extra: the library reconstructs without it
+    raise ImportError(f"tuning needs optuna and SQLAlchemy ({error.name} is missing); install them with "
+                      "`pip install 'recon[tune]'`.") from error
+
+from recon.metrics import psnr
 from recon.operators.base import LinearOperator
 from recon.operators.noise import simulate
 from recon.reconstruction import reconstruct

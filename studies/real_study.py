@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 import recon
-from recon.evaluation import protocol
-from recon.evaluation.metrics import psnr, ssim
-from recon.evaluation.shift_study import NETWORKS, TRAINED_AT, available
+from recon.metrics import psnr, ssim
 from recon.operators.noise import simulate
 from recon.operators.settings import make_operator
+from studies import protocol
+from studies.shift_study import NETWORKS, TRAINED_AT, available
 
 # modality -> (shift-chapter data family, its setting, the classical inverse, priors: label -> (checkpoint, family))
 MODALITIES = {
@@ -45,8 +45,8 @@ def real_images(modality: str, size: int = 64, factor: int = 4):
 
 def spread_report(samples: torch.Tensor, truth: torch.Tensor) -> dict:
     """Per image: PSNR of the posterior mean and of single samples, mean spread, 90 % coverage, corr(spread, |error|)."""
-    from recon.evaluation.metrics import psnr
-    from recon.evaluation.uncertainty import summarize
+    from recon.metrics import psnr
+    from studies.uncertainty import summarize
 
     report = summarize(samples, truth)
     return {"mean_psnr": report.psnr_mean.tolist(),
@@ -58,7 +58,7 @@ def spread_report(samples: torch.Tensor, truth: torch.Tensor) -> dict:
 def condition(modality: str, noise, priors: dict, *, nfe: int, n_val: int, n_trials: int, spread_k: int, seed: int,
               factor: int = 4, device="cpu") -> tuple[dict, dict]:
     """One modality under one noise model: every method on the real slices; ``(result, figure arrays)``."""
-    from recon.evaluation.uncertainty import posterior_samples
+    from studies.uncertainty import posterior_samples
 
     spec = MODALITIES[modality]
     setting = TRAINED_AT[spec["dataset"]]

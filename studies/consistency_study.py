@@ -11,10 +11,10 @@ import torch
 
 import recon
 from recon.data.offgrid import fine_and_truth
-from recon.evaluation import protocol
-from recon.evaluation.realism import denoising_residual
-from recon.evaluation.tuning import tune_method
 from recon.models.consistency import ODEConsistency
+from recon.tuning import tune_method
+from studies import protocol
+from studies.realism import denoising_residual
 
 CM_BUDGETS = (1, 2, 4, 8)
 DIFFUSION_BUDGETS = (1, 2, 4, 8, 60, 200, 1000)
@@ -118,7 +118,7 @@ def consistency_check(cm, prior, images: torch.Tensor, sigmas, *, steps: int = 4
         estimates = {"consistency model": cm(x, sigma), "posterior mean (Tweedie)": prior(x, sigma),
                      f"trajectory end (ODE, {2 * steps - 1} NFE)": end}
         out[float(sigma)] = {label: {"to_trajectory_end": (e - end).flatten(1).pow(2).mean(1).sqrt().tolist(),
-                                     "psnr": recon.evaluation.metrics.psnr(e, images).tolist()}
+                                     "psnr": recon.metrics.psnr(e, images).tolist()}
                              for label, e in estimates.items()}
     return out
 
@@ -153,7 +153,7 @@ def goals(entry: dict, *, seed: int = 0) -> dict:
     """The issue's first goal on one setting, as paired differences on the test images with verdicts: the chosen
     CM row within 1 dB of the diffusion prior at 60 evaluations (difference >= -1), and >= 2 dB above the diffusion
     prior at the same budget and above Tweedie + proximal step."""
-    from recon.evaluation.statistics import paired_difference
+    from studies.statistics import paired_difference
 
     rows, psnr_of = goal_rows(entry), (lambda label: entry["rows"][label]["psnr"])
     out = {"rows": rows}

@@ -6,11 +6,11 @@ import dataclasses
 
 import torch
 
-from recon.evaluation.metrics import psnr, ssim
-from recon.evaluation.realism import denoising_residual
+from recon.metrics import psnr, ssim
 from recon.operators.base import LinearOperator
 from recon.operators.noise import simulate
 from recon.reconstruction import reconstruct
+from studies.realism import denoising_residual
 
 
 @dataclasses.dataclass
@@ -35,7 +35,7 @@ def lambda_sweep(operator: LinearOperator, images: torch.Tensor, prior, lams, *,
     """Reconstruct every image at every lam in one batch (lam per sample) with the proximal step (DDRM's noise-aware
     rule under a ``noise`` model, Song et al.'s step without one) and no final projection, so that lam's effect on the
     data fit shows. Measurements are simulated off-grid from ``fine`` when given (:func:`recon.operators.simulate`). Image ``i`` uses seed ``seed + i`` at every lam, so the rows differ only by
-    lam. ``realism`` is :func:`recon.evaluation.realism.denoising_residual` under the same prior."""
+    lam. ``realism`` is :func:`studies.realism.denoising_residual` under the same prior."""
     lams = torch.as_tensor(lams, dtype=torch.float64)
     L, N = len(lams), images.shape[0]
     y, noise_std = simulate(operator, images, noise, seed, fine)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recon.evaluation.consistency_study import verdict
-from recon.evaluation.shift_study import FAMILY, TRAINED_AT
-from recon.evaluation.statistics import mean_se, paired_difference
+from studies.consistency_study import verdict
+from studies.shift_study import FAMILY, TRAINED_AT
+from studies.statistics import mean_se, paired_difference
 
 PRIOR, PRIOR_HERE = "prior, λ carried over", "prior, λ tuned here"
 NETS = ("network (single)", "network (family)", "network (oracle)")

@@ -10,10 +10,10 @@ import torch
 
 import recon
 from recon.data.offgrid import fine_and_truth
-from recon.evaluation import protocol
-from recon.evaluation.metrics import psnr, ssim
-from recon.evaluation.tuning import tune_method
 from recon.guidance.path import evaluations_per_step
+from recon.metrics import psnr, ssim
+from recon.tuning import tune_method
+from studies import protocol
 
 # The path variants of the head-to-head; each runs budget // evaluations_per_step(**options) sampler levels.
 PATH_VARIANTS = {"path (filter)": {"variant": "filter", "substeps": 1},

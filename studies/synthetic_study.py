@@ -259,8 +259,8 @@ def utility_and_fidelity(images, labels, sets: dict, real: dict, *, seed: int) -
 def reconstruction(prior, *, nfe: int, n_images: int, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
     """The prior (unconditional entry) in Song et al.'s proximal method at CT 16 views, off-grid test images of the
     private kind, λ tuned on validation images by the protocol."""
-    from recon.evaluation import protocol
-    from recon.evaluation.shift_study import Shift, tune_lambda
+    from studies import protocol
+    from studies.shift_study import Shift, tune_lambda
 
     task = Shift("ct:16", "head_ct", "views", 16).task(seed)
     tuned = tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials, seed=seed, device=device)

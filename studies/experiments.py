@@ -2,7 +2,7 @@
 
 ``scripts/make_results.py NAME`` runs one through :func:`run_experiment` (which records every option used) and
 writes ``results/NAME.json`` with its provenance; the notebooks read the file and repeat a small part live
-(:func:`recon.evaluation.results.spot_check`). All of them follow :mod:`recon.evaluation.protocol`.
+(:func:`studies.results.spot_check`). All of them follow :mod:`studies.protocol`.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import torch
 
 import recon
 from recon.data.offgrid import fine_and_truth
-from recon.evaluation import protocol
-from recon.evaluation.ablation import lambda_sweep
-from recon.evaluation.metrics import psnr
-from recon.evaluation.path_study import PATH_VARIANTS, run_rows, tune_baselines
-from recon.evaluation.realism import denoising_residual
-from recon.evaluation.tuning import tune_method
 from recon.guidance.path import evaluations_per_step
+from recon.metrics import psnr
+from recon.tuning import tune_method
+from studies import protocol
+from studies.ablation import lambda_sweep
+from studies.path_study import PATH_VARIANTS, run_rows, tune_baselines
+from studies.realism import denoising_residual
 
 EXPERIMENTS: dict[str, Callable[..., dict]] = {}
 
@@ -126,7 +126,7 @@ def realism_validation(*, n_images: int = 32, sigmas=(0.02, 0.05), seed: int = 0
 @experiment
 def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: int = 60, curve_nfes=(10, 30, 60, 100,
                300), curve_images: int = 8, k: int = 8, seed: int = 0, device: str = "cpu") -> dict:
-    """The evaluation protocol (recon.evaluation.protocol) on every task: methods tuned alike on validation images
+    """The evaluation protocol (studies.protocol) on every task: methods tuned alike on validation images
     at ``nfe`` network evaluations, tested on ``n_images`` off-grid test images; the inverse-crime numbers of one task
     beside its honest ones; quality against NFE and posterior spread on two tasks."""
     priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
@@ -171,7 +171,7 @@ TRANSFER = {"CT, 16 views": ("CT, 8 views", "CT, 23 views"), "MRI, 8x": ("MRI, 4
 def path_guided(*, budgets=(100, 500), large_budget_tasks=("CT, 16 views|noise-free|test", "MRI, 8x|noise-free|test"),
                 n_images: int = 32, n_val: int = 8, n_trials: int = 10, seed: int = 0, device: str = "cpu",
                 out: str | None = None) -> dict:
-    """The path-guided head-to-head (recon.evaluation.path_study) at the first budget of network evaluations per
+    """The path-guided head-to-head (studies.path_study) at the first budget of network evaluations per
     image on every setting, and at the larger budgets on ``large_budget_tasks``, the baselines tuned per setting and
     budget on validation images (the transfer test is :func:`path_transfer`). With ``out``, the partial result is
     written there after every setting (a long run that is cut short keeps what it finished)."""
@@ -200,7 +200,7 @@ def path_transfer(*, head_to_head: str = "results/path_guided.json", budget: int
     applied unchanged at CT 8 / 23 views and MRI 4x (same noise model). Where the target is also in the head-to-head
     (CT 8, MRI 4x) only the transferred baselines run (the untuned rows are the head-to-head's); at CT 23 views
     λ = 1 and the two default path steps run beside them."""
-    from recon.evaluation.results import load_results
+    from studies.results import load_results
 
     stored = load_results(head_to_head)["results"]
     tuned = {(e["task"], e["budget"]): e["tuned"] for e in stored["head_to_head"]}
@@ -257,11 +257,11 @@ def consistency_priors(cms: dict[str, str], device) -> dict:
 def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, realism_samples: int = 32, seed: int = 0,
                 head_ct_cm: str = "head_ct_cm", brain_cm: str = "brain_cm", device: str = "cpu",
                 only: list | None = None, out: str | None = None) -> dict:
-    """The consistency head-to-head (recon.evaluation.consistency_study) on CT 8 / 16 views and MRI 4x / 8x, each
+    """The consistency head-to-head (studies.consistency_study) on CT 8 / 16 views and MRI 4x / 8x, each
     noise-free and noisy, every row tuned on validation images at its own budget; and the realism of unconditional
     samples. ``only``: the task keys to run (a run cut short finishes with the rest; its realism part is then
     skipped). With ``out``, the partial result is written there after every setting."""
-    from recon.evaluation.consistency_study import test_rows, tune_rows, unconditional_realism
+    from studies.consistency_study import test_rows, tune_rows, unconditional_realism
 
     cms = {"head_ct": head_ct_cm, "brain": brain_cm}
     priors = consistency_priors(cms, device)
@@ -288,7 +288,7 @@ def consistency_rows(*, labels=(), only=(), n_images: int = 32, n_val: int = 8, 
                      device: str = "cpu") -> dict:
     """Rows of the consistency head-to-head added after its run (``labels``, on the task keys in ``only``), tuned and
     tested exactly as there; the notebook merges them into ``results/consistency.json``'s settings."""
-    from recon.evaluation.consistency_study import test_rows, tune_rows
+    from studies.consistency_study import test_rows, tune_rows
 
     priors = consistency_priors({name: name + "_cm" for name in ("head_ct", "brain")}, device)
     out = []
@@ -329,11 +329,11 @@ def consistency_timing(*, batch: int = 32, nfes=(1, 2, 4, 8), repeats: int = 3, 
 @experiment
 def shift(*, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 10, spread_k: int = 8,
           spread_images: int = 6, seed: int = 0, device: str = "cpu", out: str | None = None) -> dict:
-    """The operator-shift grid of the shift chapter (recon.evaluation.shift_study): at every point the prior with λ
+    """The operator-shift grid of the shift chapter (studies.shift_study): at every point the prior with λ
     carried over from the training setting and tuned there (``nfe`` Euler–Maruyama levels), its posterior spread, and
     the supervised networks; then the anatomy panel. With ``out``, the prior's points are written there after each one
     and a rerun with the same options continues from them (the networks' rows are always recomputed: they are cheap)."""
-    from recon.evaluation.shift_study import anatomy_panel, network_rows, prior_point, shift_grid, source_task
+    from studies.shift_study import anatomy_panel, network_rows, prior_point, shift_grid, source_task
 
     options = {"nfe": nfe, "n_images": n_images, "n_val": n_val, "n_trials": n_trials, "spread_k": spread_k,
                "spread_images": spread_images, "seed": seed}
@@ -370,7 +370,7 @@ def shift_truncation(*, settings=("ct:16", "ct:25", "ct:32", "ct:60", "ct:90"), 
     """The shift chapter's follow-up at the many-view CT points, where the proximal step's exact pseudo-inverse
     amplifies what the operator cannot explain (the off-grid data): the prior with the step's pseudo-inverse
     truncated, the cut-off tuned with λ on validation images at 16 views (carried over) and at each point."""
-    from recon.evaluation.shift_study import Shift, tune_truncated
+    from studies.shift_study import Shift, tune_truncated
 
     prior = recon.load_prior("head_ct", device)
     tune = {"nfe": nfe, "n_val": n_val, "n_trials": n_trials, "seed": seed, "device": device}
@@ -390,7 +390,7 @@ def shift_truncation(*, settings=("ct:16", "ct:25", "ct:32", "ct:60", "ct:90"), 
 
 def shift_tune(source, prior, options: dict, device) -> dict:
     """λ tuned at a training setting, to be carried over to the shifted points."""
-    from recon.evaluation.shift_study import tune_lambda
+    from studies.shift_study import tune_lambda
 
     return tune_lambda(source, prior, nfe=options["nfe"], n_val=options["n_val"], n_trials=options["n_trials"],
                        seed=options["seed"], device=device)
@@ -400,12 +400,12 @@ def shift_tune(source, prior, options: dict, device) -> dict:
 def synthetic_dp(*, n_synthetic: int = 1024, n_private: int = 2048, n_test: int = 1024, steps: int = 18,
                  mia_images: int = 1024, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 10,
                  seed: int = 0, device: str = "cpu") -> dict:
-    """The synthetic-data chapter (recon.evaluation.synthetic_study): for the public-only prior, the privately
+    """The synthetic-data chapter (studies.synthetic_study): for the public-only prior, the privately
     fine-tuned priors at each ε, the from-scratch private prior and the non-private one: synthetic data's utility and
     fidelity, memorisation and membership inference on the private training images, and reconstruction at CT 16
     views; plus the classifier trained on the real private images, the reference of every comparison."""
-    from recon.evaluation import synthetic_study as st
     from recon.models.checkpoints import load_card
+    from studies import synthetic_study as st
 
     sets = st.private_sets(n_private, n_test, seed)
     real_model = st.train_classifier(*sets["train"], seed=seed)
@@ -440,7 +440,7 @@ def synthetic_dp(*, n_synthetic: int = 1024, n_private: int = 2048, n_test: int 
 @experiment
 def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: int = 8, n_phantoms: int = 32,
                factor: int = 4, seed: int = 0, device: str = "cpu", figure: str = "results/real_scans_figure.npz") -> dict:
-    """Does it work on real scans? (recon.evaluation.real_study): the shipped and retrained priors, TV, DPS and the
+    """Does it work on real scans? (studies.real_study): the shipped and retrained priors, TV, DPS and the
     supervised networks on real head CT (16 views) and brain MR (4x) slices of people no prior saw, measured off the
     grid, noise-free and noisy; the priors' posterior spread there; both priors on the phantom test sets. Three
     example slices per modality go to ``figure`` (float16 arrays; its SHA-256 is in the result)."""
@@ -450,7 +450,7 @@ def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: i
     import numpy as np
 
     from recon.data.archives import SOURCES
-    from recon.evaluation.real_study import real_scan_study
+    from studies.real_study import real_scan_study
 
     out, arrays = real_scan_study(nfe=nfe, n_val=n_val, n_trials=n_trials, spread_k=spread_k, n_phantoms=n_phantoms,
                                   factor=factor, seed=seed, device=device)

@@ -2,10 +2,10 @@
 
 * measurements simulated off the reconstruction grid (:func:`recon.data.fine_and_truth`, ``operator.A_fine``) with
   physical noise (:mod:`recon.operators.noise`);
-* every free parameter tuned by :func:`recon.evaluation.tuning.tune_method` on validation images, with the same trial
+* every free parameter tuned by :func:`recon.tuning.tune_method` on validation images, with the same trial
   budget for every method and setting, at the network-evaluation budget the method is then tested with;
 * test images never choose a setting; paired differences with bootstrap intervals
-  (:mod:`recon.evaluation.statistics`); posterior spread (:mod:`recon.evaluation.uncertainty`).
+  (:mod:`studies.statistics`); posterior spread (:mod:`studies.uncertainty`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 
 import recon
 from recon.data.offgrid import fine_and_truth
-from recon.evaluation.metrics import psnr, ssim
-from recon.evaluation.tuning import tune_method
+from recon.metrics import psnr, ssim
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT, simulate
+from recon.tuning import tune_method
 
 LOW_DOSE, MRI_SNR = PoissonCT(flux=1e4), ComplexGaussianMRI(snr=30.0)
 
@@ -76,7 +76,7 @@ def candidates(task: Task, nfe: int, with_pc: bool = False) -> dict[str, tuple[s
 def tune_task(task: Task, prior, choices: dict, *, n_val: int, n_trials: int, seed: int, device="cpu",
               space: dict | None = None) -> dict:
     """Every candidate of the task tuned alike on its validation images; ``label -> Tuned`` as a dict. ``space``
-    replaces the methods' own search spaces (:data:`recon.evaluation.tuning.SEARCH_SPACES`)."""
+    replaces the methods' own search spaces (:data:`recon.tuning.SEARCH_SPACES`)."""
     truth, fine = fine_and_truth(task.dataset, n_val, task.operator.image_shape[0], "val", seed)
     tuned = {}
     for label, (method, fixed) in choices.items():
@@ -144,7 +144,7 @@ def nfe_curve(task: Task, prior, tuned: dict, *, nfes, n_images: int, seed: int,
 def uncertainty(task: Task, prior, tuned: dict, *, k: int, n_images: int, seed: int, device="cpu") -> dict:
     """``k`` posterior samples per test image for each score method (its tuned options): the posterior mean's PSNR
     against one sample's, the coverage of 90 % prediction intervals, and the correlation of spread with error."""
-    from recon.evaluation.uncertainty import posterior_samples, summarize
+    from studies.uncertainty import posterior_samples, summarize
 
     truth, y, noise_std = test_data(task, n_images, seed)
     out = {}

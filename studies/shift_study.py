@@ -6,7 +6,7 @@ the anatomy. Every method is scored on the protocol's off-grid test images.
 The prior's cost of a shift is measured against itself: λ tuned at the training setting and carried over, against λ
 tuned on validation images at the shifted setting (its own level there). A network's cost of a shift is measured
 against an oracle (the single-setting network fine-tuned at the shifted setting) where one ships, and everywhere
-against the prior; :mod:`recon.evaluation.shift_report` computes these from the results.
+against the prior; :mod:`studies.shift_report` computes these from the results.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import time
 import torch
 
 import recon
-from recon.evaluation import protocol
 from recon.models.checkpoints import shipped_folder
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT
 from recon.operators.settings import make_operator
+from studies import protocol
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +116,7 @@ def tune_lambda(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: i
 def tune_truncated(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
     """λ and the proximal step's pseudo-inverse cut-off ``rcond`` (:meth:`LinearOperator.prox`) tuned together on
     validation images, by the protocol's study, at ``nfe`` Euler–Maruyama levels (noise-free data)."""
-    from recon.evaluation.tuning import Range
+    from recon.tuning import Range
 
     space = {"lam": Range(0.0, 1.0), "rcond": Range(1e-6, 1e-1, log=True)}
     choice = {"proximal, truncated": ("proximal", {"steps": nfe})}
@@ -134,8 +134,8 @@ def source_task(shift: Shift, seed: int = 0) -> protocol.Task:
 def spread(task: protocol.Task, prior, options: dict, *, k: int, n_images: int, seed: int, device="cpu") -> dict:
     """The prior's posterior spread at a grid point (``k`` samples of the first ``n_images`` test images with
     ``options``): the error of the posterior mean, the mean spread, 90 % interval coverage and corr(spread, error)."""
-    from recon.evaluation.metrics import psnr
-    from recon.evaluation.uncertainty import posterior_samples, summarize
+    from recon.metrics import psnr
+    from studies.uncertainty import posterior_samples, summarize
 
     truth, y, noise_std = protocol.test_data(task, n_images, seed)
     samples = posterior_samples(y.to(device), task.operator, prior, task.score_methods()[0], k=k, seed=seed,
@@ -204,7 +204,7 @@ def anatomy_images(seed: int = 0, n_shift: int = 32) -> dict[str, tuple[str, tor
 def anatomy_panel(priors: dict, carried: dict, *, seed: int = 0, device="cpu") -> dict:
     """Every method on the anatomy-shift images at the training settings (noise-free): the prior with the λ tuned at
     the training setting, the two networks, the classical inverse; per-image PSNR and SSIM."""
-    from recon.evaluation.metrics import psnr, ssim
+    from recon.metrics import psnr, ssim
 
     out = {}
     for label, (dataset, images) in anatomy_images(seed).items():

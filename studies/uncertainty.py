@@ -8,7 +8,7 @@ import dataclasses
 import torch
 from scipy.stats import t as student_t
 
-from recon.evaluation.metrics import psnr
+from recon.metrics import psnr
 from recon.reconstruction import reconstruct
 
 
