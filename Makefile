@@ -34,7 +34,7 @@ html: venv vendor
 	$(VENV)/bin/jupyter-book build -W -n --keep-going .
 
 unit: venv
-	$(PY) -m pytest tests --ignore=tests/browser --doctest-modules recon -q
+	$(PY) -m pytest tests --ignore=tests/browser --doctest-modules recon studies -q
 
 nbval: venv
 	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1500 -q
@@ -45,6 +45,7 @@ browser: venv
 bench: venv
 	$(PY) benchmarks/precision.py
 	$(PY) benchmarks/operator_throughput.py
+	$(PY) benchmarks/import_time.py
 
 # The heavy experiments (results/*.json, with provenance); the notebooks read them and repeat a part live.
 # `results`: the evaluation protocol, the lambda chapter, the path transfer test and cost curve, the shift grid (needs

@@ -40,7 +40,7 @@ _NAMES = {
 _SUBMODULES = ("data", "guidance", "metrics", "methods", "models", "operators", "random", "sampling", "synthesis",
                "training", "tuning")
 
-__all__ = sorted([*_NAMES, *_SUBMODULES])
+__all__ = [*sorted(_NAMES), *_SUBMODULES]  # noqa: PLE0604 (the names of the two tables above)
 
 
 def __getattr__(name: str):

@@ -1,9 +1,12 @@
-"""The methods behind :func:`recon.reconstruct`, registered by name.
+"""The methods behind :func:`recon.reconstruct`, registered by name, each with what the tuner and the protocol need.
 
 Each method is a small function ``method(problem, *, option=default, ...) -> x`` of a :class:`Problem` (measurements,
 operator, prior, noise level, generators, callback) with typed keyword options; :func:`register_method` adds it to
-:data:`METHODS` under a name. The score-based methods are a guide (:mod:`recon.guidance`) over a sampler
-(:mod:`recon.sampling`); the baselines are classical solvers.
+:data:`METHODS` under a name together with its search space (a :class:`Range` per free option), the option that
+sets its network-evaluation budget, its cost per step, and which of its options the fixed ones make idle: one
+registration holds all a method knows (as k-diffusion's sampler table and deepinv's samplers describe themselves).
+The score-based methods are a guide (:mod:`recon.guidance`) over a sampler (:mod:`recon.sampling`); the baselines
+are classical solvers.
 
 The defaults are starting points (chosen early on validation images with half-trained priors); the book's evaluation
 protocol (:mod:`studies.protocol`) tunes every free parameter per setting and reports the values it chose.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,17 +32,68 @@ from recon.models.consistency import is_consistency_model
 from recon.models.denoiser import Denoiser
 from recon.operators.base import LinearOperator
 from recon.random import Generators, generators, randn, seeds_for
-from recon.sampling.loops import SAMPLERS, get_sigmas_consistency, get_sigmas_karras
+from recon.sampling.loops import EVALUATIONS_PER_LEVEL, SAMPLERS
+from recon.sampling.schedules import (
+    DEFAULT_RENOISE,
+    SIGMA_MAX,
+    SIGMA_MIN,
+    get_sigmas_consistency,
+    get_sigmas_karras,
+)
 
-# Start and end of the sampling schedule, in image units: at sigma = 10 a [0, 1] image is buried in noise.
-SIGMA_MAX, SIGMA_MIN = 10.0, 0.005
-DEFAULT_RENOISE = 0.4  # the consistency sampler's first re-noising level (about Song et al.'s two-step midpoint)
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A search range of one option, ``low`` to ``high``; ``log`` searches uniformly in the logarithm.
+
+    >>> Range(1e-3, 1e3, log=True).at_bound(1.0), Range(0.0, 1.0).at_bound(0.99)
+    (False, True)
+    """
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self):
+        if not self.low < self.high or (self.log and not self.low > 0):
+            raise ValueError(f"a range needs low < high (and low > 0 with log=True); got {self}.")
+
+    def at_bound(self, value: float, margin: float = 0.05) -> bool:
+        """Whether ``value`` lies within ``margin`` of the range's width (in log units if ``log``) of a bound."""
+        f = math.log if self.log else float
+        width = f(self.high) - f(self.low)
+        return min(f(value) - f(self.low), f(self.high) - f(value)) < margin * width
+
+
+# The Langevin corrector's signal-to-noise ratio (Song et al. 2021), searched when a method runs the "pc" sampler.
+LANGEVIN_SNR = Range(0.01, 10.0, log=True)
+
+
+@dataclasses.dataclass
+class MethodReport:
+    """The one place a method reports back to :func:`recon.reconstruct` what the options alone do not say: the
+    ``settings`` it resolved while running (a sampler's default ``snr``, a path's ``history``), which join the
+    record's settings, and the evaluations per image of networks other than the prior (``other_nfe``; a supervised
+    network: one), which join its NFE."""
+
+    settings: dict = dataclasses.field(default_factory=dict)
+    other_nfe: int = 0
+
+    def resolved(self, name: str, value):
+        """Report ``value`` as the setting ``name`` ran with; returns it."""
+        self.settings[name] = value
+        return value
+
+    def ran_network(self, evaluations: int = 1) -> None:
+        """Report ``evaluations`` per image of a network other than the prior."""
+        self.other_nfe += evaluations
 
 
 @dataclasses.dataclass
 class Problem:
     """What every method receives: measurements ``y`` of ``operator``, the ``prior`` (or None), the measurement noise
-    standard deviation, per-sample generators and the sampler callback."""
+    standard deviation, per-sample generators and the sampler callback; the method writes what it resolved and what
+    other networks it ran into ``report`` (:class:`MethodReport`), and nowhere else."""
 
     y: torch.Tensor
     operator: LinearOperator
@@ -46,8 +101,7 @@ class Problem:
     noise_std: float
     generator: Generators
     callback: Callable | None = None
-    used: dict = dataclasses.field(default_factory=dict)  # settings resolved while running (e.g. a sampler's default)
-    other_nfe: int = 0  # evaluations per image of networks other than the prior (a supervised network: one)
+    report: MethodReport = dataclasses.field(default_factory=MethodReport)
 
     def require_prior(self, score: bool = True) -> Denoiser:
         """The prior, checked against the operator's image size; with ``score``, refused if it is a consistency model
@@ -73,11 +127,25 @@ class Problem:
 
 @dataclasses.dataclass(frozen=True)
 class Method:
-    """A registered method: its function, and whether it needs a prior."""
+    """A registered method: its function, whether it needs a prior, and what the tuner and the protocol read.
+
+    Args:
+        name: the name :func:`recon.reconstruct` knows it by.
+        function: ``function(problem, *, option=default, ...) -> x``.
+        needs_prior: whether it runs the prior (a baseline does not).
+        space: the free options and the :class:`Range` each is searched over.
+        budget: the option that sets the network-evaluation budget (``"steps"``), or None: no budget option.
+        nfe_per_step: network evaluations per unit of ``budget``, or a function of the settings that gives it.
+        idle: a function of the settings giving the options of ``space`` that they make idle (never read).
+    """
 
     name: str
     function: Callable
-    needs_prior: bool
+    needs_prior: bool = True
+    space: dict = dataclasses.field(default_factory=dict)
+    budget: str | None = None
+    nfe_per_step: int | Callable[[dict], int] = 1
+    idle: Callable[[dict], set[str]] | None = None
 
     @property
     def defaults(self) -> dict:
@@ -87,7 +155,8 @@ class Method:
 
     @property
     def summary(self) -> str:
-        return (inspect.getdoc(self.function) or "").split("\n")[0]
+        """The first paragraph of the function's docstring, on one line."""
+        return " ".join((inspect.getdoc(self.function) or "").split("\n\n")[0].split())
 
     def settings(self, options: dict) -> dict:
         """The defaults updated by ``options``; an option the method does not take is an error naming those it does."""
@@ -99,31 +168,69 @@ class Method:
                              f"{known}.")
         return {**defaults, **options}
 
+    def space_for(self, fixed: dict) -> dict[str, Range]:
+        """The declared ranges less the options ``fixed`` sets or makes idle; with ``sampler="pc"`` (and no fixed
+        ``snr``) also the Langevin corrector's ``snr`` (:data:`LANGEVIN_SNR`)."""
+        idle = self.idle({**self.defaults, **fixed}) if self.idle is not None else set()
+        space = {k: r for k, r in self.space.items() if k not in fixed and k not in idle}
+        if fixed.get("sampler") == "pc" and "snr" not in fixed:
+            space["snr"] = LANGEVIN_SNR
+        return space
+
+    def cost_per_step(self, settings: dict) -> int:
+        """Network evaluations per unit of the budget option under ``settings`` (the defaults fill the rest)."""
+        cost = self.nfe_per_step
+        return cost({**self.defaults, **settings}) if callable(cost) else cost
+
+    def budget_options(self, nfe: int, fixed: dict | None = None) -> dict:
+        """The budget option that spends at most ``nfe`` network evaluations per image with ``fixed`` (at least one
+        step), e.g. ``{"steps": nfe}``; ``{}`` for a method without a budget option."""
+        check_positive_int(nfe, "nfe")
+        if self.budget is None:
+            return {}
+        return {self.budget: max(1, nfe // self.cost_per_step(fixed or {}))}
+
+    def nfe(self, settings: dict) -> int:
+        """Network evaluations of the prior per image that ``settings`` cost: the budget option times the cost per
+        step (a method without a budget option: one step; without a prior: 0). For Heun's sampler, whose last level
+        takes one evaluation, it is one more than spent."""
+        if not self.needs_prior:
+            return 0
+        steps = {**self.defaults, **settings}[self.budget] if self.budget is not None else 1
+        return steps * self.cost_per_step(settings)
+
 
 METHODS: dict[str, Method] = {}
 
 
-def register_method(name: str, *, needs_prior: bool = True):
-    """Register ``function(problem, *, options...) -> x`` as a method of :func:`recon.reconstruct`.
+def register_method(name: str, *, needs_prior: bool = True, space: dict[str, Range] | None = None,
+                    budget: str | None = None, nfe_per_step: int | Callable[[dict], int] = 1,
+                    idle: Callable[[dict], set[str]] | None = None):
+    """Register ``function(problem, *, options...) -> x`` as a method of :func:`recon.reconstruct`, with its search
+    space, its budget option and cost per step, and the options its settings make idle (see :class:`Method`).
 
-    A user method and a user guide, run through ``reconstruct``:
+    A user method and a user guide, run through ``reconstruct`` and read by the tuner:
 
     >>> import torch, recon
     >>> from recon.guidance import Compose, Guide, ProximalGuide
+    >>> from recon.methods import Range, sample_guided
     >>> class ClampEstimate(Guide):
     ...     '''Keep the clean estimate inside the image range [0, 1].'''
     ...     def after(self, x, denoised, ctx):
     ...         return denoised.clamp(0, 1)
-    >>> @recon.register_method("clamped_proximal")
-    ... def clamped_proximal(problem, *, steps: int = 8):
+    >>> @recon.register_method("clamped_proximal", space={"lam": Range(0.0, 1.0)}, budget="steps")
+    ... def clamped_proximal(problem, *, steps: int = 8, lam: float = 1.0):
     ...     '''Song et al.'s step, with the estimate clamped to [0, 1].'''
-    ...     guide = Compose(ProximalGuide(problem.operator, problem.y), ClampEstimate())
-    ...     return recon.methods.sample(problem, guide, steps=steps)
+    ...     guide = Compose(ProximalGuide(problem.operator, problem.y, lam), ClampEstimate())
+    ...     return sample_guided(problem, guide, steps=steps)
+    >>> method = recon.METHODS["clamped_proximal"]
+    >>> method.space_for({}), method.budget_options(30)
+    ({'lam': Range(low=0.0, high=1.0, log=False)}, {'steps': 30})
     >>> op = recon.ParallelBeamCT(16, 6)
     >>> prior = recon.models.GaussianDenoiser(torch.full((1, 16, 16), 0.5), 0.02 * torch.eye(256))
     >>> y = op.A(recon.data.head_ct_phantoms(2, 16, "test", 0))
     >>> x, record = recon.reconstruct(y, op, prior, method="clamped_proximal", steps=4)
-    >>> x.shape, record.nfe, record.settings["steps"]
+    >>> x.shape, record.nfe, method.nfe(record.settings)
     (torch.Size([2, 1, 16, 16]), 4, 4)
     >>> del recon.METHODS["clamped_proximal"]
     """
@@ -131,32 +238,55 @@ def register_method(name: str, *, needs_prior: bool = True):
     def decorator(function):
         if name in METHODS:
             raise ValueError(f"a method named {name!r} is registered already; choose another name.")
-        parameters = list(inspect.signature(function).parameters.values())
-        required = [p.name for p in parameters[1:] if p.default is inspect.Parameter.empty]
-        if not parameters or required or any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in parameters[1:]):
-            raise TypeError(f"a method is `function(problem, *, option=default, ...)`; {function.__name__} has "
-                            f"{[p.name for p in parameters]} (options without a default: {required}).")
-        METHODS[name] = Method(name, function, needs_prior)
+        check_signature(function)
+        method = Method(name, function, needs_prior, dict(space or {}), budget, nfe_per_step, idle)
+        named = [*method.space, *([budget] if budget is not None else [])]
+        unknown = [k for k in named if k not in method.defaults]
+        if unknown:
+            raise ValueError(f"method {name!r}: space and budget must name its options {sorted(method.defaults)}; "
+                             f"{unknown} are none of them.")
+        METHODS[name] = method
         return function
 
     return decorator
 
 
+def check_signature(function: Callable) -> None:
+    """A method is ``function(problem, *, option=default, ...)``: one positional argument, keyword options with
+    defaults."""
+    parameters = list(inspect.signature(function).parameters.values())
+    required = [p.name for p in parameters[1:] if p.default is inspect.Parameter.empty]
+    if not parameters or required or any(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in parameters[1:]):
+        raise TypeError(f"a method is `function(problem, *, option=default, ...)`; {function.__name__} has "
+                        f"{[p.name for p in parameters]} (options without a default: {required}).")
+
+
 def describe_methods() -> str:
-    """One line per registered method: its name, what it is, and its options with their defaults."""
+    """One line per registered method: its name, what it is, its options with their defaults, its search space and
+    its budget option."""
     lines = []
     for method in METHODS.values():
         options = ", ".join(f"{k}={v!r}" for k, v in method.defaults.items())
-        lines.append(f"{method.name}: {method.summary} Options: {options or 'none'}.")
+        space = ", ".join(f"{k} in [{r.low:g}, {r.high:g}]{' (log)' if r.log else ''}" for k, r in method.space.items())
+        budget = f"{method.budget!r}" if method.budget is not None else "none"
+        lines.append(f"{method.name}: {method.summary} Options: {options or 'none'}. Searched: {space or 'nothing'}. "
+                     f"Budget option: {budget}.")
     return "\n".join(lines)
 
 
-def sample(problem: Problem, guide: Guide | None, *, steps: int, sampler: str = "em", snr: float | None = None):
+def sampler_cost(settings: dict) -> int:
+    """Network evaluations per level of the settings' ``sampler`` (:data:`recon.sampling.loops.EVALUATIONS_PER_LEVEL`)."""
+    if settings["sampler"] not in EVALUATIONS_PER_LEVEL:
+        raise ValueError(f"unknown sampler {settings['sampler']!r}; choose one of {sorted(SAMPLERS)}.")
+    return EVALUATIONS_PER_LEVEL[settings["sampler"]]
+
+
+def sample_guided(problem: Problem, guide: Guide | None, *, steps: int, sampler: str = "em", snr: float | None = None):
     """Run a sampler of :data:`recon.sampling.SAMPLERS` from pure noise over ``steps`` Karras levels, with ``guide``."""
     prior = problem.require_prior()
     parameters = inspect.signature(SAMPLERS[sampler]).parameters if sampler in SAMPLERS else {}
     if snr is None and "snr" in parameters:
-        problem.used["snr"] = parameters["snr"].default  # record the corrector's default as the value used
+        problem.report.resolved("snr", parameters["snr"].default)  # the corrector's default, as the value used
     return run_sampler(prior, problem.initial_noise(SIGMA_MAX), problem.generator, guide=guide, steps=steps,
                        sampler=sampler, snr=snr, callback=problem.callback)
 
@@ -176,7 +306,11 @@ def run_sampler(prior: Denoiser, x: torch.Tensor, generator: Generators, *, guid
     return SAMPLERS[sampler](prior, x, sigmas, guide=guide, callback=callback, generator=generator, **options)
 
 
-@register_method("proximal")
+# lam is bounded by 1 by definition, and its optimum sits there on several noisy settings (flagged in at_bound).
+LAM = Range(0.0, 1.0)
+
+
+@register_method("proximal", space={"lam": LAM}, budget="steps", nfe_per_step=sampler_cost)
 def proximal(problem: Problem, *, steps: int = 60, lam: float | torch.Tensor = 1.0, sampler: str = "em",
              snr: float | None = None, final_projection: bool = True, rcond: float | None = None) -> torch.Tensor:
     """Song et al. (2022): the proximal step toward ``A x = y_t`` before every network evaluation.
@@ -189,13 +323,13 @@ def proximal(problem: Problem, *, steps: int = 60, lam: float | torch.Tensor = 1
         raise ValueError(f"Song et al.'s proximal step treats y as exact, but noise_std={problem.noise_std:g}; use "
                          "method='proximal_ddrm' (noise-aware), or noise_std=0 to apply the exact step regardless.")
     guide = ProximalGuide(problem.operator, problem.y, lam, rcond=rcond)
-    x = sample(problem, guide, steps=steps, sampler=sampler, snr=snr)
+    x = sample_guided(problem, guide, steps=steps, sampler=sampler, snr=snr)
     if final_projection:
         x = problem.operator.prox(x, problem.y, lam, rcond=rcond)  # Final proximal step onto {A x = y}.
     return x
 
 
-@register_method("proximal_ddrm")
+@register_method("proximal_ddrm", space={"lam": LAM}, budget="steps", nfe_per_step=sampler_cost)
 def proximal_ddrm(problem: Problem, *, steps: int = 60, lam: float | torch.Tensor = 1.0, sampler: str = "em",
                   snr: float | None = None) -> torch.Tensor:
     """The proximal step with DDRM's noise-aware rule (Kawar et al. 2022), for noisy data.
@@ -204,10 +338,10 @@ def proximal_ddrm(problem: Problem, *, steps: int = 60, lam: float | torch.Tenso
     (:class:`recon.guidance.DDRMProximalGuide`). No final projection (the data are noisy); with ``noise_std = 0`` it
     is Song et al.'s step."""
     guide = DDRMProximalGuide(problem.operator, problem.y, problem.noise_std, lam)
-    return sample(problem, guide, steps=steps, sampler=sampler, snr=snr)
+    return sample_guided(problem, guide, steps=steps, sampler=sampler, snr=snr)
 
 
-@register_method("ddnm")
+@register_method("ddnm", budget="steps")
 def ddnm(problem: Problem, *, steps: int = 60, lam: float = 1.0) -> torch.Tensor:
     """The clean estimate projected onto the measurements after every network evaluation (the range–null-space step
     of DDNM, Wang et al. 2023; at ``lam = 1`` the known-component replacement consistency models use for editing),
@@ -215,10 +349,15 @@ def ddnm(problem: Problem, *, steps: int = 60, lam: float = 1.0) -> torch.Tensor
     if problem.noise_std > 0:
         raise ValueError(f"the DDNM-style projection treats y as exact, but noise_std={problem.noise_std:g}; use "
                          "method='proximal_ddrm' or 'dps' for noisy data.")
-    return sample(problem, EstimateProjectionGuide(problem.operator, problem.y, lam), steps=steps)
+    return sample_guided(problem, EstimateProjectionGuide(problem.operator, problem.y, lam), steps=steps)
 
 
-@register_method("path")
+def path_cost(settings: dict) -> int:
+    """Network evaluations per level of the path method's settings (:func:`recon.guidance.path.evaluations_per_step`)."""
+    return evaluations_per_step(settings["variant"], settings["substeps"], settings["points"], settings["lateral"])
+
+
+@register_method("path", budget="steps", nfe_per_step=path_cost)
 def path(problem: Problem, *, steps: int = 30, variant: str = "filter", substeps: int = 1, points: int = 4,
          lateral: int = 0, final_projection: bool = True, history: bool = False) -> torch.Tensor:
     """The post's λ-free path-guided step over Euler–Maruyama: ``variant="filter"`` (score filtering,
@@ -239,7 +378,7 @@ def path(problem: Problem, *, steps: int = 30, variant: str = "filter", substeps
     else:
         guide = PathGridGuide(problem.operator, problem.y, prior, points, lateral)
     if history:
-        guide.history = problem.used["history"] = []
+        guide.history = problem.report.resolved("history", [])
     x = run_sampler(prior, problem.initial_noise(SIGMA_MAX), problem.generator, guide=guide, steps=steps,
                     callback=problem.callback)
     if final_projection and problem.noise_std == 0:
@@ -264,7 +403,17 @@ def consistency_guide(problem: Problem, guide: str, lam) -> Guide:
     return EstimateProjectionGuide(problem.operator, problem.y, lam)
 
 
-@register_method("consistency")
+def consistency_idle(settings: dict) -> set[str]:
+    """The consistency method's options its settings leave unread: the sampler re-noises at ``steps - 1`` levels (no
+    level at one step, so no ``sigma_renoise`` and no ``shrink``; one level at two, so no ``shrink``), and the
+    replacement guide has no ``lam``."""
+    steps = settings["steps"]
+    idle = {"sigma_renoise", "shrink"} if steps == 1 else {"shrink"} if steps == 2 else set()
+    return idle | ({"lam"} if settings["guide"] == "replacement" else set())
+
+
+@register_method("consistency", space={"lam": LAM, "sigma_renoise": Range(0.01, 2.0, log=True),
+                                       "shrink": Range(0.01, 1.0, log=True)}, budget="steps", idle=consistency_idle)
 def consistency(problem: Problem, *, steps: int = 2, guide: str = "proximal", lam: float | torch.Tensor = 1.0,
                 sigma_renoise: float = DEFAULT_RENOISE, shrink: float = 0.1) -> torch.Tensor:
     """The post's proposal: multistep consistency sampling (Song et al. 2023, Alg. 1) with the proximal step applied to
@@ -289,7 +438,7 @@ def consistency(problem: Problem, *, steps: int = 2, guide: str = "proximal", la
     return x
 
 
-@register_method("tweedie")
+@register_method("tweedie", space={"sigma": Range(0.005, 2.0, log=True), "lam": LAM})
 def tweedie(problem: Problem, *, sigma: float = 0.1, lam: float | torch.Tensor = 1.0) -> torch.Tensor:
     """One network evaluation: the posterior-mean (Tweedie) estimate of the pseudo-inverse image re-noised at
     ``sigma``, ``D(A^+ y + sigma z, sigma)``, then a proximal step ``lam`` toward the data (``lam = 1``: the
@@ -303,13 +452,13 @@ def tweedie(problem: Problem, *, sigma: float = 0.1, lam: float | torch.Tensor =
     return problem.operator.prox(prior(x, sigma), problem.y, lam)
 
 
-@register_method("dps")
+@register_method("dps", space={"zeta": Range(1e-2, 1e2, log=True)}, budget="steps")
 def dps(problem: Problem, *, steps: int = 60, zeta: float = 1.0) -> torch.Tensor:
     """Diffusion posterior sampling (Chung et al. 2023) over Euler–Maruyama.
 
     ``zeta`` is dimensionless: it is divided by ``||A||``, since the gradient of ``||y - A D(x)||^2`` scales with it
     (:class:`recon.guidance.DPSGuide`)."""
-    return sample(problem, DPSGuide(problem.operator, problem.y, zeta / problem.operator.norm()), steps=steps)
+    return sample_guided(problem, DPSGuide(problem.operator, problem.y, zeta / problem.operator.norm()), steps=steps)
 
 
 @functools.lru_cache(maxsize=8)
@@ -332,12 +481,12 @@ def supervised(problem: Problem, *, network: str | torch.nn.Module | None = None
                          "a network loaded with recon.load_prior(...).")
     net = load_network(str(network)) if isinstance(network, (str, Path)) else network
     x_classical = classical(problem.operator, problem.y).float()
-    problem.other_nfe += 1
+    problem.report.ran_network()
     with torch.no_grad():
         return net.to(x_classical.device)(x_classical)
 
 
-@register_method("tv", needs_prior=False)
+@register_method("tv", needs_prior=False, space={"weight": Range(1e-6, 1e-1, log=True)})
 def tv(problem: Problem, *, weight: float | None = None, iters: int = 300) -> torch.Tensor:
     """Total-variation least squares by Chambolle–Pock (Rudin et al. 1992; Chambolle & Pock 2011).
 

@@ -1,13 +1,14 @@
 """One tuning protocol for every method with a free parameter: optuna's TPE (Bergstra et al. 2011; Akiba et al.
 2019) maximises mean validation PSNR over the method's declared search space, with the same trial budget for every
-method, a distinct seed per study, and a flag when the optimum sits on a bound of its range. Studies may live in a
+method, a distinct seed per study, and a flag when the optimum sits on a bound of its range. A method's search space
+is part of its registration (:meth:`recon.methods.Method.space_for`; :class:`Range` lives there and is re-exported
+here). Studies may live in a
 SQLite file, so that they can be resumed and inspected.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 import zlib
 from pathlib import Path
@@ -21,39 +22,13 @@ except ImportError as error:  # an extra: the library reconstructs without it
     raise ImportError(f"tuning needs optuna and SQLAlchemy ({error.name} is missing); install them with "
                       "`pip install 'recon[tune]'`.") from error
 
+from recon.methods import METHODS, Range
 from recon.metrics import psnr
 from recon.operators.base import LinearOperator
 from recon.operators.noise import simulate
 from recon.reconstruction import reconstruct
 
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-    """A search range; ``log`` searches uniformly in the logarithm."""
-
-    low: float
-    high: float
-    log: bool = False
-
-    def at_bound(self, value: float, margin: float = 0.05) -> bool:
-        """Whether ``value`` lies within ``margin`` of the range's width (in log units if ``log``) of a bound."""
-        f = math.log if self.log else float
-        width = f(self.high) - f(self.low)
-        return min(f(value) - f(self.low), f(self.high) - f(value)) < margin * width
-
-
-# The free parameters of each method and where they are searched; lam is bounded by 1 by definition, and its optimum
-# sits there on several noisy settings (flagged in the tuned values' at_bound).
-SEARCH_SPACES: dict[str, dict[str, Range]] = {
-    "tv": {"weight": Range(1e-6, 1e-1, log=True)},
-    "dps": {"zeta": Range(1e-2, 1e2, log=True)},
-    "proximal": {"lam": Range(0.0, 1.0)},
-    "proximal_ddrm": {"lam": Range(0.0, 1.0)},
-    "consistency": {"lam": Range(0.0, 1.0), "sigma_renoise": Range(0.01, 2.0, log=True),
-                    "shrink": Range(0.01, 1.0, log=True)},
-    "tweedie": {"sigma": Range(0.005, 2.0, log=True), "lam": Range(0.0, 1.0)},
-}
-SNR_RANGE = Range(0.01, 10.0, log=True)  # the Langevin corrector's, added when a method runs the "pc" sampler
+__all__ = ["Range", "Tuned", "run_study", "storage_for", "study_seed", "tune_method"]
 
 
 def storage_for(storage: str | Path | None):
@@ -110,20 +85,6 @@ class Tuned:
         return {**self.fixed, **self.best}
 
 
-def space_for(method: str, fixed: dict) -> dict[str, Range]:
-    """The method's declared ranges less what ``fixed`` sets or makes idle: the consistency sampler re-noises at
-    ``steps - 1`` levels (no level at one step, no shrink at two) and its replacement guide has no ``lam``."""
-    space = {k: r for k, r in SEARCH_SPACES.get(method, {}).items() if k not in fixed}
-    if method == "consistency":
-        steps = fixed.get("steps", 2)
-        idle = {"sigma_renoise", "shrink"} if steps == 1 else {"shrink"} if steps == 2 else set()
-        idle |= {"lam"} if fixed.get("guide") == "replacement" else set()
-        space = {k: r for k, r in space.items() if k not in idle}
-    if fixed.get("sampler") == "pc" and "snr" not in fixed:
-        space["snr"] = SNR_RANGE
-    return space
-
-
 def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, prior=None, *, noise=None,
                 fine: torch.Tensor | None = None, fixed: dict | None = None, space: dict | None = None,
                 n_trials: int = 20, n_startup_trials: int = 8, name: str | None = None, seed: int = 0,
@@ -131,8 +92,9 @@ def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, pri
                 worker: int = 0) -> Tuned:
     """Tune ``method``'s free parameters on ``images`` (validation images only: the test split must never choose a
     value). Measurements are simulated once (``noise`` model, off-grid from ``fine`` if given); each trial
-    reconstructs them with ``fixed`` options plus the suggested ones and scores mean PSNR. The study's sampler seed is
-    ``sampler_seed`` or derived from ``name``; with ``storage`` (a SQLite file, or any database URL optuna's
+    reconstructs them with ``fixed`` options plus the suggested ones from the method's registered space
+    (:meth:`recon.methods.Method.space_for`, unless ``space`` replaces it) and scores mean PSNR. The study's sampler
+    seed is ``sampler_seed`` or derived from ``name``; with ``storage`` (a SQLite file, or any database URL optuna's
     relational storage takes) trials already there count toward ``n_trials``. Reconstructions run on ``device`` (the
     measurements are simulated on the CPU).
 
@@ -140,15 +102,16 @@ def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, pri
     ``worker`` number, which offsets its sampler's seed (two workers must not propose the same points), and together
     they stop at ``n_trials`` finished or running trials. A parallel study's trial sequence depends on timing, so
     only its single-worker form reproduces exactly."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
     fixed = dict(fixed or {})
-    space = space_for(method, fixed) if space is None else space
+    space = METHODS[method].space_for(fixed) if space is None else space
     name = name or f"{method}|{fixed}"
-    y, noise_std = simulate(operator, images, noise, seed, fine)
-    y = y.to(device)
+    measurement = simulate(operator, images, noise, seed, fine).to(device)
 
     def objective(trial: optuna.Trial) -> float:
         suggested = {k: trial.suggest_float(k, r.low, r.high, log=r.log) for k, r in space.items()}
-        x, record = reconstruct(y, operator, prior, method, noise_std=noise_std, seed=seed, **fixed, **suggested)
+        x, record = reconstruct(measurement, prior=prior, method=method, seed=seed, **fixed, **suggested)
         trial.set_user_attr("residual", float(record.residual.mean()))
         trial.set_user_attr("worker", worker)
         return float(psnr(x, images).mean())

@@ -2,19 +2,23 @@
 evaluations against the diffusion prior at the same budgets (over Euler–Maruyama, and in the consistency sampler with
 the proximal step or, on noisy data, the DDRM rule) and at 60, 200 and 1000, one Tweedie estimate plus a proximal step, DPS, and the consistency model with the hard projection (CoSIGN-style) and with
 the consistency paper's replacement step; every free parameter (λ, the re-noising levels, Tweedie's σ, DPS's ζ) tuned
-on validation images with the protocol's trial budget at the budget it is tested with.
+on validation images with the protocol's trial budget at the budget it is tested with. This module owns the
+chapter's rows (:func:`choices`), the realism of its samples and its goals; tuning and testing are the protocol's.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
 import recon
 from recon.data.offgrid import fine_and_truth
 from recon.models.consistency import ODEConsistency
-from recon.tuning import tune_method
 from studies import protocol
+from studies.protocol import Choice
 from studies.realism import denoising_residual
+from studies.results import Brief
 
 CM_BUDGETS = (1, 2, 4, 8)
 DIFFUSION_BUDGETS = (1, 2, 4, 8, 60, 200, 1000)
@@ -55,37 +59,30 @@ def choices(task: protocol.Task) -> dict[str, tuple[str, str, dict]]:
 
 
 def tune_rows(task: protocol.Task, priors: dict, *, n_val: int, n_trials: int, seed: int, device="cpu",
-              labels: list | None = None) -> dict:
-    """Every row of :func:`choices` (or those in ``labels``) tuned on the task's validation images;
-    ``label -> tuned entry``."""
-    truth, fine = fine_and_truth(task.dataset, n_val, task.operator.image_shape[0], "val", seed)
-    tuned = {}
-    for label, (kind, method, fixed) in choices(task).items():
-        if labels is not None and label not in labels:
-            continue
-        result = tune_method(method, task.operator, truth, priors[kind], noise=task.noise, fine=fine, fixed=fixed,
-                             n_trials=n_trials, name=f"cm|{task.key}|{label}", seed=seed, device=device)
-        tuned[label] = {"prior": kind, "method": method, "fixed": fixed, "best": result.best, "value": result.value,
-                        "at_bound": result.at_bound, "seed": result.seed}
+              labels: list | None = None) -> dict[str, Brief]:
+    """Every row of :func:`choices` (or those in ``labels``) tuned on the task's validation images, with the prior
+    kind it runs with; the rows of :data:`BORROWED` budgets take the tuning of the budget they borrow from."""
+    rows = {label: row for label, row in choices(task).items() if labels is None or label in labels}
+    tuned = protocol.tune_all(task, {label: Choice(method, fixed, priors[kind]) for label, (kind, method, fixed)
+                                     in rows.items()},
+                              n_val=n_val, n_trials=n_trials, seed=seed, device=device,
+                              name=lambda label: f"cm|{task.key}|{label}")
+    out = {label: Brief(t, prior=rows[label][0]) for label, t in tuned.items()}
     for n, source in BORROWED.items():
-        if f"diffusion + proximal step|{source}" not in tuned:
-            continue
-        entry = tuned[f"diffusion + proximal step|{source}"]
-        tuned[f"diffusion + proximal step|{n}"] = {**entry, "fixed": {**entry["fixed"], "steps": n},
-                                                   "borrowed_from": source}
-    return tuned
+        entry = out.get(f"diffusion + proximal step|{source}")
+        if entry is not None:
+            borrowed = dataclasses.replace(entry.tuned, fixed={**entry.tuned.fixed, "steps": n})
+            out[f"diffusion + proximal step|{n}"] = Brief(borrowed, entry.prior, borrowed_from=source)
+    return out
 
 
-def test_rows(task: protocol.Task, priors: dict, tuned: dict, *, n_images: int, seed: int, device="cpu") -> dict:
+def test_rows(task: protocol.Task, priors: dict, tuned: dict[str, Brief], *, n_images: int, seed: int,
+              device="cpu") -> dict:
     """Every tuned row on the task's off-grid test images: per-image PSNR, SSIM, residual, NFE, seconds."""
-    truth, y, noise_std = protocol.test_data(task, n_images, seed)
-    rows = {}
-    for label, entry in tuned.items():
-        options = {**entry["fixed"], **entry["best"]}
-        rows[label] = protocol.test_method(task, priors[entry["prior"]], entry["method"], options, y, noise_std,
-                                           truth, seed=seed, device=device)
-        print(f"  {label}: {sum(rows[label]['psnr']) / n_images:.2f} dB ({rows[label]['nfe']} NFE)", flush=True)
-    return {"task": task.key, "name": task.name, "noise": task.noise_name, "noise_std": noise_std, "rows": rows}
+    data = protocol.measured(task, n_images, seed)
+    runs = {label: Choice.tuned(entry.tuned, priors[entry.prior]) for label, entry in tuned.items()}
+    rows = protocol.evaluate_all(data, runs, seed=seed, device=device)
+    return {**task.header(), "noise_std": data.measurement.noise_std, "rows": rows}
 
 
 def unconditional_realism(dataset: str, priors: dict, *, n: int, seed: int, sigma: float = 0.05,

@@ -2,14 +2,16 @@
 
 ``scripts/make_results.py NAME`` runs one through :func:`run_experiment` (which records every option used) and
 writes ``results/NAME.json`` with its provenance; the notebooks read the file and repeat a small part live
-(:func:`studies.results.spot_check`). All of them follow :mod:`studies.protocol`.
+(:func:`studies.results.spot_check`). All of them follow :mod:`studies.protocol`, whose pipeline keeps rows and tuned
+values typed until :func:`run_experiment` turns the result into JSON (:func:`studies.results.to_json`). This module
+owns the experiments' registry, their options and the loops over settings.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import scipy.ndimage as ndi
@@ -17,13 +19,13 @@ import torch
 
 import recon
 from recon.data.offgrid import fine_and_truth
-from recon.guidance.path import evaluations_per_step
-from recon.metrics import psnr
-from recon.tuning import tune_method
-from studies import protocol
+from recon.methods import METHODS
+from studies import evaluation_study, protocol
 from studies.ablation import lambda_sweep
 from studies.path_study import PATH_VARIANTS, run_rows, tune_baselines
+from studies.protocol import Choice, load_priors
 from studies.realism import denoising_residual
+from studies.results import Brief, to_json, tuned_from_json, write_partial
 
 EXPERIMENTS: dict[str, Callable[..., dict]] = {}
 
@@ -40,7 +42,17 @@ def run_experiment(name: str, **options) -> dict:
     bound = inspect.signature(function).bind(**options)
     bound.apply_defaults()
     used = {k: list(v) if isinstance(v, tuple) else v for k, v in bound.arguments.items()}
-    return {"options": used, **function(**bound.arguments)}
+    return {"options": used, **to_json(function(**bound.arguments))}
+
+
+def each_setting(result: dict, key: str, settings: Iterable, run: Callable[[object], dict],
+                 out: str | None = None) -> dict:
+    """``result[key]`` extended by ``run(setting)`` for every setting; with ``out``, the partial result is written
+    there after each (a long run that is cut short keeps what it finished)."""
+    for setting in settings:
+        result[key].append(run(setting))
+        write_partial(out, result)
+    return result
 
 
 def lambda_tasks(seed: int = 0) -> dict[str, protocol.Task]:
@@ -54,7 +66,7 @@ def lambda_sweeps(*, lam_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), n_images: int = 
                   realism_sigma: float = 0.05, seed: int = 0) -> dict:
     """PSNR, SSIM, data residual and realism against lam on off-grid test images, per task (Euler–Maruyama, ``steps``
     network evaluations, no final projection). The best lam of this grid is chosen on test images: an oracle."""
-    priors = {name: recon.load_prior(name) for name in ("head_ct", "brain")}
+    priors = load_priors()
     sweeps = {}
     for key, task in lambda_tasks(seed).items():
         truth, fine = fine_and_truth(task.dataset, n_images, 64, task.split, seed)
@@ -75,20 +87,17 @@ def lambda_study(*, n_trials: int = 24, n_val: int = 8, n_images: int = 32, leve
     """optuna's TPE over (lam, snr) of the proximal step with the predictor–corrector sampler (``levels`` levels, two
     network evaluations each), per task, on validation images, each study with its own seed; the tuned point's PSNR
     on the test images is reported, never used to choose."""
-    priors = {name: recon.load_prior(name) for name in ("head_ct", "brain")}
+    priors = load_priors()
     studies = {}
     for key, task in lambda_tasks(seed).items():
         prior, method = priors[task.dataset], task.score_methods()[0]
-        truth_val, fine_val = fine_and_truth(task.dataset, n_val, 64, "val", seed)
-        tuned = tune_method(method, task.operator, truth_val, prior, noise=task.noise, fine=fine_val,
-                            fixed={"steps": levels, "sampler": "pc"}, n_trials=n_trials, name=f"lambda|{key}",
-                            seed=seed)
-        truth, y, noise_std = protocol.test_data(task, n_images, seed)
-        x, _ = recon.reconstruct(y, task.operator, prior, method, noise_std=noise_std, seed=seed, **tuned.options)
+        choice = {method: Choice(method, {"steps": levels, "sampler": "pc"}, prior)}
+        tuned = protocol.tune_all(task, choice, n_val=n_val, n_trials=n_trials, seed=seed,
+                                  name=lambda _, key=key: f"lambda|{key}")[method]
+        row = protocol.reconstruct_row(protocol.measured(task, n_images, seed), Choice.tuned(tuned, prior), seed=seed)[1]
         studies[key] = {"name": task.name, "noise": task.noise_name, "method": method, "best": tuned.best,
                         "best_value": tuned.value, "at_bound": tuned.at_bound, "seed": tuned.seed,
-                        "trials": tuned.trials, "test_psnr": psnr(x, truth).tolist()}
-        print(key, tuned.best, round(tuned.value, 2), flush=True)
+                        "trials": tuned.trials, "test_psnr": row.psnr}
     return {"studies": studies}
 
 
@@ -129,26 +138,24 @@ def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: i
     """The evaluation protocol (studies.protocol) on every task: methods tuned alike on validation images
     at ``nfe`` network evaluations, tested on ``n_images`` off-grid test images; the inverse-crime numbers of one task
     beside its honest ones; quality against NFE and posterior spread on two tasks."""
-    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
+    priors = load_priors(device)
     curve_tasks = {"CT, 16 views|" + protocol.LOW_DOSE.describe(), "MRI, 8x|noise-free"}
     tuned_by_setting, results = {}, []
     for task in protocol.tasks(seed=seed):
         print(task.key, flush=True)
         setting, prior = f"{task.name}|{task.noise_name}", priors[task.dataset]
         if setting not in tuned_by_setting:  # the anatomy-shift task shares its setting's validation tuning
-            choices = protocol.candidates(task, nfe, with_pc=setting in curve_tasks)
-            tuned_by_setting[setting] = protocol.tune_task(task, prior, choices, n_val=n_val, n_trials=n_trials,
-                                                           seed=seed, device=device)
-        tuned = tuned_by_setting[setting]
-        entry = protocol.run_task(task, prior, tuned, n_images=n_images, seed=seed, device=device)
+            choices = protocol.candidates(task, nfe, prior, with_pc=setting in curve_tasks)
+            tuned_by_setting[setting] = protocol.tune_all(task, choices, n_val=n_val, n_trials=n_trials, seed=seed,
+                                                          device=device)
+        tuned, run = tuned_by_setting[setting], {"n_images": n_images, "seed": seed, "device": device}
+        entry = evaluation_study.run_task(task, prior, tuned, **run)
         if task.key == "CT, 16 views|noise-free|test":
-            entry["inverse_crime"] = protocol.run_task(task, prior, tuned, n_images=n_images, seed=seed,
-                                                       device=device, off_grid=False)["rows"]
+            entry["inverse_crime"] = evaluation_study.run_task(task, prior, tuned, **run, off_grid=False)["rows"]
         if setting in curve_tasks and task.split == "test":
-            entry["nfe_curve"] = protocol.nfe_curve(task, prior, tuned, nfes=curve_nfes, n_images=curve_images,
-                                                    seed=seed, device=device)
-            entry["uncertainty"] = protocol.uncertainty(task, prior, tuned, k=k, n_images=curve_images, seed=seed,
-                                                        device=device)
+            curve = {"n_images": curve_images, "seed": seed, "device": device}
+            entry["nfe_curve"] = evaluation_study.nfe_curve(task, prior, tuned, nfes=curve_nfes, **curve)
+            entry["uncertainty"] = evaluation_study.uncertainty(task, prior, tuned, k=k, **curve)
         results.append({**entry, "tuned": tuned})
     return {"tasks": results}
 
@@ -175,22 +182,18 @@ def path_guided(*, budgets=(100, 500), large_budget_tasks=("CT, 16 views|noise-f
     image on every setting, and at the larger budgets on ``large_budget_tasks``, the baselines tuned per setting and
     budget on validation images (the transfer test is :func:`path_transfer`). With ``out``, the partial result is
     written there after every setting (a long run that is cut short keeps what it finished)."""
-    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
-    all_tasks = path_tasks(seed)
-    result, tuned = {"head_to_head": []}, {}
-    for budget in budgets:
-        for key, task in all_tasks.items():
-            if task.name == "CT, 23 views" or (budget != budgets[0] and key not in large_budget_tasks):
-                continue
-            print(key, budget, flush=True)
-            tuned[key, budget] = tune_baselines(task, priors[task.dataset], budget, n_val=n_val, n_trials=n_trials,
-                                                seed=seed, device=device)
-            entry = run_rows(task, priors[task.dataset], tuned[key, budget], budget, n_images=n_images, seed=seed,
-                             device=device)
-            result["head_to_head"].append({**entry, "tuned": tuned[key, budget]})
-            if out:
-                Path(out).write_text(json.dumps(result))
-    return result
+    priors = load_priors(device)
+    settings = [(task, budget) for budget in budgets for key, task in path_tasks(seed).items()
+                if task.name != "CT, 23 views" and (budget == budgets[0] or key in large_budget_tasks)]
+
+    def run(setting):
+        task, budget = setting
+        print(task.key, budget, flush=True)
+        prior = priors[task.dataset]
+        tuned = tune_baselines(task, prior, budget, n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+        return {**run_rows(task, prior, tuned, budget, n_images=n_images, seed=seed, device=device), "tuned": tuned}
+
+    return each_setting({"head_to_head": []}, "head_to_head", settings, run, out)
 
 
 @experiment
@@ -203,9 +206,10 @@ def path_transfer(*, head_to_head: str = "results/path_guided.json", budget: int
     from studies.results import load_results
 
     stored = load_results(head_to_head)["results"]
-    tuned = {(e["task"], e["budget"]): e["tuned"] for e in stored["head_to_head"]}
+    tuned = {(e["task"], e["budget"]): {label: Brief(tuned_from_json(t)) for label, t in e["tuned"].items()}
+             for e in stored["head_to_head"]}
     native = {e["task"] for e in stored["head_to_head"] if e["budget"] == budget}
-    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
+    priors = load_priors(device)
     rows = []
     for key, task in path_tasks(seed).items():
         source = next((s for s, targets in TRANSFER.items() if task.name in targets), None)
@@ -225,32 +229,29 @@ def path_nfe(*, nfes=(30, 100, 300), n_images: int = 8, seed: int = 0, device: s
     """PSNR against network evaluations per image for Song et al.'s step at λ = 1 and the two default path steps
     (their levels are the budget divided by their evaluations per level), CT 16 views and MRI 8x without noise, on
     the first ``n_images`` off-grid test images: what the path steps would need to catch up."""
-    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
+    priors = load_priors(device)
     all_tasks = path_tasks(seed)
     curves = {}
     for key in ("CT, 16 views|noise-free|test", "MRI, 8x|noise-free|test"):
-        task = all_tasks[key]
-        truth, y, _ = protocol.test_data(task, n_images, seed)
-        runs = {"λ = 1": ("proximal", {}, 1)}
-        runs.update({label: ("path", options, evaluations_per_step(**options))
-                     for label, options in PATH_VARIANTS.items() if "lanes" not in label})
+        task, prior = all_tasks[key], priors[all_tasks[key].dataset]
+        data = protocol.measured(task, n_images, seed)
+        runs = {"λ = 1": ("proximal", {})}
+        runs.update({label: ("path", options) for label, options in PATH_VARIANTS.items() if "lanes" not in label})
         curves[key] = {}
-        for label, (method, options, per_level) in runs.items():
-            curves[key][label] = {}
-            for nfe in nfes:
-                x, record = recon.reconstruct(y.to(device), task.operator, priors[task.dataset], method, seed=seed,
-                                              steps=nfe // per_level, **options)
-                curves[key][label][nfe] = {"psnr": psnr(x.cpu(), truth).tolist(), "nfe": record.nfe,
-                                           "seconds_per_image": record.seconds / n_images}
-            print(key, label, {n: round(sum(v["psnr"]) / n_images, 2) for n, v in curves[key][label].items()},
-                  flush=True)
+        for label, (method, options) in runs.items():
+            print(key, label, flush=True)
+            choices = {nfe: Choice(method, {**options, **METHODS[method].budget_options(nfe, options)}, prior)
+                       for nfe in nfes}
+            rows = protocol.evaluate_all(data, choices, seed=seed, device=device)
+            curves[key][label] = {nfe: {"psnr": r.psnr, "nfe": r.nfe, "seconds_per_image": r.seconds_per_image}
+                                  for nfe, r in rows.items()}
     return {"curves": curves}
 
 
 def consistency_priors(cms: dict[str, str], device) -> dict:
     """Per data family, the diffusion prior and the consistency model named in ``cms``."""
-    return {name: {"diffusion": recon.load_prior(name, device), "cm": recon.load_prior(cms[name], device)}
-            for name in ("head_ct", "brain")}
+    diffusion, cm = load_priors(device), load_priors(device, [cms[name] for name in protocol.FAMILIES])
+    return {name: {"diffusion": diffusion[name], "cm": cm[cms[name]]} for name in protocol.FAMILIES}
 
 
 @experiment
@@ -261,7 +262,7 @@ def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, reali
     noise-free and noisy, every row tuned on validation images at its own budget; and the realism of unconditional
     samples. ``only``: the task keys to run (a run cut short finishes with the rest; its realism part is then
     skipped). With ``out``, the partial result is written there after every setting."""
-    from studies.consistency_study import test_rows, tune_rows, unconditional_realism
+    from studies.consistency_study import unconditional_realism
 
     cms = {"head_ct": head_ct_cm, "brain": brain_cm}
     priors = consistency_priors(cms, device)
@@ -271,16 +272,21 @@ def consistency(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, reali
         result["realism"][name] = unconditional_realism(name, priors[name], n=realism_samples, seed=seed,
                                                         device=device)
         print(name, {k: round(sum(v) / len(v), 4) for k, v in result["realism"][name].items()}, flush=True)
-    for task in protocol.tasks(seed=seed):
-        if task.split != "test" or (only is not None and task.key not in only):
-            continue
-        print(task.key, flush=True)
-        tuned = tune_rows(task, priors[task.dataset], n_val=n_val, n_trials=n_trials, seed=seed, device=device)
-        entry = test_rows(task, priors[task.dataset], tuned, n_images=n_images, seed=seed, device=device)
-        result["head_to_head"].append({**entry, "tuned": tuned})
-        if out:
-            Path(out).write_text(json.dumps(result))
-    return result
+    settings = [t for t in protocol.tasks(seed=seed) if t.split == "test" and (only is None or t.key in only)]
+    run = {"n_val": n_val, "n_trials": n_trials, "n_images": n_images, "seed": seed, "device": device}
+    return each_setting(result, "head_to_head", settings, lambda task: consistency_setting(task, priors, **run), out)
+
+
+def consistency_setting(task: protocol.Task, priors: dict, *, n_val: int, n_trials: int, n_images: int, seed: int,
+                        device="cpu", labels: list | None = None) -> dict:
+    """One setting of the consistency head-to-head: its rows (or those in ``labels``) tuned, then tested."""
+    from studies.consistency_study import test_rows, tune_rows
+
+    print(task.key, flush=True)
+    tuned = tune_rows(task, priors[task.dataset], n_val=n_val, n_trials=n_trials, seed=seed, device=device,
+                      labels=labels)
+    return {**test_rows(task, priors[task.dataset], tuned, n_images=n_images, seed=seed, device=device),
+            "tuned": tuned}
 
 
 @experiment
@@ -288,19 +294,10 @@ def consistency_rows(*, labels=(), only=(), n_images: int = 32, n_val: int = 8, 
                      device: str = "cpu") -> dict:
     """Rows of the consistency head-to-head added after its run (``labels``, on the task keys in ``only``), tuned and
     tested exactly as there; the notebook merges them into ``results/consistency.json``'s settings."""
-    from studies.consistency_study import test_rows, tune_rows
-
-    priors = consistency_priors({name: name + "_cm" for name in ("head_ct", "brain")}, device)
-    out = []
-    for task in protocol.tasks(seed=seed):
-        if task.split != "test" or task.key not in only:
-            continue
-        print(task.key, flush=True)
-        tuned = tune_rows(task, priors[task.dataset], n_val=n_val, n_trials=n_trials, seed=seed, device=device,
-                          labels=list(labels))
-        entry = test_rows(task, priors[task.dataset], tuned, n_images=n_images, seed=seed, device=device)
-        out.append({**entry, "tuned": tuned})
-    return {"head_to_head": out}
+    priors = consistency_priors({name: name + "_cm" for name in protocol.FAMILIES}, device)
+    run = {"n_val": n_val, "n_trials": n_trials, "n_images": n_images, "seed": seed, "device": device}
+    return {"head_to_head": [consistency_setting(task, priors, **run, labels=list(labels))
+                             for task in protocol.tasks(seed=seed) if task.split == "test" and task.key in only]}
 
 
 @experiment
@@ -313,13 +310,13 @@ def consistency_timing(*, batch: int = 32, nfes=(1, 2, 4, 8), repeats: int = 3, 
     timings = {}
     for key in ("CT, 16 views|noise-free|test", "MRI, 8x|noise-free|test"):
         task = path_tasks(seed)[key]
-        _, y, _ = protocol.test_data(task, batch, seed)
+        measurement = protocol.measured(task, batch, seed).measurement
         cm, prior = recon.load_prior(task.dataset + "_cm"), recon.load_prior(task.dataset)
         runs = {f"CM + proximal step, {n} NFE": (cm, "consistency", {"steps": n}) for n in nfes}
         runs["diffusion + proximal step, 60 NFE"] = (prior, "proximal", {"steps": 60})
         timings[key] = {}
         for label, (model, method, options) in runs.items():
-            seconds = [recon.reconstruct(y, task.operator, model, method, seed=seed, **options)[1].seconds
+            seconds = [recon.reconstruct(measurement, prior=model, method=method, seed=seed, **options)[1].seconds
                        for _ in range(repeats)]
             timings[key][label] = min(seconds) / batch
         print(key, {k: round(v, 4) for k, v in timings[key].items()}, flush=True)
@@ -339,8 +336,8 @@ def shift(*, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 
                "spread_images": spread_images, "seed": seed}
     partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
     done = {(p["setting"], p["noise"]): p for p in partial.get("points", [])} if partial.get("options") == options else {}
-    priors = {name: recon.load_prior(name, device) for name in ("head_ct", "brain")}
-    carried = partial.get("carried", {}) if done else {}
+    priors = load_priors(device)
+    carried = {key: tuned_from_json(t) for key, t in partial.get("carried", {}).items()} if done else {}
     points = []
     for point in shift_grid():
         source = source_task(point, seed)
@@ -351,15 +348,12 @@ def shift(*, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 
         points.append(done.get(key) or prior_point(point, priors[point.dataset], carried[source.key], nfe=nfe,
                                                    n_images=n_images, n_val=n_val, n_trials=n_trials, seed=seed,
                                                    spread_k=spread_k, spread_images=spread_images, device=device))
-        if out:
-            Path(out).write_text(json.dumps({"options": options, "carried": carried, "points": points}))
+        write_partial(out, {"options": options, "carried": carried, "points": points})
     for point, result in zip(shift_grid(), points):
+        print(f"  {point.setting} {result['noise']}: the networks", flush=True)
         result["rows"] = {k: v for k, v in result["rows"].items() if not k.startswith("network")}
         result["rows"].update(network_rows(point, n_images=n_images, seed=seed, device=device))
-        print(f"  {point.setting} {result['noise']}: " + ", ".join(
-            f"{k}: {sum(r['psnr']) / n_images:.2f}" for k, r in result["rows"].items()), flush=True)
-    from_training = {point.dataset: {**carried[source_task(point, seed).key]["fixed"],
-                                     **carried[source_task(point, seed).key]["best"]}
+    from_training = {point.dataset: carried[source_task(point, seed).key].options
                      for point in shift_grid() if point.noise is None}
     return {"points": points, "anatomy": anatomy_panel(priors, from_training, seed=seed, device=device)}
 
@@ -372,18 +366,17 @@ def shift_truncation(*, settings=("ct:16", "ct:25", "ct:32", "ct:60", "ct:90"), 
     truncated, the cut-off tuned with λ on validation images at 16 views (carried over) and at each point."""
     from studies.shift_study import Shift, tune_truncated
 
-    prior = recon.load_prior("head_ct", device)
+    prior = load_priors(device, ["head_ct"])["head_ct"]
     tune = {"nfe": nfe, "n_val": n_val, "n_trials": n_trials, "seed": seed, "device": device}
     carried = tune_truncated(Shift(settings[0], "head_ct", "views", 0).task(seed), prior, **tune)
     points = []
     for setting in settings:
         task = Shift(setting, "head_ct", "views", 0).task(seed)
-        truth, y, noise_std = protocol.test_data(task, n_images, seed)
         here = carried if setting == settings[0] else tune_truncated(task, prior, **tune)
-        rows = {label: protocol.test_method(task, prior, "proximal", {**t["fixed"], **t["best"]}, y, noise_std, truth,
-                                            seed=seed, device=device)
-                for label, t in (("prior, truncated A⁺, carried over", carried), ("prior, truncated A⁺, tuned here", here))}
-        print(f"  {setting}: " + ", ".join(f"{k}: {sum(r['psnr']) / n_images:.2f}" for k, r in rows.items()), flush=True)
+        runs = {"prior, truncated A⁺, carried over": Choice.tuned(carried, prior),
+                "prior, truncated A⁺, tuned here": Choice.tuned(here, prior)}
+        print(setting, flush=True)
+        rows = protocol.evaluate_all(protocol.measured(task, n_images, seed), runs, seed=seed, device=device)
         points.append({"setting": setting, "rows": rows, "tuned": {"carried": carried, "here": here}})
     return {"points": points}
 
@@ -431,7 +424,7 @@ def synthetic_dp(*, n_synthetic: int = 1024, n_private: int = 2048, n_test: int 
                   "reconstruction": st.reconstruction(prior, nfe=nfe, n_images=n_images, n_val=n_val,
                                                       n_trials=n_trials, seed=seed, device=device)}
         print(f"  {label}: AUC {result['classifier']['auc']:.3f}, FD {result['fd']:.2f}, MIA "
-              f"{result['membership']['auc']:.3f}, PSNR {sum(result['reconstruction']['row']['psnr']) / n_images:.2f}",
+              f"{result['membership']['auc']:.3f}, PSNR {sum(result['reconstruction']['row'].psnr) / n_images:.2f}",
               flush=True)
         out["models"][label] = result
     return out

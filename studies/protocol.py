@@ -1,25 +1,36 @@
-"""The evaluation protocol every chapter is judged by (the "trustworthy evaluation" issue):
+"""The evaluation protocol every chapter is judged by (the "trustworthy evaluation" issue), and the one tune/test
+pipeline every chapter's study runs through:
 
 * measurements simulated off the reconstruction grid (:func:`recon.data.fine_and_truth`, ``operator.A_fine``) with
-  physical noise (:mod:`recon.operators.noise`);
+  physical noise (:mod:`recon.operators.noise`): :func:`measured`, a :class:`Measured`;
 * every free parameter tuned by :func:`recon.tuning.tune_method` on validation images, with the same trial
-  budget for every method and setting, at the network-evaluation budget the method is then tested with;
-* test images never choose a setting; paired differences with bootstrap intervals
-  (:mod:`studies.statistics`); posterior spread (:mod:`studies.uncertainty`).
+  budget for every method and setting, at the network-evaluation budget the method is then tested with:
+  :func:`tune_all` of :class:`Choice` s, giving :class:`recon.tuning.Tuned` s;
+* test images never choose a setting: :func:`evaluate_all` gives one typed :class:`Row` per method (per-image PSNR,
+  SSIM and residual, NFE, seconds), which stays typed until :func:`studies.results.to_json` writes the study.
+
+This module owns :class:`Task` and the protocol's tasks, candidates and priors; the chapters' studies own their
+rows. Paired differences with bootstrap intervals are :mod:`studies.statistics`; posterior spread
+:mod:`studies.uncertainty`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
+
+import torch
 
 import recon
 from recon.data.offgrid import fine_and_truth
+from recon.methods import METHODS
 from recon.metrics import psnr, ssim
-from recon.operators.noise import ComplexGaussianMRI, PoissonCT, simulate
-from recon.tuning import tune_method
+from recon.operators.noise import ComplexGaussianMRI, Measurement, PoissonCT, simulate
+from recon.tuning import Tuned, tune_method
 
 LOW_DOSE, MRI_SNR = PoissonCT(flux=1e4), ComplexGaussianMRI(snr=30.0)
+FAMILIES = ("head_ct", "brain")  # the data families of the protocol's tasks, one shipped prior each
 
 
 @dataclasses.dataclass
@@ -45,6 +56,10 @@ class Task:
         """Song et al.'s step for noise-free data, the DDRM rule for noisy data; DPS for both."""
         return ["proximal" if self.noise is None else "proximal_ddrm", "dps"]
 
+    def header(self) -> dict:
+        """The task's names as a results file's entry starts: ``task`` (its key), ``name``, ``noise``."""
+        return {"task": self.key, "name": self.name, "noise": self.noise_name}
+
 
 def tasks(size: int = 64, seed: int = 0) -> list[Task]:
     """CT 8 and 16 views, noise-free and low-dose; MRI 4x and 8x, noise-free and at SNR 30 (in-distribution brain
@@ -58,103 +73,121 @@ def tasks(size: int = 64, seed: int = 0) -> list[Task]:
     return out
 
 
-def fixed_options(method: str, nfe: int) -> dict:
-    """The options a method is not tuned over: its network-evaluation budget (one per Euler–Maruyama step)."""
-    return {"iters": 300} if method == "tv" else {"steps": nfe} if method in ("proximal", "proximal_ddrm", "dps") else {}
+def load_priors(device="cpu", names=FAMILIES) -> dict:
+    """``name -> prior`` of the shipped checkpoints ``names`` (by default one per data family of the tasks)."""
+    return {name: recon.load_prior(name, device) for name in names}
 
 
-def candidates(task: Task, nfe: int, with_pc: bool = False) -> dict[str, tuple[str, dict]]:
-    """``label -> (method, fixed options)`` of every tunable method of a task at a budget of ``nfe`` network
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A method with options and the prior it runs with (None for a method that needs none). Tuned, ``options`` are
+    the fixed ones (the rest are searched); tested, they are all of them."""
+
+    method: str
+    options: dict
+    prior: object = None
+
+    @classmethod
+    def tuned(cls, tuned: Tuned, prior=None) -> Choice:
+        """The tuned method with its fixed and best options."""
+        return cls(tuned.method, tuned.options, prior)
+
+
+def budget_options(method: str, nfe: int, fixed: dict | None = None) -> dict:
+    """The options that give ``method`` a budget of ``nfe`` network evaluations per image (its registered budget
+    option, :meth:`recon.methods.Method.budget_options`); TV's iteration count, its default, stays in the results."""
+    fixed = fixed or {}
+    return {"iters": 300} if method == "tv" else {**METHODS[method].budget_options(nfe, fixed), **fixed}
+
+
+def candidates(task: Task, nfe: int, prior=None, with_pc: bool = False) -> dict[str, Choice]:
+    """``label -> Choice`` (fixed options) of every tunable method of a task at a budget of ``nfe`` network
     evaluations; ``with_pc`` adds the proximal step over the predictor–corrector sampler (``nfe / 2`` levels)."""
-    out = {m: (m, fixed_options(m, nfe)) for m in ["tv", *task.score_methods()]}
+    out = {m: Choice(m, budget_options(m, nfe), prior) for m in ["tv", *task.score_methods()]}
     if with_pc:
         proximal = task.score_methods()[0]
-        out[f"{proximal} (pc)"] = (proximal, {"steps": nfe // 2, "sampler": "pc"})
+        out[f"{proximal} (pc)"] = Choice(proximal, budget_options(proximal, nfe, {"sampler": "pc"}), prior)
     return out
 
 
-def tune_task(task: Task, prior, choices: dict, *, n_val: int, n_trials: int, seed: int, device="cpu",
-              space: dict | None = None) -> dict:
-    """Every candidate of the task tuned alike on its validation images; ``label -> Tuned`` as a dict. ``space``
-    replaces the methods' own search spaces (:data:`recon.tuning.SEARCH_SPACES`)."""
+def tune_all(task: Task, choices: dict[str, Choice], *, n_val: int, n_trials: int, seed: int, device="cpu",
+             space: dict | None = None, name: Callable[[str], str] | None = None) -> dict[str, Tuned]:
+    """Every choice tuned alike on the task's first ``n_val`` validation images (off-grid, the task's noise):
+    ``label -> Tuned``. ``space`` replaces the methods' own search spaces; ``name(label)`` names each study (its
+    sampler's seed derives from the name), by default ``"{task name}|{noise}|{label}"``."""
     truth, fine = fine_and_truth(task.dataset, n_val, task.operator.image_shape[0], "val", seed)
+    name = name or (lambda label: f"{task.name}|{task.noise_name}|{label}")
     tuned = {}
-    for label, (method, fixed) in choices.items():
-        result = tune_method(method, task.operator, truth, prior, noise=task.noise, fine=fine, fixed=fixed,
-                             n_trials=n_trials, name=f"{task.name}|{task.noise_name}|{label}", seed=seed,
-                             device=device, space=space)
-        tuned[label] = dataclasses.asdict(result)
-        print(f"  tuned {label}: {result.best} ({result.value:.2f} dB on validation)", flush=True)
+    for label, choice in choices.items():
+        tuned[label] = tune_method(choice.method, task.operator, truth, choice.prior, noise=task.noise, fine=fine,
+                                   fixed=choice.options, n_trials=n_trials, name=name(label), seed=seed,
+                                   device=device, space=space)
+        print(f"  tuned {label}: {tuned[label].best} ({tuned[label].value:.2f} dB on validation)", flush=True)
     return tuned
 
 
-def test_data(task: Task, n_images: int, seed: int, off_grid: bool = True):
-    """The task's first ``n_images`` images of its split and their measurements, simulated off the reconstruction grid
-    (or on it, ``off_grid=False``: the inverse crime) with the task's noise: ``(truth, y, noise_std)``."""
+@dataclasses.dataclass
+class Measured:
+    """Test images ``truth`` ``(N, 1, H, W)`` and their :class:`recon.operators.noise.Measurement`."""
+
+    truth: torch.Tensor
+    measurement: Measurement
+
+    def first(self, n: int) -> Measured:
+        """The first ``n`` images and their measurements, as measured in this batch: the images and a method's sampler
+        noise are drawn per image, but the measurement noise (MRI) and the noise level (CT, MRI) are the batch's, so
+        measuring the first ``n`` alone gives other data."""
+        return Measured(self.truth[:n], dataclasses.replace(self.measurement, y=self.measurement.y[:n]))
+
+
+def measured(task: Task, n_images: int, seed: int, off_grid: bool = True) -> Measured:
+    """The task's first ``n_images`` images of its split, measured off the reconstruction grid (or on it,
+    ``off_grid=False``: the inverse crime) with the task's noise."""
     truth, fine = fine_and_truth(task.dataset, n_images, task.operator.image_shape[0], task.split, seed)
-    y, noise_std = simulate(task.operator, truth, task.noise, seed, fine if off_grid else None)
-    return truth, y, noise_std
+    return Measured(truth, simulate(task.operator, truth, task.noise, seed, fine if off_grid else None))
 
 
-def test_method(task: Task, prior, method: str, options: dict, y, noise_std: float, truth, *, seed: int,
-                device="cpu") -> dict:
-    """One method on the task's test measurements: per-image PSNR, SSIM and residual, NFE, seconds per image."""
+@dataclasses.dataclass
+class Row:
+    """One method on test measurements: per-image PSNR, SSIM and relative data residual (None where a results file
+    does not keep it), network evaluations per image, seconds per image."""
+
+    method: str
+    options: dict
+    psnr: list[float]
+    ssim: list[float]
+    residual: list[float] | None
+    nfe: int
+    seconds_per_image: float
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def reconstruct_row(data: Measured, choice: Choice, *, seed: int, device="cpu") -> tuple[torch.Tensor, Row]:
+    """The reconstructions (on the CPU, unclamped) of a choice on the test measurements, and its :class:`Row`."""
     start = time.perf_counter()
-    x, record = recon.reconstruct(y.to(device), task.operator, prior, method, noise_std=noise_std, seed=seed,
-                                  **options)
+    x, record = recon.reconstruct(data.measurement.to(device), prior=choice.prior, method=choice.method, seed=seed,
+                                  **choice.options)
     seconds = (time.perf_counter() - start) / len(x)
     x = x.cpu()
-    return {"method": method, "options": options, "psnr": psnr(x, truth).tolist(), "ssim": ssim(x, truth).tolist(),
-            "residual": record.residual.tolist(), "nfe": record.nfe, "seconds_per_image": seconds}
+    return x, Row(choice.method, choice.options, psnr(x, data.truth).tolist(), ssim(x, data.truth).tolist(),
+                  record.residual.tolist(), record.nfe, seconds)
 
 
-def run_task(task: Task, prior, tuned: dict, *, n_images: int, seed: int, device="cpu", off_grid: bool = True) -> dict:
-    """The task's test images measured (off-grid unless told otherwise) and reconstructed by every method with its
-    tuned options; one row per method."""
-    truth, y, noise_std = test_data(task, n_images, seed, off_grid)
-    methods = {task.classical: {}, "tv": None, **{m: None for m in task.score_methods()}}
-    rows = []
-    for method, options in methods.items():
-        options = {**tuned[method]["fixed"], **tuned[method]["best"]} if options is None else options
-        rows.append(test_method(task, prior, method, options, y, noise_std, truth, seed=seed, device=device))
-        print(f"  {method}: {sum(rows[-1]['psnr']) / n_images:.2f} dB", flush=True)
-    return {"task": task.key, "name": task.name, "noise": task.noise_name, "split": task.split,
-            "off_grid": off_grid, "noise_std": noise_std, "rows": rows}
+def evaluate_all(data: Measured, choices: dict[str, Choice], *, seed: int, device="cpu",
+                 keep: Callable[[str, torch.Tensor], None] | None = None) -> dict[str, Row]:
+    """Every choice on the test measurements: ``label -> Row``; ``keep(label, x)`` receives each reconstruction."""
+    rows = {}
+    for label, choice in choices.items():
+        x, rows[label] = reconstruct_row(data, choice, seed=seed, device=device)
+        if keep is not None:
+            keep(label, x)
+        print(f"  {label}: {sum(rows[label].psnr) / len(x):.2f} dB ({rows[label].nfe} NFE)", flush=True)
+    return rows
 
 
-def nfe_curve(task: Task, prior, tuned: dict, *, nfes, n_images: int, seed: int, device="cpu") -> dict:
-    """PSNR against network evaluations for every score method of the task (Euler–Maruyama; the proximal family
-    also with the predictor–corrector sampler, two evaluations per level), each with the options tuned at the
-    protocol's budget. Returns ``method -> {nfe: per-image PSNR}``."""
-    truth, y, noise_std = test_data(task, n_images, seed)
-    curves = {}
-    for label, entry in tuned.items():
-        if label == "tv":
-            continue
-        method, per_level = entry["method"], 2 if entry["fixed"].get("sampler") == "pc" else 1
-        runs = {}
-        for nfe in nfes:
-            options = {**entry["fixed"], **entry["best"], "steps": max(1, nfe // per_level)}
-            runs[nfe] = test_method(task, prior, method, options, y, noise_std, truth, seed=seed, device=device)["psnr"]
-        curves[label] = runs
-        print(f"  {label}: " + ", ".join(f"{n}: {sum(v) / len(v):.2f}" for n, v in runs.items()), flush=True)
-    return curves
-
-
-def uncertainty(task: Task, prior, tuned: dict, *, k: int, n_images: int, seed: int, device="cpu") -> dict:
-    """``k`` posterior samples per test image for each score method (its tuned options): the posterior mean's PSNR
-    against one sample's, the coverage of 90 % prediction intervals, and the correlation of spread with error."""
-    from studies.uncertainty import posterior_samples, summarize
-
-    truth, y, noise_std = test_data(task, n_images, seed)
-    out = {}
-    for method in task.score_methods():
-        options = {**tuned[method]["fixed"], **tuned[method]["best"]}
-        samples = posterior_samples(y.to(device), task.operator, prior, method, k=k, seed=seed,
-                                    noise_std=noise_std, **options).cpu()
-        report = summarize(samples, truth)
-        out[method] = {"psnr_mean": report.psnr_mean.tolist(), "psnr_single": report.psnr_single.tolist(),
-                       "coverage": report.coverage.tolist(), "correlation": report.std_error_correlation.tolist()}
-        print(f"  {method}: mean {report.psnr_mean.mean():.2f} dB vs one sample {report.psnr_single.mean():.2f}, "
-              f"coverage {report.coverage.mean():.2f}", flush=True)
-    return out
+def tile(measurement: Measurement, k: int) -> Measurement:
+    """The measurement repeated ``k`` times along the batch (one batched pass over ``k`` settings or samples)."""
+    y = measurement.y
+    return dataclasses.replace(measurement, y=y.repeat(k, *([1] * (y.dim() - 1))))

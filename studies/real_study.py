@@ -6,21 +6,22 @@ protocol's physical noise. Every method is tuned alike on validation images of a
 scan): the shipped priors and TV on the family the shipped priors learnt, the retrained priors and TV on the richer
 family they learnt. Beside them: the classical inverse, the shift chapter's supervised networks, and the posterior
 spread of each prior (does it grow where the error does?). Then the same priors on the phantom test sets, to see
-what the richer training costs there.
+what the richer training costs there. This module owns the real-scan rows, their figure arrays and the phantom check;
+tuning and testing are the protocol's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 import torch
 
-import recon
-from recon.metrics import psnr, ssim
 from recon.operators.noise import simulate
 from recon.operators.settings import make_operator
 from studies import protocol
+from studies.protocol import Choice
 from studies.shift_study import NETWORKS, TRAINED_AT, available
 
 # modality -> (shift-chapter data family, its setting, the classical inverse, priors: label -> (checkpoint, family))
@@ -55,53 +56,63 @@ def spread_report(samples: torch.Tensor, truth: torch.Tensor) -> dict:
             "correlation": report.std_error_correlation.tolist()}
 
 
+def prior_choices(spec: dict, setting: str, operator, noise, priors: dict, *, nfe: int, n_val: int, n_trials: int,
+                  seed: int, device="cpu") -> tuple[dict[str, Choice], dict[str, dict]]:
+    """Per prior of the modality, TV and the score methods tuned on its family's validation images (never on a real
+    scan): ``(label -> Choice, prior label -> {method: Tuned})``."""
+    choices, tuned = {}, {}
+    for label, (checkpoint, family) in spec["priors"].items():
+        task = protocol.Task(setting, operator, family, noise, classical=spec["classical"])
+        tuned[label] = protocol.tune_all(task, protocol.candidates(task, nfe, priors[checkpoint]), n_val=n_val,
+                                         n_trials=n_trials, seed=seed, device=device)
+        choices[f"TV (tuned on {family} validation)"] = Choice.tuned(tuned[label]["tv"])
+        choices.update({f"{label} prior, {m}": Choice.tuned(tuned[label][m], priors[checkpoint])
+                        for m in task.score_methods()})
+    return choices, tuned
+
+
+def spreads(data: protocol.Measured, choices: dict[str, Choice], figure: dict, *, k: int, seed: int,
+            index: list[int], device="cpu") -> dict:
+    """Each prior's posterior spread (``prior label -> Choice`` of its proximal method) on the real slices; the spread
+    and posterior mean of the figure's slices go to ``figure``."""
+    from studies.uncertainty import posterior_samples
+
+    out = {}
+    for label, choice in choices.items():
+        samples = posterior_samples(data.measurement.to(device), choice.prior, choice.method, k=k, seed=seed,
+                                    **choice.options).cpu()
+        out[label] = {"method": choice.method, **spread_report(samples, data.truth)}
+        figure[f"{label} spread"] = samples.std(0)[index, 0].numpy()
+        figure[f"{label} posterior mean"] = samples.mean(0)[index, 0].numpy()
+    return out
+
+
 def condition(modality: str, noise, priors: dict, *, nfe: int, n_val: int, n_trials: int, spread_k: int, seed: int,
               factor: int = 4, device="cpu") -> tuple[dict, dict]:
     """One modality under one noise model: every method on the real slices; ``(result, figure arrays)``."""
-    from studies.uncertainty import posterior_samples
-
     spec = MODALITIES[modality]
     setting = TRAINED_AT[spec["dataset"]]
     operator = make_operator(setting, seed=seed)
     scans, truth, fine = real_images(modality, factor=factor)
-    y, noise_std = simulate(operator, truth, noise, seed, fine)
-    names = [s.name for s in scans]
-    figure_index = [names.index(n) for n in FIGURE_IMAGES[modality]]
-    figure = {"truth": truth[figure_index, 0].numpy()}
-    rows, tuned, spreads = {}, {}, {}
-
-    def run(label, prior, method, options):
-        start = time.perf_counter()
-        x, record = recon.reconstruct(y.to(device), operator, prior, method, noise_std=noise_std, seed=seed, **options)
-        x = x.cpu()  # scored unclamped, as protocol.test_method scores the phantom rows
-        rows[label] = {"method": method, "options": options, "psnr": psnr(x, truth).tolist(),
-                       "ssim": ssim(x, truth).tolist(), "nfe": record.nfe,
-                       "seconds_per_image": (time.perf_counter() - start) / len(x)}
-        figure[label] = x[figure_index, 0].numpy()
-        print(f"  {label}: {np.mean(rows[label]['psnr']):.2f} dB", flush=True)
-
-    run(spec["classical"], None, spec["classical"], {})
-    for label, (checkpoint, family) in spec["priors"].items():
-        prior = priors[checkpoint]
-        task = protocol.Task(setting, operator, family, noise, classical=spec["classical"])
-        result = protocol.tune_task(task, prior, protocol.candidates(task, nfe), n_val=n_val, n_trials=n_trials,
-                                    seed=seed, device=device)
-        tuned[label] = result
-        run(f"TV (tuned on {family} validation)", None, "tv", {**result["tv"]["fixed"], **result["tv"]["best"]})
-        for method in task.score_methods():
-            run(f"{label} prior, {method}", prior, method, {**result[method]["fixed"], **result[method]["best"]})
-        method = task.score_methods()[0]
-        samples = posterior_samples(y.to(device), operator, prior, method, k=spread_k, seed=seed, noise_std=noise_std,
-                                    **{**result[method]["fixed"], **result[method]["best"]}).cpu()
-        spreads[label] = {"method": method, **spread_report(samples, truth)}
-        figure[f"{label} spread"] = samples.std(0)[figure_index, 0].numpy()
-        figure[f"{label} posterior mean"] = samples.mean(0)[figure_index, 0].numpy()
-    for kind, name in NETWORKS[spec["dataset"]].items():
-        if available(name):
-            run(f"network ({kind}, {spec['dataset']})", None, "supervised", {"network": name})
-    result = {"setting": setting, "noise": "noise-free" if noise is None else noise.describe(), "noise_std": noise_std,
-              "images": names, "subjects": [s.subject for s in scans], "sources": [s.source for s in scans],
-              "upsampled": [s.upsampled for s in scans], "rows": rows, "tuned": tuned, "spread": spreads,
+    data = protocol.Measured(truth, simulate(operator, truth, noise, seed, fine))
+    index = [[s.name for s in scans].index(n) for n in FIGURE_IMAGES[modality]]
+    figure = {"truth": truth[index, 0].numpy()}
+    tested, tuned = prior_choices(spec, setting, operator, noise, priors, nfe=nfe, n_val=n_val, n_trials=n_trials,
+                                  seed=seed, device=device)
+    choices = {spec["classical"]: Choice(spec["classical"], {}), **tested}
+    choices.update({f"network ({kind}, {spec['dataset']})": Choice("supervised", {"network": name})
+                    for kind, name in NETWORKS[spec["dataset"]].items() if available(name)})
+    rows = protocol.evaluate_all(data, choices, seed=seed, device=device,  # scored unclamped, as the phantom rows
+                                 keep=lambda label, x: figure.__setitem__(label, x[index, 0].numpy()))
+    method = protocol.Task(setting, operator, spec["dataset"], noise).score_methods()[0]
+    proximal = {label: tested[f"{label} prior, {method}"] for label in spec["priors"]}
+    spread = spreads(data, proximal, figure, k=spread_k, seed=seed, index=index, device=device)
+    result = {"setting": setting, "noise": "noise-free" if noise is None else noise.describe(),
+              "noise_std": data.measurement.noise_std, "images": [s.name for s in scans],
+              "subjects": [s.subject for s in scans], "sources": [s.source for s in scans],
+              "upsampled": [s.upsampled for s in scans],
+              "rows": {k: dataclasses.replace(r, residual=None) for k, r in rows.items()},  # the file keeps no residual
+              "tuned": tuned, "spread": spread,
               "priors": {label: {"checkpoint": c, "family": f} for label, (c, f) in spec["priors"].items()}}
     return result, {k: v.astype(np.float16) for k, v in figure.items()}
 
@@ -114,19 +125,16 @@ def phantom_check(modality: str, noise, priors: dict, tuned: dict, *, nfe: int, 
     setting = TRAINED_AT[spec["dataset"]]
     task = protocol.Task(setting, make_operator(setting, seed=seed), spec["dataset"], noise, classical=spec["classical"])
     method = task.score_methods()[0]
-    truth, y, noise_std = protocol.test_data(task, n_images, seed)
-    rows = {}
+    choices = {}
     for label, (checkpoint, family) in spec["priors"].items():
+        prior = priors[checkpoint]
         if family == spec["dataset"]:
-            options = tuned[label][method]
-        else:
-            choice = {method: (method, protocol.fixed_options(method, nfe))}
-            options = protocol.tune_task(task, priors[checkpoint], choice, n_val=n_val, n_trials=n_trials, seed=seed,
-                                         device=device)[method]
-        rows[f"{label} prior, {method}"] = protocol.test_method(task, priors[checkpoint], method,
-                                                               {**options["fixed"], **options["best"]}, y, noise_std,
-                                                               truth, seed=seed, device=device)
-        print(f"  phantoms, {label}: {np.mean(rows[f'{label} prior, {method}']['psnr']):.2f} dB", flush=True)
+            choices[f"{label} prior, {method}"] = Choice.tuned(tuned[label][method], prior)
+            continue
+        candidate = {method: Choice(method, protocol.budget_options(method, nfe), prior)}
+        here = protocol.tune_all(task, candidate, n_val=n_val, n_trials=n_trials, seed=seed, device=device)[method]
+        choices[f"{label} prior, {method}"] = Choice.tuned(here, prior)
+    rows = protocol.evaluate_all(protocol.measured(task, n_images, seed), choices, seed=seed, device=device)
     return {"setting": setting, "dataset": spec["dataset"], "noise": task.noise_name, "rows": rows}
 
 
@@ -136,7 +144,7 @@ def real_scan_study(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread
     out, arrays = {}, {}
     for modality in modalities:
         spec = MODALITIES[modality]
-        priors = {checkpoint: recon.load_prior(checkpoint, device) for checkpoint, _ in spec["priors"].values()}
+        priors = protocol.load_priors(device, [checkpoint for checkpoint, _ in spec["priors"].values()])
         out[modality] = []
         for noise in (None, spec["noise"]):
             print(modality, "noise-free" if noise is None else noise.describe(), flush=True)

@@ -2,16 +2,23 @@
 date, hardware); a notebook reads the file and recomputes a small part live, asserting agreement (:func:`spot_check`).
 
     python scripts/make_results.py evaluation        # or `make results` for all of them
+
+This module owns the border between typed results and the files: :func:`to_json` (the one place rows and tuned
+values become JSON-ready dicts), :class:`Brief` (a tuned value as the head-to-head files keep it),
+:func:`tuned_from_json` (back again), and the notebooks' helpers that name what a file holds (:func:`tuned_text`,
+:func:`tag_of`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
 
 from recon.provenance import ROOT
+from recon.tuning import Tuned
 
 RESULTS = ROOT / "results"
 
@@ -53,3 +60,59 @@ def spot_check(live: Mapping[str, float], stored: Mapping[str, float], *, tolera
         raise AssertionError(f"{what}: live values differ from the results file by up to {diffs[worst]:.3f} "
                              f"(> {tolerance}); {rows}. Regenerate the file or find the change that moved them.")
     return f"{what}: {len(live)} values agree with the results file within {diffs[worst]:.3f} (tolerance {tolerance})"
+
+
+def to_json(value):
+    """``value`` with every dataclass in it (a :class:`studies.protocol.Row`, a :class:`recon.tuning.Tuned`, a
+    :class:`Brief`) turned into its dict (its ``to_json()`` if it has one, else its fields), tuples into lists."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = value.to_json() if hasattr(value, "to_json") else {f.name: getattr(value, f.name)
+                                                                      for f in dataclasses.fields(value)}
+        return to_json(fields)
+    if isinstance(value, Mapping):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+def write_partial(path: str | Path | None, result: dict) -> None:
+    """Write a run's result so far to ``path`` (None: nowhere), so that a long run cut short keeps what it finished."""
+    if path:
+        Path(path).write_text(json.dumps(to_json(result)))
+
+
+@dataclasses.dataclass
+class Brief:
+    """A tuned value as the head-to-head files keep it: without its trials, with the kind of prior it ran with
+    (``"cm"`` or ``"diffusion"``, in the consistency study) and the budget whose tuning it borrows."""
+
+    tuned: Tuned
+    prior: str | None = None
+    borrowed_from: int | None = None
+
+    def to_json(self) -> dict:
+        brief = {k: v for k, v in dataclasses.asdict(self.tuned).items() if k != "trials"}
+        out = brief if self.prior is None else {"prior": self.prior, **brief}
+        return out if self.borrowed_from is None else {**out, "borrowed_from": self.borrowed_from}
+
+
+def tuned_from_json(entry: Mapping) -> Tuned:
+    """The :class:`recon.tuning.Tuned` of a stored entry (a brief one has no trials)."""
+    return Tuned(entry["method"], dict(entry["fixed"]), dict(entry["best"]), entry["value"], entry.get("trials", []),
+                 list(entry["at_bound"]), entry["seed"])
+
+
+def tuned_text(tuned: Mapping, label: str) -> str:
+    """A stored row's tuned values for a table, ``"lam = 0.42, snr = 0.17†"`` († on a bound of its range); ``""``
+    for a row that was not tuned."""
+    entry = tuned.get(label)
+    if entry is None:
+        return ""
+    return ", ".join(f"{k} = {v:.3g}" + ("†" if k in entry["at_bound"] else "") for k, v in entry["best"].items())
+
+
+def tag_of(entry: Mapping) -> str:
+    """The glue name of a stored setting: ``CT_16_views``, ``MRI_8x_noisy``, ``MRI_8x_shift`` (anatomy shift)."""
+    return (entry["name"].replace(", ", "_").replace(" ", "_") + ("" if entry["noise"] == "noise-free" else "_noisy")
+            + ("_shift" if entry.get("split") == "test_shift" else ""))

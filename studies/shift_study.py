@@ -6,7 +6,8 @@ the anatomy. Every method is scored on the protocol's off-grid test images.
 The prior's cost of a shift is measured against itself: λ tuned at the training setting and carried over, against λ
 tuned on validation images at the shifted setting (its own level there). A network's cost of a shift is measured
 against an oracle (the single-setting network fine-tuned at the shifted setting) where one ships, and everywhere
-against the prior; :mod:`studies.shift_report` computes these from the results.
+against the prior; :mod:`studies.shift_report` computes these from the results. This module owns the grid, the
+networks' names and training commands, and the rows at a point; tuning and testing are the protocol's.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import time
 
 import torch
 
-import recon
 from recon.models.checkpoints import shipped_folder
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT
 from recon.operators.settings import make_operator
+from recon.tuning import Range, Tuned
 from studies import protocol
+from studies.protocol import Choice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,23 +107,21 @@ def available(name: str | None) -> bool:
     return True
 
 
-def tune_lambda(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
+def tune_lambda(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> Tuned:
     """λ of the task's proximal method (Song et al.'s step, or the DDRM rule on noisy data) tuned on validation images
     at ``nfe`` Euler–Maruyama levels, by the protocol's study."""
     method = task.score_methods()[0]
-    choice = {method: (method, protocol.fixed_options(method, nfe))}
-    return protocol.tune_task(task, prior, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device)[method]
+    choice = {method: Choice(method, protocol.budget_options(method, nfe), prior)}
+    return protocol.tune_all(task, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device)[method]
 
 
-def tune_truncated(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> dict:
+def tune_truncated(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> Tuned:
     """λ and the proximal step's pseudo-inverse cut-off ``rcond`` (:meth:`LinearOperator.prox`) tuned together on
     validation images, by the protocol's study, at ``nfe`` Euler–Maruyama levels (noise-free data)."""
-    from recon.tuning import Range
-
     space = {"lam": Range(0.0, 1.0), "rcond": Range(1e-6, 1e-1, log=True)}
-    choice = {"proximal, truncated": ("proximal", {"steps": nfe})}
-    return protocol.tune_task(task, prior, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device,
-                              space=space)["proximal, truncated"]
+    choice = {"proximal, truncated": Choice("proximal", protocol.budget_options("proximal", nfe), prior)}
+    return protocol.tune_all(task, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device,
+                             space=space)["proximal, truncated"]
 
 
 def source_task(shift: Shift, seed: int = 0) -> protocol.Task:
@@ -131,25 +131,24 @@ def source_task(shift: Shift, seed: int = 0) -> protocol.Task:
     return Shift(TRAINED_AT[shift.dataset], shift.dataset, "source", 0.0, noise).task(seed)
 
 
-def spread(task: protocol.Task, prior, options: dict, *, k: int, n_images: int, seed: int, device="cpu") -> dict:
-    """The prior's posterior spread at a grid point (``k`` samples of the first ``n_images`` test images with
-    ``options``): the error of the posterior mean, the mean spread, 90 % interval coverage and corr(spread, error)."""
+def spread(data: protocol.Measured, choice: Choice, *, k: int, seed: int, device="cpu") -> dict:
+    """The prior's posterior spread on test images (``k`` samples of each with the choice's method and options):
+    the error of the posterior mean, the mean spread, 90 % interval coverage and corr(spread, error)."""
     from recon.metrics import psnr
     from studies.uncertainty import posterior_samples, summarize
 
-    truth, y, noise_std = protocol.test_data(task, n_images, seed)
-    samples = posterior_samples(y.to(device), task.operator, prior, task.score_methods()[0], k=k, seed=seed,
-                                noise_std=noise_std, **options).cpu()
-    report = summarize(samples, truth)
-    rmse = (report.mean - truth).flatten(1).pow(2).mean(1).sqrt()
-    sample_psnr = torch.stack([psnr(sample, truth) for sample in samples]).mean(0)  # a single sample, averaged over k
+    samples = posterior_samples(data.measurement.to(device), choice.prior, choice.method, k=k, seed=seed,
+                                **choice.options).cpu()
+    report = summarize(samples, data.truth)
+    rmse = (report.mean - data.truth).flatten(1).pow(2).mean(1).sqrt()
+    sample_psnr = torch.stack([psnr(sample, data.truth) for sample in samples]).mean(0)  # one sample, averaged over k
     return {"rmse": rmse.tolist(), "std": report.std.flatten(1).mean(1).tolist(), "coverage": report.coverage.tolist(),
             "correlation": report.std_error_correlation.tolist(), "mean_psnr": report.psnr_mean.tolist(),
             "sample_psnr": sample_psnr.tolist()}
 
 
-def prior_point(shift: Shift, prior, carried: dict, *, nfe: int, n_images: int, n_val: int, n_trials: int, seed: int,
-                spread_k: int = 8, spread_images: int = 8, device="cpu") -> dict:
+def prior_point(shift: Shift, prior, carried: Tuned, *, nfe: int, n_images: int, n_val: int, n_trials: int,
+                seed: int, spread_k: int = 8, spread_images: int = 8, device="cpu") -> dict:
     """The prior at one grid point on its off-grid test images: λ carried over from the training setting and λ tuned
     here, the classical inverse beside them, and the prior's posterior spread (λ carried over) on the first
     ``spread_images``. At the source task itself (the training setting with the source's noise) nothing is shifted
@@ -157,34 +156,28 @@ def prior_point(shift: Shift, prior, carried: dict, *, nfe: int, n_images: int, 
     added by :func:`network_rows` (cheap: one evaluation each)."""
     start = time.perf_counter()
     task = shift.task(seed)
-    truth, y, noise_std = protocol.test_data(task, n_images, seed)
+    data = protocol.measured(task, n_images, seed)
     is_source = task.key == source_task(shift, seed).key
     tuned_here = carried if is_source else tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials,
                                                        seed=seed, device=device)
-    method = task.score_methods()[0]
-    runs = {"prior, λ carried over": (method, {**carried["fixed"], **carried["best"]}),
-            "prior, λ tuned here": (method, {**tuned_here["fixed"], **tuned_here["best"]}),
-            task.classical: (task.classical, {})}
-    rows = {label: protocol.test_method(task, prior, m, options, y, noise_std, truth, seed=seed, device=device)
-            for label, (m, options) in runs.items()}
-    posterior = spread(task, prior, {**carried["fixed"], **carried["best"]}, k=spread_k, n_images=spread_images,
+    runs = {"prior, λ carried over": Choice.tuned(carried, prior), "prior, λ tuned here": Choice.tuned(tuned_here, prior),
+            task.classical: Choice(task.classical, {})}
+    rows = protocol.evaluate_all(data, runs, seed=seed, device=device)
+    posterior = spread(protocol.measured(task, spread_images, seed), runs["prior, λ carried over"], k=spread_k,
                        seed=seed, device=device)
     return {"setting": shift.setting, "dataset": shift.dataset, "axis": shift.axis, "value": shift.value,
-            "noise": task.noise_name, "noise_std": noise_std, "rows": rows, "spread": posterior,
+            "noise": task.noise_name, "noise_std": data.measurement.noise_std, "rows": rows, "spread": posterior,
             "tuned": {"carried": carried, "here": tuned_here}, "source": is_source,
             "seconds": round(time.perf_counter() - start, 1)}
 
 
-def network_rows(shift: Shift, *, n_images: int, seed: int, device="cpu") -> dict:
+def network_rows(shift: Shift, *, n_images: int, seed: int, device="cpu") -> dict[str, protocol.Row]:
     """The supervised networks at one grid point, on the same test measurements as :func:`prior_point`: the
     single-setting and family networks, and the oracle fine-tuned at this setting where one ships."""
-    task = shift.task(seed)
-    truth, y, noise_std = protocol.test_data(task, n_images, seed)
     names = dict(NETWORKS[shift.dataset], oracle=oracle_name(shift))
-    return {f"network ({kind})": protocol.test_method(task, None, "supervised", {"network": name}, y, noise_std, truth,
-                                                      seed=seed, device=device)
-            for kind, name in names.items()
+    runs = {f"network ({kind})": Choice("supervised", {"network": name}) for kind, name in names.items()
             if available(name) and (kind != "oracle" or name != NETWORKS[shift.dataset]["single"])}
+    return protocol.evaluate_all(protocol.measured(shift.task(seed), n_images, seed), runs, seed=seed, device=device)
 
 
 def anatomy_images(seed: int = 0, n_shift: int = 32) -> dict[str, tuple[str, torch.Tensor]]:
@@ -201,24 +194,22 @@ def anatomy_images(seed: int = 0, n_shift: int = 32) -> dict[str, tuple[str, tor
             "brain, anatomy-shift slabs": ("brain", shift_slices), "real MR slice (pydicom MR_small)": ("brain", mr_small())}
 
 
-def anatomy_panel(priors: dict, carried: dict, *, seed: int = 0, device="cpu") -> dict:
+def anatomy_panel(priors: dict, carried: dict[str, dict], *, seed: int = 0, device="cpu") -> dict:
     """Every method on the anatomy-shift images at the training settings (noise-free): the prior with the λ tuned at
-    the training setting, the two networks, the classical inverse; per-image PSNR and SSIM."""
-    from recon.metrics import psnr, ssim
+    the training setting (``carried``: options per data family), the two networks, the classical inverse; per-image
+    PSNR and SSIM."""
+    from recon.operators.noise import simulate
 
     out = {}
     for label, (dataset, images) in anatomy_images(seed).items():
         task = Shift(TRAINED_AT[dataset], dataset, "anatomy", 0.0).task(seed)
-        y = task.operator.A(images)
-        method = task.score_methods()[0]
-        runs = {"prior, λ from the training setting": (priors[dataset], method, carried[dataset]),
-                task.classical: (None, task.classical, {})}
-        runs.update({f"network ({kind})": (None, "supervised", {"network": name})
+        runs = {"prior, λ from the training setting": Choice(task.score_methods()[0], carried[dataset], priors[dataset]),
+                task.classical: Choice(task.classical, {})}
+        runs.update({f"network ({kind})": Choice("supervised", {"network": name})
                      for kind, name in NETWORKS[dataset].items() if available(name)})
-        out[label] = {}
-        for row, (prior, m, options) in runs.items():
-            x, _ = recon.reconstruct(y.to(device), task.operator, prior, m, seed=seed, **options)
-            out[label][row] = {"psnr": psnr(x.cpu(), images).tolist(), "ssim": ssim(x.cpu(), images).tolist()}
+        data = protocol.Measured(images, simulate(task.operator, images))  # on the grid: no finer rendering exists
+        rows = protocol.evaluate_all(data, runs, seed=seed, device=device)
+        out[label] = {row: {"psnr": r.psnr, "ssim": r.ssim} for row, r in rows.items()}
     return out
 
 

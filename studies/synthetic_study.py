@@ -10,6 +10,9 @@ reconstruction.
 * memorisation: each synthetic image's nearest neighbour among the private training images against its nearest
   among as many held-out private images (Carlini et al. 2023); a loss-threshold membership-inference attack
   (Yeom et al. 2018) on the denoising loss at fixed noise draws, its ROC AUC with a bootstrap interval.
+
+This module owns these measures and the chapter's checkpoints; the reconstruction row is tuned and tested by the
+protocol (:mod:`studies.protocol`).
 """
 
 from __future__ import annotations
@@ -264,7 +267,6 @@ def reconstruction(prior, *, nfe: int, n_images: int, n_val: int, n_trials: int,
 
     task = Shift("ct:16", "head_ct", "views", 16).task(seed)
     tuned = tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials, seed=seed, device=device)
-    truth, y, noise_std = protocol.test_data(task, n_images, seed)
-    row = protocol.test_method(task, prior, "proximal", {**tuned["fixed"], **tuned["best"]}, y, noise_std, truth,
-                               seed=seed, device=device)
-    return {"tuned": tuned, "row": row}
+    data = protocol.measured(task, n_images, seed)
+    return {"tuned": tuned, "row": protocol.reconstruct_row(data, protocol.Choice.tuned(tuned, prior), seed=seed,
+                                                            device=device)[1]}

@@ -9,16 +9,18 @@ import torch
 from scipy.stats import t as student_t
 
 from recon.metrics import psnr
+from recon.operators.noise import Measurement
 from recon.reconstruction import reconstruct
+from studies.protocol import tile
 
 
-def posterior_samples(y: torch.Tensor, operator, prior, method: str, *, k: int = 8, seed: int = 0,
+def posterior_samples(measurement: Measurement, prior, method: str, *, k: int = 8, seed: int = 0,
                       **options) -> torch.Tensor:
     """``k`` reconstructions per measurement, ``(k, B, 1, H, W)``, in one batched pass: sample ``j`` of image ``i``
     uses seed ``seed + j * B + i``, so every sample is a different draw of the sampler's noise."""
-    B = y.shape[0]
-    y_all = y.repeat(k, *([1] * (y.dim() - 1)))
-    x, _ = reconstruct(y_all, operator, prior, method, seed=[seed + j for j in range(k * B)], **options)
+    B = measurement.y.shape[0]
+    x, _ = reconstruct(tile(measurement, k), prior=prior, method=method, seed=[seed + j for j in range(k * B)],
+                       **options)
     return x.reshape(k, B, *x.shape[1:])
 
 

@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import nibabel
 import numpy as np
@@ -76,8 +75,7 @@ def test_nifti_output_lies_where_the_input_does(tmp_path):
     volume = np.stack([np.zeros_like(blobs[0]), *blobs], axis=-1)  # a blank slice first: --slice is still z
     affine = np.array([[0.9, 0, 0, -30], [0, 1.1, 0, -40], [0, 0, 3.0, 12], [0, 0, 0, 1]])
     nibabel.save(nibabel.Nifti1Image(volume, affine), tmp_path / "t1.nii.gz")
-    args = SimpleNamespace(input=tmp_path / "t1.nii.gz", slice=2, modality="mri", window=None, percentile=100.0)
-    scan = read_scan(args, {}, 45)
+    scan = read_scan(tmp_path / "t1.nii.gz", {}, 45, index=2, modality="mri", percentile=100.0)
     truth = scan.truth[0, 0].numpy().astype(np.float64)
     write_nifti(tmp_path / "out.nii.gz", scan, truth)
     out = nibabel.load(tmp_path / "out.nii.gz")
@@ -161,14 +159,14 @@ def test_ddp_on_two_processes_matches_one_process(tmp_path):
 
 
 def test_the_128_pixel_preset():
+    from recon.cli.train import model_config, parse_options
     from recon.models.checkpoints import build_model
     from recon.operators.settings import make_operator
-    from recon.train import model_config, parse_args
 
-    args = parse_args(["--data", "head_ct", "--preset", "128", "--out", "x"])
-    assert (args.size, args.mults, args.batch) == (128, [1, 2, 2, 4], 16)
-    assert parse_args(["--data", "head_ct", "--preset", "128", "--batch", "4", "--out", "x"]).batch == 4
-    model = build_model("edm", model_config(args))
+    options = parse_options(["--data", "head_ct", "--preset", "128", "--out", "x"])
+    assert (options.size, options.mults, options.batch) == (128, (1, 2, 2, 4), 16)
+    assert parse_options(["--data", "head_ct", "--preset", "128", "--batch", "4", "--out", "x"]).batch == 4
+    model = build_model("edm", model_config(options))
     x = torch.rand(1, 1, 128, 128)
     with torch.no_grad():
         assert model(x, torch.tensor([0.5])).shape == x.shape
@@ -176,7 +174,7 @@ def test_the_128_pixel_preset():
 
 
 def test_train_refuses_a_folder_smaller_than_a_batch(tmp_path):
-    from recon.train import main as train_main
+    from recon.cli.train import main as train_main
 
     data = png_folder(tmp_path / "pngs", size=32)
     with pytest.raises(SystemExit, match=r"only (\d+) training image.*--batch \1 or less"):

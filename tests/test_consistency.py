@@ -15,7 +15,6 @@ from recon.random import generators, randn
 from recon.sampling import get_sigmas_consistency, sample_consistency
 from recon.train import main as train_main
 from recon.training import ECTLoss
-from recon.tuning import space_for
 
 SIZE = 8
 
@@ -143,9 +142,10 @@ def test_score_methods_refuse_a_consistency_model_and_tweedie_is_one_evaluation(
 
 
 def test_tuning_spaces_leave_out_idle_options():
-    assert set(space_for("consistency", {"steps": 1})) == {"lam"}
-    assert set(space_for("consistency", {"steps": 2, "guide": "replacement"})) == {"sigma_renoise"}
-    assert set(space_for("consistency", {"steps": 4, "lam": 1.0})) == {"sigma_renoise", "shrink"}
+    space_for = recon.METHODS["consistency"].space_for
+    assert set(space_for({"steps": 1})) == {"lam"}
+    assert set(space_for({"steps": 2, "guide": "replacement"})) == {"sigma_renoise"}
+    assert set(space_for({"steps": 4, "lam": 1.0})) == {"sigma_renoise", "shrink"}
 
 
 def synthetic_entry(noise: str, shift: float) -> dict:

@@ -58,10 +58,11 @@ def test_posterior_samples_are_distinct_draws_in_one_pass():
 
     op = recon.ParallelBeamCT(16, 4)
     prior = recon.models.GaussianDenoiser(torch.full((1, 16, 16), 0.3), 0.02 * torch.eye(256))
-    y = op.A(recon.data.head_ct_phantoms(2, 16, "test", 0))
-    samples = posterior_samples(y, op, prior, "proximal", k=3, steps=4, final_projection=False)
+    m = recon.operators.noise.simulate(op, recon.data.head_ct_phantoms(2, 16, "test", 0))
+    samples = posterior_samples(m, prior, "proximal", k=3, steps=4, final_projection=False)
     assert samples.shape == (3, 2, 1, 16, 16) and not torch.allclose(samples[0], samples[1])
-    again = posterior_samples(y[1:], op, prior, "proximal", k=1, seed=1, steps=4, final_projection=False)
+    again = posterior_samples(recon.operators.noise.Measurement(m.y[1:], op), prior, "proximal", k=1, seed=1,
+                              steps=4, final_projection=False)
     assert torch.allclose(again[0, 0], samples[0, 1], atol=1e-6)  # sample j of image i uses seed j * B + i
 
 
@@ -86,26 +87,47 @@ def test_every_method_is_tuned_by_one_protocol_with_its_own_seed():
 
 def test_the_protocol_tunes_on_validation_and_tests_off_grid():
     import recon
+    from recon.tuning import Range, Tuned
     from studies import protocol
+    from studies.evaluation_study import run_task
+    from studies.results import to_json
 
     op = recon.ParallelBeamCT(16, 6)
     prior = recon.models.GaussianDenoiser(torch.full((1, 16, 16), 0.3), 0.02 * torch.eye(256))
     task = protocol.Task("CT, 6 views", op, "head_ct", protocol.PoissonCT(flux=1e5))
     assert task.score_methods() == ["proximal_ddrm", "dps"] and "Poisson" in task.key
-    choices = protocol.candidates(task, nfe=4, with_pc=True)
-    assert choices["proximal_ddrm (pc)"] == ("proximal_ddrm", {"steps": 2, "sampler": "pc"})
-    tuned = protocol.tune_task(task, prior, choices, n_val=2, n_trials=2, seed=0)
-    assert set(tuned) == set(choices) and all(entry["trials"] for entry in tuned.values())
-    result = protocol.run_task(task, prior, tuned, n_images=3, seed=0)
-    assert [r["method"] for r in result["rows"]] == ["fbp", "tv", "proximal_ddrm", "dps"]
-    assert result["off_grid"] and result["noise_std"] > 0 and all(len(r["psnr"]) == 3 for r in result["rows"])
-    assert result["rows"][2]["options"]["steps"] == 4 and result["rows"][2]["nfe"] == 4
-    crime = protocol.run_task(task, prior, tuned, n_images=3, seed=0, off_grid=False)
-    assert crime["rows"][0]["psnr"] != result["rows"][0]["psnr"]  # the data differ: the inverse crime is a choice
+    choices = protocol.candidates(task, nfe=4, prior=prior, with_pc=True)
+    assert choices["proximal_ddrm (pc)"] == protocol.Choice("proximal_ddrm", {"steps": 2, "sampler": "pc"}, prior)
+    assert choices["tv"].options == {"iters": 300} and choices["dps"].options == {"steps": 4}
+    tuned = protocol.tune_all(task, choices, n_val=2, n_trials=2, seed=0)
+    assert set(tuned) == set(choices) and all(isinstance(t, Tuned) and t.trials for t in tuned.values())
+    result = run_task(task, prior, tuned, n_images=3, seed=0)
+    assert [r.method for r in result["rows"]] == ["fbp", "tv", "proximal_ddrm", "dps"]
+    assert result["off_grid"] and result["noise_std"] > 0 and all(len(r.psnr) == 3 for r in result["rows"])
+    assert result["rows"][2].options["steps"] == 4 and result["rows"][2].nfe == 4
+    stored = to_json({**result, "tuned": tuned})  # the results file's shape
+    assert list(stored["rows"][2]) == ["method", "options", "psnr", "ssim", "residual", "nfe", "seconds_per_image"]
+    assert list(stored["tuned"]["tv"]) == ["method", "fixed", "best", "value", "trials", "at_bound", "seed"]
+    crime = run_task(task, prior, tuned, n_images=3, seed=0, off_grid=False)
+    assert crime["rows"][0].psnr != result["rows"][0].psnr  # the data differ: the inverse crime is a choice
     assert [t.key for t in protocol.tasks()][-1] == "MRI, 8x|noise-free|test_shift"
-    from recon.tuning import Range  # a given space replaces the method's own (here: the step's cut-off too)
-    clean = protocol.Task("CT, 6 views", op, "head_ct")
+    clean = protocol.Task("CT, 6 views", op, "head_ct")  # a given space replaces the method's own (the cut-off too)
     space = {"lam": Range(0.0, 1.0), "rcond": Range(1e-6, 1e-1, log=True)}
-    truncated = protocol.tune_task(clean, prior, {"p": ("proximal", {"steps": 2})}, n_val=2, n_trials=2, seed=0,
-                                   space=space)["p"]
-    assert set(truncated["best"]) == {"lam", "rcond"} and 1e-6 <= truncated["best"]["rcond"] <= 1e-1
+    truncated = protocol.tune_all(clean, {"p": protocol.Choice("proximal", {"steps": 2}, prior)}, n_val=2, n_trials=2,
+                                  seed=0, space=space)["p"]
+    assert set(truncated.best) == {"lam", "rcond"} and 1e-6 <= truncated.best["rcond"] <= 1e-1
+
+
+def test_stored_tuned_values_and_briefs_keep_the_files_shape():
+    from recon.tuning import Tuned
+    from studies.results import Brief, tag_of, to_json, tuned_from_json, tuned_text
+
+    tuned = Tuned("proximal", {"steps": 50, "sampler": "pc"}, {"lam": 0.5, "snr": 0.2}, 30.0, [{"value": 30.0}],
+                  ["lam"], 7)
+    assert to_json(Brief(tuned, prior="cm", borrowed_from=200)) == {
+        "prior": "cm", "method": "proximal", "fixed": {"steps": 50, "sampler": "pc"}, "best": {"lam": 0.5, "snr": 0.2},
+        "value": 30.0, "at_bound": ["lam"], "seed": 7, "borrowed_from": 200}
+    assert tuned_from_json(to_json(tuned)) == tuned and tuned_from_json(to_json(Brief(tuned))).trials == []
+    assert tuned_text({"a": to_json(tuned)}, "a") == "lam = 0.5†, snr = 0.2" and tuned_text({}, "a") == ""
+    assert tag_of({"name": "MRI, 8x", "noise": "noise-free", "split": "test_shift"}) == "MRI_8x_shift"
+    assert tag_of({"name": "CT, 16 views", "noise": "Poisson, 1e+04"}) == "CT_16_views_noisy"

@@ -7,10 +7,9 @@ import torch
 
 import recon
 from recon.baselines import tv_least_squares
-from recon.methods import SIGMA_MAX, SIGMA_MIN
 from recon.models import GaussianDenoiser
 from recon.random import generators, randn
-from recon.sampling import get_sigmas_karras, sample_em
+from recon.sampling import SIGMA_MAX, SIGMA_MIN, get_sigmas_karras, sample_em
 
 SIZE = 16
 

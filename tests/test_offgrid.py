@@ -87,7 +87,8 @@ def test_poisson_ct_noise_follows_the_delta_method():
     images = recon.data.head_ct_phantoms(1, 32, "test", 0).expand(400, -1, -1, -1).contiguous()
     clean = op.A(images)
     model = PoissonCT(flux=1e5)
-    noisy, std = simulate(op, images, model, seed=0)
+    measured = simulate(op, images, model, seed=0)
+    noisy, std = measured.y, measured.noise_std
     scale = model.mu_ref_per_mm * model.fov_mm / 32
     counts = 1e5 * torch.exp(-scale * clean[0].double())
     variance = ((noisy - clean).double() * scale).var(0)
@@ -99,11 +100,13 @@ def test_poisson_ct_noise_follows_the_delta_method():
 def test_mri_snr_and_relative_noise_are_what_they_say():
     op = recon.CartesianMRI(32, 4, 0.125, seed=0)
     images = recon.data.brain_slices(2, 32, "test", 0)
-    noisy, std = simulate(op, images, ComplexGaussianMRI(snr=20), seed=1)
+    measured = simulate(op, images, ComplexGaussianMRI(snr=20), seed=1)
+    noisy, std = measured.y, measured.noise_std
     foreground = images.flatten(1) > 0.1 * images.flatten(1).max(1, keepdim=True).values
     assert math.isclose(std * 20, float((images.flatten(1) * foreground).sum(1).div(foreground.sum(1)).mean()),
                         rel_tol=1e-6)
     residual = (noisy - op.A(images))[op.acquired(torch.ones_like(noisy)) != 0]
     assert abs(float(residual.real.std()) / std - 1) < 0.05 and abs(float(residual.imag.std()) / std - 1) < 0.05
-    noisy, std = simulate(op, images, RelativeGaussian(0.01), seed=1)
+    measured = simulate(op, images, RelativeGaussian(0.01), seed=1)
+    noisy, std = measured.y, measured.noise_std
     assert math.isclose(std, relative_noise_std(op, op.A(images), 0.01), rel_tol=1e-6)

@@ -110,15 +110,16 @@ def test_path_methods_count_every_evaluation_and_reuse_the_chosen_node():
         recon.reconstruct(y, op, prior, method="path", variant="straight")
 
 
-def test_reusing_denoiser_only_reuses_the_very_tensor_it_was_told_about():
+def test_reusing_denoiser_hands_over_the_estimate_at_the_point_and_level_it_was_told_about():
     calls = []
     reuse = ReusingDenoiser(lambda x, s: calls.append(s) or x * 0)
     x = torch.ones(2, 1, 2, 2)
     reuse.remember(x, 0.5, x * 7)
-    assert float(reuse(x, 0.5).mean()) == 7 and calls == []
+    assert float(reuse(x.clone(), 0.5).mean()) == 7 and calls == []  # keyed by value, not by tensor identity
     assert float(reuse(x, 0.5).mean()) == 0 and calls == [0.5]  # a memo is used once
-    reuse.remember(x, 0.5, x * 7)
-    assert float(reuse(x.clone(), 0.5).mean()) == 0
+    for other, sigma in ((x + 1, 0.5), (x, 0.25), (x[:1], 0.5)):
+        reuse.remember(x, 0.5, x * 7)
+        assert float(reuse(other, sigma).mean()) == 0
 
 
 def test_a_single_gaussian_mixture_is_the_gaussian_denoiser_and_its_posterior_is_the_closed_form():

@@ -139,8 +139,8 @@ def test_an_empty_poisson_batch_still_takes_the_noise_step(monkeypatch):
 
 
 def test_private_training_command_writes_the_privacy_card(tmp_path, monkeypatch):
-    from recon import train
-    from recon.train import main
+    from recon.cli import train
+    from recon.cli.train import main
 
     made = []
     real_make_private = train.make_private

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import recon
+from recon.cli.train import main as train_main
 from recon.operators.settings import classical, make_operator
-from recon.train import main as train_main
 from recon.training import SupervisedLoss
 from studies.shift_study import NETWORKS, oracle_name, setting_tag, shift_grid
 

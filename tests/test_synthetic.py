@@ -99,7 +99,7 @@ def test_classifier_learns_a_separable_task_and_refuses_one_class():
 
 
 def test_fine_tuning_starts_unseen_labels_from_the_no_label_entry():
-    from recon.train import start_unseen_labels
+    from recon.cli.train import start_unseen_labels
 
     net = UNet(base=8, mults=(1, 2), emb_dim=16, classes=2)
     start_unseen_labels(net, "head_ct_public")  # the public set holds label 0 only

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from recon.cli.train import main as train_main
 from recon.models import EDMDenoiser, UNet, load_denoiser
-from recon.train import main as train_main
 from recon.training import EDMLoss, ema_beta
 
 

@@ -44,24 +44,28 @@ class Scan:
     classical: torch.Tensor | None = None
 
 
-def scan_options(args, card: dict) -> FolderOptions:
-    """Modality and intensity rule: the command line's, else the prior's data card's, else the defaults."""
+def scan_options(card: dict, *, modality: str | None = None, window: tuple[float, float] | None = None,
+                 percentile: float | None = None) -> FolderOptions:
+    """Modality and intensity rule: those given, else the prior's data card's, else the defaults."""
     data = card.get("data_card", {})
     intensity = data.get("intensity", {})
-    window = args.window or intensity.get("window_hu") or DEFAULT_WINDOW
-    percentile = args.percentile or intensity.get("percentile") or 99.5
-    modality = args.modality or data.get("modality") or "auto"
+    window = window or intensity.get("window_hu") or DEFAULT_WINDOW
+    percentile = percentile or intensity.get("percentile") or 99.5
+    modality = modality or data.get("modality") or "auto"
     return FolderOptions(modality=modality, intensity=Intensity(tuple(window), percentile))
 
 
-def read_scan(args, card: dict, size: int) -> Scan:
-    path = Path(args.input)
+def read_scan(path: Path, card: dict, size: int, *, index: int | None = None, modality: str | None = None,
+              window: tuple[float, float] | None = None, percentile: float | None = None) -> Scan:
+    """The slice ``index`` of the scan at ``path`` (default: the middle one) for a prior of ``size`` pixels, read by
+    :func:`scan_options`."""
+    path = Path(path)
     if not path.is_file() or file_kind(path) is None:
         raise DataFolderError("not a DICOM, NIfTI (.nii, .nii.gz), PNG or .npy file" if path.is_file() else
                               "no such file")
-    options = scan_options(args, card)
+    options = scan_options(card, modality=modality, window=window, percentile=percentile)
     slices = read_one(path, options)
-    chosen = pick_slice(slices, args.slice)
+    chosen = pick_slice(slices, index)
     modality = chosen.modality if options.modality == "auto" else options.modality
     if chosen.modality not in (modality, "display"):
         raise DataFolderError(f"the file is {chosen.modality}, but the prior's data card (or --modality) says "

@@ -14,6 +14,7 @@ a SQLite file (or any database URL of optuna's relational storage); workers on o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -31,7 +32,27 @@ from recon.reconstruction import load_prior
 from recon.tuning import tune_method
 
 
-def parse_args(argv=None):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TuneOptions:
+    """One tuning worker as its command line states it (see ``--help``; the defaults live in the parser), parsed once
+    by :func:`parse_options` and never written to."""
+
+    prior: str
+    data: str  # head_ct, brain, or a folder
+    setting: str
+    method: str
+    fixed: tuple[str, ...]  # KEY=VALUE pairs
+    n_val: int
+    n_trials: int
+    storage: str | None
+    study: str | None
+    worker: int
+    seed: int
+    device: str
+    result: Path | None
+
+
+def parse_options(argv=None) -> TuneOptions:
     p = argparse.ArgumentParser(prog="python -m recon.tune", description=__doc__.splitlines()[0])
     p.add_argument("--prior", required=True, help="a shipped prior's name or a checkpoint folder")
     p.add_argument("--data", required=True, help="head_ct, brain, or a folder of images (its validation split)")
@@ -46,7 +67,8 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--result", type=Path, default=None, help="write the best values here (JSON)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    return TuneOptions(**{**vars(args), "fixed": tuple(args.fixed)})
 
 
 def folder_options(prior_path: Path, card: dict, seed: int) -> tuple[FolderOptions, int, dict | None]:
@@ -58,49 +80,48 @@ def folder_options(prior_path: Path, card: dict, seed: int) -> tuple[FolderOptio
         options = dict(full["options"])
         options["intensity"] = Intensity(tuple(options["intensity"]["window"]), options["intensity"]["percentile"])
         return FolderOptions(**options), full["seed"], full
-    quiet = argparse.Namespace(window=None, percentile=None, modality=None)
-    return scan_options(quiet, card), seed, None
+    return scan_options(card), seed, None
 
 
-def validation_images(args, prior_path: Path, card: dict, size: int):
+def validation_images(options: TuneOptions, prior_path: Path, card: dict, size: int):
     """``(truth, fine)``: the validation images and their renderings at twice the grid (fine None: on the grid). A
     folder's validation patients must be those the prior's data card lists (never a training or test patient)."""
-    if args.data in ("head_ct", "brain"):
-        return fine_and_truth(args.data, args.n_val, size, "val", args.seed, factor=2)
-    if not Path(args.data).is_dir():
-        raise SystemExit(f"--data {args.data!r} is neither head_ct, brain nor a folder.")
-    options, seed, full = folder_options(prior_path, card, args.seed)
+    if options.data in ("head_ct", "brain"):
+        return fine_and_truth(options.data, options.n_val, size, "val", options.seed, factor=2)
+    if not Path(options.data).is_dir():
+        raise SystemExit(f"--data {options.data!r} is neither head_ct, brain nor a folder.")
+    folder, seed, full = folder_options(prior_path, card, options.seed)
     try:
-        truth, found = folder_images(args.data, args.n_val, size, "val", seed, options)
+        truth, found = folder_images(options.data, options.n_val, size, "val", seed, folder)
         if full is not None and found["patients_sha256_12"] != full["patients_sha256_12"]:
-            raise SystemExit(f"the patients of {args.data} and their splits differ from those the prior's data card "
+            raise SystemExit(f"the patients of {options.data} and their splits differ from those the prior's data card "
                              "lists (was the folder changed?); tune on the folder the prior was trained on.")
         try:
-            fine = folder_images(args.data, args.n_val, 2 * size, "val", seed, options)[0]
+            fine = folder_images(options.data, options.n_val, 2 * size, "val", seed, folder)[0]
             return torch.nn.functional.avg_pool2d(fine, 2), fine
         except DataFolderError:  # too small for a rendering at twice the grid: measured on the grid
             return truth, None
     except DataFolderError as error:
-        raise SystemExit(f"--data {args.data}: {error}") from None
+        raise SystemExit(f"--data {options.data}: {error}") from None
 
 
 def main(argv=None) -> dict:
-    args = parse_args(argv)
-    path = resolve(args.prior)
+    options = parse_options(argv)
+    path = resolve(options.prior)
     card = load_card(path)
     size = card["config"]["image_size"]
-    truth, fine = validation_images(args, path, card, size)
-    fixed = key_values(args.fixed, "--fixed", "steps=100")
-    prior = load_prior(str(path), args.device) if METHODS[args.method].needs_prior else None
-    name = args.study or f"{args.method}|{args.setting}|{card['sha256'][:12]}|{fixed}"
-    tuned = tune_method(args.method, make_operator(args.setting, size), truth, prior, fine=fine, fixed=fixed,
-                        n_trials=args.n_trials, name=name, seed=args.seed, storage=args.storage, device=args.device,
-                        worker=args.worker)
+    truth, fine = validation_images(options, path, card, size)
+    fixed = key_values(list(options.fixed), "--fixed", "steps=100")
+    prior = load_prior(str(path), options.device) if METHODS[options.method].needs_prior else None
+    name = options.study or f"{options.method}|{options.setting}|{card['sha256'][:12]}|{fixed}"
+    tuned = tune_method(options.method, make_operator(options.setting, size), truth, prior, fine=fine, fixed=fixed,
+                        n_trials=options.n_trials, name=name, seed=options.seed, storage=options.storage,
+                        device=options.device, worker=options.worker)
     result = {"method": tuned.method, "fixed": tuned.fixed, "best": tuned.best, "value": tuned.value,
-              "at_bound": tuned.at_bound, "trials": len(tuned.trials), "study": name, "setting": args.setting,
-              "prior": args.prior, "data": args.data, "n_val": int(truth.shape[0]), "off_grid": fine is not None}
-    if args.result is not None:
-        args.result.write_text(json.dumps(result, indent=1) + "\n")
+              "at_bound": tuned.at_bound, "trials": len(tuned.trials), "study": name, "setting": options.setting,
+              "prior": options.prior, "data": options.data, "n_val": int(truth.shape[0]), "off_grid": fine is not None}
+    if options.result is not None:
+        options.result.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("best", "value", "trials")}))
     return result
 

@@ -130,3 +130,10 @@ def slab_level(rng: np.random.Generator, split: str) -> float:
 
 
 brain_slices.__doc__ = brain_slices.__doc__.format(SLABS=SLABS)
+
+
+# Registered last, once this module's names exist (recon.data.families imports this module to complete its registry).
+from recon.data.families import Family, register_family, renderer
+
+register_family(Family("brain", brain_slices, renderer(brain_slice_params, render_brain_slice, drawn_at_size=True),
+                       prior="brain", description="augmented axial MNI152 brain slices from disjoint slabs"))

@@ -19,7 +19,8 @@ Colin27's training slices do pass through the levels of those slabs, but in anot
 shows such edges too). Real-valued
 sources get a random gamma (0.75-1.35) and mild Rician noise (sigma up to 0.02 of the slice's 99.5th percentile, drawn on
 the base grid so a finer rendering has the same noise); every slice is divided by its 99.5th percentile and clipped
-to [0, 1], the rule :func:`recon.data.ood.mr_small` and the real-scan study apply to a real slice.
+to [0, 1]: the ``mr_percentile`` rule of :mod:`recon.data.intensity`, which :func:`recon.data.ood.mr_small` and the
+real-scan study apply to a real slice.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ import scipy.ndimage as ndi
 import torch
 
 from recon.data.brain import FIELD_OF_VIEW_MM, BrainSlice, draw_brain_slice, render_brain_slice, slab_level
+from recon.data.intensity import MR_PERCENTILE, percentile_to_unit, percentile_top
 from recon.data.splits import check_request, split_rng
 
 FAMILY = 37
 PROBABILITIES = {"train": {"tissue": 0.3, "mni_t1": 0.2, "colin27": 0.5}, "val": {"tissue": 0.6, "mni_t1": 0.4},
                  "test": {"tissue": 0.6, "mni_t1": 0.4}}
 ORIENTATIONS = {"axial": 0.5, "coronal": 0.25, "sagittal": 0.25}
-PERCENTILE = 99.5
 FOV_BINS = FIELD_OF_VIEW_MM * np.array([0.35, 0.5, 0.7, 0.9, 1.0, 1.1, 1.3])  # anti-aliasing filters prepared once per bin and size
 
 
@@ -50,13 +51,13 @@ def _volume(name: str) -> np.ndarray:
         from nilearn import datasets
 
         mni = datasets.load_mni152_template(resolution=1).get_fdata().astype(np.float32)
-        return mni / np.percentile(mni[mni > 0], PERCENTILE)
+        return mni / np.percentile(mni[mni > 0], MR_PERCENTILE)
     import nibabel as nib
 
     from recon.data.archives import archive_file
 
     colin = nib.as_closest_canonical(nib.load(archive_file("colin27"))).get_fdata().astype(np.float32)
-    return colin / np.percentile(colin, PERCENTILE)
+    return colin / np.percentile(colin, MR_PERCENTILE)
 
 
 @functools.lru_cache(maxsize=32)
@@ -137,10 +138,10 @@ def render_real_slice(params: RealSlice, size: int) -> np.ndarray:
     def on_base(x):  # percentiles on the base grid, so a finer rendering keeps the base rendering's scale
         return x.reshape(base, factor, base, factor).mean(axis=(1, 3)) if factor > 1 else x
 
-    image = image / max(np.percentile(on_base(image), PERCENTILE), 1e-6)
+    image = image / percentile_top(on_base(image), floor=1e-6)
     noise = np.kron(params.noise, np.ones((factor, factor))) if factor > 1 else params.noise
     image = np.hypot(image + params.noise_sigma * noise[0], params.noise_sigma * noise[1])
-    return np.clip(image / max(np.percentile(on_base(image), PERCENTILE), 1e-6), 0.0, 1.0)
+    return percentile_to_unit(image, top=percentile_top(on_base(image), floor=1e-6))
 
 
 def brain_real_params(split: str, seed: int, index: int, base: int):
@@ -170,3 +171,10 @@ def brain_real_slices(n: int, size: int = 64, split: str = "train", seed: int = 
     return torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
 
 
+# Registered last, once this module's names exist (recon.data.families imports this module to complete its registry).
+from recon.data.families import Family, register_family, renderer
+
+register_family(Family("brain_real", brain_real_slices, renderer(brain_real_params, render_brain_real,
+                                                                 drawn_at_size=True),
+                       prior="brain_real", intensity="mr_percentile",
+                       description="MNI152 synthesis mixed with real T1 intensities (MNI152 T1, Colin27)"))

@@ -2,7 +2,7 @@
 
 The book's first phantoms (:mod:`recon.data.phantoms`) use contrasts chosen for visibility: cerebrospinal fluid at 0.18
 and grey matter at 0.52 of the display range. A real head CT read through the soft-tissue window of
-:mod:`recon.data.folder` (−160 to 240 HU) has grey matter near 0.50, white matter 0.46 and CSF 0.42, with texture,
+:mod:`recon.data.intensity` (−160 to 240 HU) has grey matter near 0.50, white matter 0.46 and CSF 0.42, with texture,
 sulci, a head holder under the head and other fields of view. This family draws the same anatomy (pose, skull,
 ventricles, lesions from :func:`recon.data.phantoms.draw_head_ct`) and adds what real scans show:
 
@@ -28,12 +28,12 @@ import math
 import numpy as np
 import torch
 
+from recon.data.intensity import CT_WINDOW, window_to_unit
 from recon.data.phantoms import HeadCT, _ellipse_distance, _head_frame, _smooth_sigmoid, _ventricles, draw_head_ct
 from recon.data.splits import check_request, split_rng
 
 FAMILY = 41  # entropy word of this data family
 SUPERSAMPLE = 4
-WINDOW = (-160.0, 240.0)
 HU = {"air": -1000.0, "fat": -100.0, "soft": 30.0, "bone": 1200.0, "grey": 37.0, "white": 27.0, "csf": 5.0,
       "holder": 120.0, "table": 300.0}
 
@@ -65,7 +65,8 @@ def draw_head_ct_hu(rng: np.random.Generator) -> HeadCTHU:
                     for _ in range(24))
     holder = (rng.uniform(0.0, 0.03), rng.uniform(0.015, 0.035)) if rng.uniform() < 0.7 else None
     table = -rng.uniform(0.85, 0.97) if rng.uniform() < 0.6 else None
-    centre, width = 40.0 + rng.uniform(-15, 15), 400.0 * rng.uniform(0.9, 1.1)
+    low, high = CT_WINDOW
+    centre, width = (low + high) / 2 + rng.uniform(-15, 15), (high - low) * rng.uniform(0.9, 1.1)
     lesion_hu = tuple(rng.uniform(55, 80) if lesion.level > 0.5 else rng.uniform(10, 20) for lesion in base.lesions)
     skull_scale = rng.uniform(1.0, 2.2)
     return HeadCTHU(head, sulci, texture, holder, table, (centre - width / 2, centre + width / 2), lesion_hu,
@@ -145,9 +146,7 @@ def render_head_ct_hu(params: HeadCTHU, size: int, supersample: int = SUPERSAMPL
         hu += (level - hu) * _smooth_sigmoid(d, lesion.edge) * tissue
     hu += _support(params, u, v, p, q, rho, edge)
     hu[np.hypot(u, v) > 1.0] = HU["air"]  # the scanner's field of view
-    low, high = params.window
-    shown = np.clip((hu - low) / (high - low), 0.0, 1.0)
-    return shown.reshape(size, supersample, size, supersample).mean(axis=(1, 3))
+    return window_to_unit(hu, params.window).reshape(size, supersample, size, supersample).mean(axis=(1, 3))
 
 
 def head_ct_hu_params(split: str, seed: int, index: int) -> HeadCTHU:
@@ -159,3 +158,11 @@ def head_ct_hu_phantoms(n: int, size: int = 64, split: str = "train", seed: int 
     check_request(n, size, split, seed)
     images = [render_head_ct_hu(head_ct_hu_params(split, seed, i), size) for i in range(n)]
     return torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+
+
+# Registered last, once this module's names exist (recon.data.families imports this module to complete its registry).
+from recon.data.families import Family, register_family, renderer
+
+register_family(Family("head_ct_hu", head_ct_hu_phantoms, renderer(head_ct_hu_params, render_head_ct_hu),
+                       prior="head_ct_hu", intensity="ct_window",
+                       description="head-CT phantoms in HU through varied soft-tissue windows"))

@@ -37,3 +37,10 @@ def head_ct_mixed_phantoms(n: int, size: int = 64, split: str = "train", seed: i
     check_request(n, size, split, seed)
     images = [render_head_ct_mixed(head_ct_mixed_params(split, seed, i), size) for i in range(n)]
     return torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+
+
+# Registered last, once this module's names exist (recon.data.families imports this module to complete its registry).
+from recon.data.families import Family, register_family, renderer
+
+register_family(Family("head_ct_mixed", head_ct_mixed_phantoms, renderer(head_ct_mixed_params, render_head_ct_mixed),
+                       intensity="ct_window", description="head_ct_hu and head_ct phantoms, half each"))

@@ -53,3 +53,12 @@ def private_heads(n: int, size: int = 64, split: str = "train", seed: int = 0) -
 def public_labelled(n: int, size: int = 64, split: str = "train", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(public_heads(...), zeros)``: the public images with their (known) label, no haemorrhage."""
     return public_heads(n, size, split, seed), torch.zeros(n, dtype=torch.int64)
+
+
+# Registered last, once this module's names exist (recon.data.families imports this module to complete its registry).
+from recon.data.families import Family, register_family
+
+register_family(Family("head_ct_public", public_labelled, prior="head_ct_public", labels=(0,),
+                       description="lesion-free public head phantoms, all of label 0 (no haemorrhage)"))
+register_family(Family("head_ct_private", private_heads, prior="head_ct_private", labels=(0, 1),
+                       description="the head_ct phantoms with haemorrhage labels: the hospital's private data"))

@@ -7,6 +7,7 @@ import torch
 from skimage.transform import resize
 
 from recon._checks import check_positive_int
+from recon.data.intensity import CT_WINDOW, MR_PERCENTILE, percentile_to_unit, window_to_unit
 
 
 def _to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
@@ -22,7 +23,7 @@ def shepp_logan(size: int = 64) -> torch.Tensor:
     return _to_tensor(shepp_logan_phantom(), size)
 
 
-def ct_small(size: int = 64, window: tuple[float, float] = (-160.0, 240.0)) -> torch.Tensor:
+def ct_small(size: int = 64, window: tuple[float, float] = CT_WINDOW) -> torch.Tensor:
     """pydicom's real ``CT_small.dcm`` (128x128), in Hounsfield units mapped through a display window to [0, 1].
 
     The window ``(low, high)`` in HU maps ``low`` to 0 and ``high`` to 1; values outside it saturate, as on a scanner
@@ -32,15 +33,14 @@ def ct_small(size: int = 64, window: tuple[float, float] = (-160.0, 240.0)) -> t
     from pydicom.data import get_testdata_file
 
     check_positive_int(size, "size", 8)
-    low, high = window
-    if not high > low:
+    if not window[1] > window[0]:
         raise ValueError(f"window must be (low, high) with high > low in HU; got {window}.")
     ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-    return _to_tensor(np.clip((hu - low) / (high - low), 0.0, 1.0), size)
+    return _to_tensor(window_to_unit(hu, window), size)
 
 
-def mr_small(size: int = 64, percentile: float = 99.5) -> torch.Tensor:
+def mr_small(size: int = 64, percentile: float = MR_PERCENTILE) -> torch.Tensor:
     """pydicom's real ``MR_small.dcm`` (64x64, a head MR slice), scaled to [0, 1] by its ``percentile`` intensity (values
     above saturate). One real slice: an out-of-distribution test, never training data."""
     import pydicom
@@ -50,5 +50,4 @@ def mr_small(size: int = 64, percentile: float = 99.5) -> torch.Tensor:
     if not 50 < percentile <= 100:
         raise ValueError(f"percentile must lie in (50, 100]; got {percentile}.")
     pixels = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float64)
-    top = np.percentile(pixels, percentile)
-    return _to_tensor(np.clip(pixels / top, 0.0, 1.0), size)
+    return _to_tensor(percentile_to_unit(pixels, percentile), size)

@@ -158,3 +158,10 @@ def head_ct_phantoms(n: int, size: int = 64, split: str = "train", seed: int = 0
     if out.min() < 0 or out.max() > 1:  # the design keeps every tissue in [0, 1]; a change that breaks it must fail
         raise AssertionError(f"phantom values left [0, 1]: [{float(out.min())}, {float(out.max())}]")
     return out
+
+
+# Registered last, once this module's names exist (recon.data.families imports this module to complete its registry).
+from recon.data.families import Family, register_family, renderer
+
+register_family(Family("head_ct", head_ct_phantoms, renderer(head_ct_params, render_head_ct), prior="head_ct",
+                       description="procedural head-CT phantoms with lesions, contrasts chosen for visibility"))

@@ -1,6 +1,6 @@
 """Real scans of people, as test images only: no slice of these subjects is ever training data.
 
-Head CT (Hounsfield units through the book's soft-tissue window, -160...240 HU):
+Head CT (Hounsfield units through the book's soft-tissue window, -160...240 HU, :mod:`recon.data.intensity`):
 
 - ``cq500``: a slice of CQ500 patient 310 (Chilamkurthy et al. 2018, CC BY-NC-SA 4.0), ``693_UNCI.dcm`` of
   pydicom-data (PyPI);
@@ -8,7 +8,7 @@ Head CT (Hounsfield units through the book's soft-tissue window, -160...240 HU):
 - ``cranium``: ten axial slices 7.5 mm apart (indices 45-90, 1.5 mm spacing) of InVesalius' "Cranium" head CT (Debian
   ``invesalius-examples``, GPL-2; :mod:`recon.data.archives`).
 
-Brain MR (each slice divided by its 99.5th percentile, clipped to [0, 1], as :func:`recon.data.ood.mr_small`):
+Brain MR (each slice divided by its 99.5th percentile, clipped to [0, 1]: the ``mr_percentile`` rule):
 
 - ``mr_small``: pydicom's ``MR_small.dcm`` (64x64 crop of a head, patient 4MR1);
 - ``emri``: the ten frames of pydicom's ``emri_small.dcm`` (64x64 crops of sagittal brain slices, another subject);
@@ -31,9 +31,8 @@ import torch
 from skimage.transform import resize
 
 from recon.data.folder import square
+from recon.data.intensity import percentile_to_unit, window_to_unit
 
-CT_WINDOW = (-160.0, 240.0)
-PERCENTILE = 99.5
 CRANIUM_SLICES = tuple(range(45, 91, 5))
 
 
@@ -60,14 +59,8 @@ def _dicom(name: str):
         return pydicom.dcmread(path)
 
 
-def _hu_to_unit(hu: np.ndarray) -> np.ndarray:
-    low, high = CT_WINDOW
-    return np.clip((hu - low) / (high - low), 0.0, 1.0)
-
-
 def _mr_to_unit(pixels: np.ndarray) -> np.ndarray:
-    pixels = pixels.astype(np.float64)
-    return np.clip(pixels / np.percentile(pixels, PERCENTILE), 0.0, 1.0)
+    return percentile_to_unit(pixels.astype(np.float64))
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,12 +87,12 @@ def real_ct_scans(include_packaged: bool = True) -> list[RealScan]:
                                                                             "JXD191021006")):
         ds = _dicom(file)
         hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-        out.append(RealScan(name, subject, f"pydicom {file}", _hu_to_unit(hu)))
+        out.append(RealScan(name, subject, f"pydicom {file}", window_to_unit(hu)))
     if not include_packaged:
         return out
     volume = _cranium()
     out += [RealScan(f"cranium{z}", "InVesalius Cranium", f"Debian invesalius-examples Cranium.inv3, slice {z}",
-                     _hu_to_unit(volume[z])) for z in CRANIUM_SLICES]
+                     window_to_unit(volume[z])) for z in CRANIUM_SLICES]
     return out
 
 

@@ -6,7 +6,8 @@ its components that move toward the hyperplane, step, repeat; (b) **a grid and a
 on grid points between ``x`` and the hyperplane and follow the path of largest total score.
 
 Both are guides (``before`` hooks) that call the denoiser themselves, so every evaluation on a path counts in the
-NFE. Without noise the feasible set is ``A^+ y_t + null(A)``: a path that ends on it and moves only the row-space part
+NFE; the grid guide hands its evaluation at the point it returns to the sampler through a :class:`ReusingDenoiser`
+they share, the one channel between them. Without noise the feasible set is ``A^+ y_t + null(A)``: a path that ends on it and moves only the row-space part
 of ``x`` ends at ``P(x)``, the ``lam = 1`` step; the guides therefore differ from Song et al.'s step only where they
 stop short of the hyperplane, which is where the prior disagrees with the data (that is the ``lam`` they choose), and,
 for the grid's lateral lanes, by moving the null-space part.
@@ -59,19 +60,23 @@ def score_filtered_step(x: torch.Tensor, denoised: torch.Tensor, target: torch.T
 
 
 class ReusingDenoiser:
-    """A denoiser that returns a remembered output, free, when called with the very tensor and ``sigma`` it was told
-    about (:meth:`remember`); any other call goes to the wrapped denoiser. A guide that has already evaluated the
-    network at the point it hands to the sampler uses it to avoid paying twice."""
+    """The denoiser shared by a path guide and its sampler, with a one-entry cache through which the guide hands over
+    an evaluation it has made: the guide stores ``(x, sigma, D(x, sigma))`` for the point it returns
+    (:meth:`remember`); the sampler's next call, which evaluates the network at that point, gets the stored estimate
+    free when it asks at the same ``sigma`` for a tensor equal in value to ``x`` (``D`` is a function of
+    ``(x, sigma)``, so the answer is the one the network would give). The entry is used once; any other call goes
+    to the wrapped denoiser."""
 
     def __init__(self, denoiser):
         self.denoiser, self.memo = denoiser, None
 
     def remember(self, x: torch.Tensor, sigma: float, denoised: torch.Tensor) -> None:
+        """Hand ``denoised = D(x, sigma)`` to the next call at ``(x, sigma)``."""
         self.memo = (x, sigma, denoised)
 
     def __call__(self, x: torch.Tensor, sigma):
         memo, self.memo = self.memo, None
-        if memo is not None and memo[0] is x and memo[1] == sigma:
+        if memo is not None and memo[1] == sigma and memo[0].shape == x.shape and torch.equal(memo[0], x):
             return memo[2]
         return self.denoiser(x, sigma)
 
@@ -157,8 +162,8 @@ class PathGridGuide(MeasurementGuide):
     where the accumulated gain peaks. With ``lateral = 0`` the stop is the point of the segment that the prior
     finds most likely: a ``lam`` chosen per image and per noise level by the prior instead of a tuner.
 
-    The network's output at the chosen node is handed to the sampler (through a :class:`ReusingDenoiser`), so a step
-    costs ``(points + 1)(2 lateral + 1)`` evaluations in all.
+    The network's output at the chosen node is handed to the sampler through the :class:`ReusingDenoiser` both hold
+    (:meth:`ReusingDenoiser.remember`), so a step costs ``(points + 1)(2 lateral + 1)`` evaluations in all.
 
     Args:
         operator, y: the measurement process and its measurements.

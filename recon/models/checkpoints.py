@@ -70,13 +70,19 @@ def save_checkpoint(net: nn.Module, card: dict, out: Path) -> Path:
     return out
 
 
-SHIPPED_DATA = ("head_ct_mixed", "head_ct_hu", "brain_real", "head_ct", "brain")  # longest first: the first prefix matched names the data
+def shipped_stems() -> tuple[str, ...]:
+    """The data names that begin a shipped prior's folder, longest first (the first that prefixes a name names the
+    data): every unlabelled family of :data:`recon.data.families.FAMILIES`. A labelled (class-conditional) family's
+    priors are filed under the family its name extends: ``head_ct_private`` -> ``head_ct_64_private``."""
+    from recon.data.families import FAMILIES
+
+    return tuple(sorted((f.name for f in FAMILIES.values() if f.labels is None), key=len, reverse=True))
 
 
 def shipped_folder(name: str) -> str:
     """The folder of a shipped checkpoint: ``head_ct`` -> ``head_ct_64``, ``head_ct_cm`` -> ``head_ct_64_cm``,
     ``head_ct_sup_ct16`` -> ``head_ct_64_sup_ct16`` (the data set, the image size, then what kind of network)."""
-    for data in SHIPPED_DATA:
+    for data in shipped_stems():
         if name == data:
             return f"{data}_64"
         if name.startswith(data + "_"):

@@ -1,6 +1,9 @@
-"""Measurement noise with a physical meaning: low-dose CT photon counts, MRI thermal noise at a stated SNR, and the
-plain relative Gaussian noise of the first chapters. Each model turns clean measurements into noisy ones and says
-which noise standard deviation a noise-aware method should assume."""
+"""Measurements and their noise: :class:`Measurement` (the data ``y`` with the operator that made them and the noise
+model they carry) and :func:`simulate`, which makes one; and the noise models with a physical meaning: low-dose CT
+photon counts, MRI thermal noise at a stated SNR, and the plain relative Gaussian noise of the first chapters. Each
+model turns clean measurements into noisy ones and says which noise standard deviation a noise-aware method should
+assume; the measurement carries that value, so no method runs noise-free maths on noisy data by omission
+(deepinv's ``physics.noise_model`` plays this part there)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import math
 
 import torch
 
+from recon._checks import check_noise_std
 from recon.operators.base import LinearOperator, standard_noise
 
 
@@ -80,13 +84,64 @@ def relative_noise_std(operator: LinearOperator, y: torch.Tensor, level: float) 
     return float(level * values.pow(2).mean().sqrt())
 
 
-def simulate(operator: LinearOperator, images: torch.Tensor, noise, seed: int, fine: torch.Tensor | None = None):
-    """Measurements of ``images`` under ``noise`` (None: noise-free): off the reconstruction grid from ``fine`` (a
-    finer rendering, :meth:`LinearOperator.A_fine`) when given, else on it (the inverse crime). Returns ``(y,
-    noise_std)``."""
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """Measurements ``y = A x + eps`` with what a method must know about them.
+
+    Args:
+        y: the data ``(B, *operator.measurement_shape)``.
+        operator: the :class:`recon.operators.LinearOperator` that made them.
+        noise: the noise model (:class:`PoissonCT`, :class:`ComplexGaussianMRI`, :class:`RelativeGaussian`, or any
+            object with ``describe()``), or None: noise-free.
+        noise_std: the standard deviation a noise-aware method should assume (0.0 when noise-free).
+
+    :func:`recon.reconstruct` takes one in place of ``(y, operator, noise_std=...)``:
+
+    >>> import recon
+    >>> op = recon.ParallelBeamCT(16, 6)
+    >>> m = recon.simulate(op, recon.data.head_ct_phantoms(2, 16, "test", 0), RelativeGaussian(0.01), seed=0)
+    >>> m
+    Measurement(2 x (1, 6, 16) from ParallelBeamCT, Gaussian, 1 % of the data's RMS, noise_std=0.043)
+    >>> x, record = recon.reconstruct(m, method="tv", iters=5)
+    >>> record.settings["noise_std"] == m.noise_std
+    True
+    """
+
+    y: torch.Tensor
+    operator: LinearOperator
+    noise: object | None = None
+    noise_std: float = 0.0
+
+    def __post_init__(self):
+        self.operator._check_measurement(self.y, "Measurement.y")
+        object.__setattr__(self, "noise_std", check_noise_std(self.noise_std))
+        if self.noise is None and self.noise_std > 0:
+            raise ValueError(f"noise=None means noise-free data, but noise_std={self.noise_std:g}; pass the noise "
+                             "model (e.g. RelativeGaussian(0.01)), or give reconstruct the tensor y with noise_std=.")
+
+    def to(self, device) -> Measurement:
+        """The same measurement with ``y`` on ``device`` (the operator is shared, not copied)."""
+        return dataclasses.replace(self, y=self.y.to(device))
+
+    def describe(self) -> str:
+        """One line: how many measurements, of which operator, under which noise."""
+        noise = "noise-free" if self.noise is None else f"{self.noise.describe()}, noise_std={self.noise_std:.3g}"
+        shape = tuple(self.y.shape[1:])
+        return f"{self.y.shape[0]} x {shape} from {type(self.operator).__name__}, {noise}"
+
+    def __repr__(self) -> str:
+        return f"Measurement({self.describe()})"
+
+
+def simulate(operator: LinearOperator, images: torch.Tensor, noise=None, seed: int = 0,
+             fine: torch.Tensor | None = None) -> Measurement:
+    """The :class:`Measurement` of ``images`` under ``noise`` (None: noise-free; ``seed`` seeds its draw): off the
+    reconstruction grid from ``fine`` (a finer rendering, :meth:`LinearOperator.A_fine`) when given, else on it (the
+    inverse crime)."""
     clean = operator.A(images) if fine is None else operator.A_fine(fine.to(images.dtype))
     if noise is None:
-        return clean, 0.0
+        return Measurement(clean, operator)
     if not math.isfinite(float(clean.abs().max())):
         raise ValueError("the clean measurements are not finite; check the images.")
-    return noise(operator, clean, images, torch.Generator().manual_seed(seed))
+    y, noise_std = noise(operator, clean, images, torch.Generator().manual_seed(seed))
+    return Measurement(y, operator, noise, noise_std)

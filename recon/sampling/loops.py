@@ -5,17 +5,17 @@ the sample at ``sigmas[-1] = 0``. A ``guide`` (:mod:`recon.guidance`) acts aroun
 ``callback(dict)`` sees every step: ``i``, ``sigma``, ``sigma_next``, ``x`` (the state entering the step), ``x_guided``
 (after the guide's ``before`` hook), ``denoised`` (the estimate the step used) and ``x_next``. A VP model is the same
 process in the scaled variable ``x / alpha(t)`` (Karras et al. 2022, Sec. 3), so these samplers serve both schedules
-through their noise levels ``schedule.sigma(t)``.
+through their noise levels ``schedule.sigma(t)``. The levels come from the ``get_sigmas_*`` functions of
+:mod:`recon.sampling.schedules` (re-exported here for older imports).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
 from recon.random import Generators
 from recon.sampling.hooks import Guide, StepContext, guided_denoise
+from recon.sampling.schedules import get_sigmas_consistency, get_sigmas_geometric, get_sigmas_karras
 from recon.sampling.steps import (
     em_step,
     euler_step,
@@ -25,19 +25,6 @@ from recon.sampling.steps import (
     renoise_step,
     score_from_denoised,
 )
-
-
-def get_sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
-    """Karras et al. (2022, eq. 5) noise levels, ``n`` of them plus a final 0, float64."""
-    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
-    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return torch.cat([sigmas, sigmas.new_zeros(1)])
-
-
-def get_sigmas_geometric(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
-    """Song et al.'s VE levels, geometric from ``sigma_max`` to ``sigma_min``, plus a final 0, float64."""
-    sigmas = torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64))
-    return torch.cat([sigmas, sigmas.new_zeros(1)])
 
 
 def levels(sigmas: torch.Tensor):
@@ -108,18 +95,6 @@ def sample_heun(denoiser, x, sigmas, *, guide: Guide | None = None, callback=Non
     return x
 
 
-def get_sigmas_consistency(n: int, sigma_max: float, sigma_renoise: float, shrink: float = 0.1) -> torch.Tensor:
-    """Levels of the multistep consistency sampler: ``sigma_max`` (pure noise), then ``n - 1`` re-noising levels
-    geometric from ``sigma_renoise`` down to ``shrink * sigma_renoise``, plus a final 0; float64."""
-    if not 0 < sigma_renoise <= sigma_max or not 0 < shrink <= 1:
-        raise ValueError(f"need 0 < sigma_renoise <= sigma_max and 0 < shrink <= 1; got sigma_renoise={sigma_renoise}, "
-                         f"sigma_max={sigma_max}, shrink={shrink}.")
-    renoise = torch.exp(torch.linspace(math.log(sigma_renoise), math.log(sigma_renoise * shrink), max(n - 1, 0),
-                                       dtype=torch.float64)) if n > 2 else torch.full((n - 1,), float(sigma_renoise),
-                                                                                      dtype=torch.float64)
-    return torch.cat([torch.tensor([float(sigma_max)], dtype=torch.float64), renoise, torch.zeros(1, dtype=torch.float64)])
-
-
 @torch.no_grad()
 def sample_consistency(denoiser, x, sigmas, *, guide: Guide | None = None, callback=None,
                        generator: Generators = None):
@@ -137,3 +112,18 @@ def sample_consistency(denoiser, x, sigmas, *, guide: Guide | None = None, callb
 
 
 SAMPLERS = {"em": sample_em, "pc": sample_pc, "heun": sample_heun, "consistency": sample_consistency}
+# Network evaluations per level at each sampler's defaults: the predictor-corrector's one Langevin step and its
+# predictor; Heun's two (one on its last level, to 0); the others one.
+EVALUATIONS_PER_LEVEL = {"em": 1, "pc": 2, "heun": 2, "consistency": 1}
+
+__all__ = [
+    "EVALUATIONS_PER_LEVEL",
+    "SAMPLERS",
+    "get_sigmas_consistency",
+    "get_sigmas_geometric",
+    "get_sigmas_karras",
+    "sample_consistency",
+    "sample_em",
+    "sample_heun",
+    "sample_pc",
+]

@@ -1,4 +1,6 @@
-"""Noise schedules of the forward SDE ``dx = f(t) x dt + g(t) dw``: ``x_t ~ N(alpha(t) x_0, beta(t)^2 I)``.
+"""Noise schedules: the forward SDE ``dx = f(t) x dt + g(t) dw`` with ``x_t ~ N(alpha(t) x_0, beta(t)^2 I)``, and the
+discrete noise levels the samplers of :mod:`recon.sampling.loops` walk down (the ``get_sigmas_*`` functions, the
+reconstruction methods' range ``SIGMA_MAX`` to ``SIGMA_MIN`` and the consistency sampler's ``DEFAULT_RENOISE``).
 
 The names follow the post: ``alpha(t)`` scales the clean image and ``beta(t)`` is the noise standard deviation, so
 ``sigma(t) = beta(t) / alpha(t)`` is the noise level a denoiser sees after rescaling. For the linear SDE the two
@@ -10,6 +12,36 @@ from __future__ import annotations
 import math
 
 import torch
+
+# Start and end of the methods' sampling schedule, in image units: at sigma = 10 a [0, 1] image is buried in noise.
+SIGMA_MAX, SIGMA_MIN = 10.0, 0.005
+DEFAULT_RENOISE = 0.4  # the consistency sampler's first re-noising level (about Song et al.'s two-step midpoint)
+
+
+def get_sigmas_karras(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. (2022, eq. 5) noise levels, ``n`` of them plus a final 0, float64."""
+    ramp = torch.linspace(0, 1, n, dtype=torch.float64)
+    sigmas = (sigma_max ** (1 / rho) + ramp * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def get_sigmas_geometric(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """Song et al.'s VE levels, geometric from ``sigma_max`` to ``sigma_min``, plus a final 0, float64."""
+    sigmas = torch.exp(torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64))
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def get_sigmas_consistency(n: int, sigma_max: float, sigma_renoise: float, shrink: float = 0.1) -> torch.Tensor:
+    """Levels of the multistep consistency sampler (Song et al. 2023, Alg. 1): ``sigma_max`` (pure noise), then
+    ``n - 1`` re-noising levels geometric from ``sigma_renoise`` down to ``shrink * sigma_renoise``, plus a final 0;
+    float64."""
+    if not 0 < sigma_renoise <= sigma_max or not 0 < shrink <= 1:
+        raise ValueError(f"need 0 < sigma_renoise <= sigma_max and 0 < shrink <= 1; got sigma_renoise={sigma_renoise}, "
+                         f"sigma_max={sigma_max}, shrink={shrink}.")
+    renoise = torch.exp(torch.linspace(math.log(sigma_renoise), math.log(sigma_renoise * shrink), max(n - 1, 0),
+                                       dtype=torch.float64)) if n > 2 else torch.full((n - 1,), float(sigma_renoise),
+                                                                                      dtype=torch.float64)
+    return torch.cat([torch.tensor([float(sigma_max)], dtype=torch.float64), renoise, torch.zeros(1, dtype=torch.float64)])
 
 
 def _as_tensor(t) -> torch.Tensor:
