@@ -18,6 +18,7 @@ import torch
 
 from recon.models.checkpoints import build_unet, register_model_kind
 from recon.models.denoiser import Denoiser, EDMDenoiser, sigma_batch
+from recon.sampling import get_sigmas_karras, sample_heun
 
 
 class ConsistencyDenoiser(EDMDenoiser):
@@ -72,8 +73,6 @@ class ODEConsistency(Denoiser):
         self.image_size = denoiser.image_size
 
     def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
-        from recon.sampling.loops import get_sigmas_karras, sample_heun
-
         sigma = float(sigma)
         if sigma <= self.sigma_min:
             return x

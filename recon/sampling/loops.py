@@ -15,7 +15,6 @@ import torch
 
 from recon.random import Generators
 from recon.sampling.hooks import Guide, StepContext, guided_denoise
-from recon.sampling.schedules import get_sigmas_consistency, get_sigmas_geometric, get_sigmas_karras
 from recon.sampling.steps import (
     em_step,
     euler_step,
@@ -115,15 +114,3 @@ SAMPLERS = {"em": sample_em, "pc": sample_pc, "heun": sample_heun, "consistency"
 # Network evaluations per level at each sampler's defaults: the predictor-corrector's one Langevin step and its
 # predictor; Heun's two (one on its last level, to 0); the others one.
 EVALUATIONS_PER_LEVEL = {"em": 1, "pc": 2, "heun": 2, "consistency": 1}
-
-__all__ = [
-    "EVALUATIONS_PER_LEVEL",
-    "SAMPLERS",
-    "get_sigmas_consistency",
-    "get_sigmas_geometric",
-    "get_sigmas_karras",
-    "sample_consistency",
-    "sample_em",
-    "sample_heun",
-    "sample_pc",
-]
