@@ -36,8 +36,13 @@ html: venv vendor
 unit: venv
 	$(PY) -m pytest tests --ignore=tests/browser --doctest-modules recon studies -q
 
+# nbval re-executes copies of the notebooks beside a copy of book/ (notebook 3 writes book/brain.gif), so that the
+# tests never write into the source tree; results/ is read through a link.
+NBVAL_DIR := _build/nbval
 nbval: venv
-	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1500 -q
+	rm -rf $(NBVAL_DIR) && mkdir -p $(NBVAL_DIR) && cp -r notebooks book $(NBVAL_DIR)/ && ln -s $(CURDIR)/results $(NBVAL_DIR)/results
+	cd $(NBVAL_DIR) && $(CURDIR)/$(PY) -m pytest --nbval notebooks --nbval-sanitize-with $(CURDIR)/tests/nbval_sanitize.cfg \
+		--nbval-cell-timeout 1500 -q
 
 browser: venv
 	$(PY) -m pytest tests/browser -q

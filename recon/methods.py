@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import numbers
 from collections.abc import Callable
 from pathlib import Path
 
@@ -493,6 +494,9 @@ def tv(problem: Problem, *, weight: float | None = None, iters: int = 300) -> to
     ``weight`` is relative to ``||A||^2`` (None: the operator's ``default_tv_weight``)."""
     op = problem.operator
     relative = op.default_tv_weight if weight is None else weight
+    if isinstance(relative, bool) or not isinstance(relative, numbers.Real) or not relative >= 0:
+        # checked as given: tv_least_squares would name the weight scaled by ||A||^2
+        raise ValueError(f"the TV weight must be a number >= 0 (relative to ||A||^2); got weight={weight!r}.")
     return tv_least_squares(op, problem.y, relative * op.norm() ** 2, iters=iters)
 
 

@@ -34,10 +34,13 @@ __all__ = ["Range", "Tuned", "run_study", "storage_for", "study_seed", "tune_met
 def storage_for(storage: str | Path | None):
     """optuna's relational storage for a SQLite file path or a database URL (None: in memory). SQLite waits up to a
     minute for a lock, so that several worker processes can share one file; a heartbeat marks the trials of a worker
-    that died as failed, so that a resumed study does not count them."""
+    that died as failed, so that a resumed study does not count them. A URL of no SQLAlchemy dialect, a dialect whose
+    driver is not installed, a SQLite file in a missing folder and a file that is not a SQLite database are refused
+    (ValueError) before any retry."""
     if storage is None:
         return None
     url = str(storage) if "://" in str(storage) else f"sqlite:///{Path(storage)}"
+    check_storage(url)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     for attempt in range(5):  # workers starting together race to create the tables; the loser retries
         try:
@@ -46,6 +49,35 @@ def storage_for(storage: str | Path | None):
             if attempt == 4:
                 raise
             time.sleep(0.5 * (attempt + 1))
+
+
+def check_storage(url: str) -> None:
+    """Refuse a storage URL that cannot work, with the URL, the reason and the fix (see :func:`storage_for`)."""
+    try:
+        dialect = sqlalchemy.engine.make_url(url).get_dialect()
+        dialect.import_dbapi()
+    except ImportError as error:
+        raise ValueError(f"storage {url!r} needs the database driver {error.name!r}, which is not installed; "
+                         f"install the package that provides {error.name!r}, name a driver you have in the URL "
+                         "(e.g. postgresql+psycopg2://...), or pass a SQLite file.") from None
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        raise ValueError(f"storage {url!r} is not a database URL optuna's relational storage takes "
+                         f"({str(error).splitlines()[0]}); pass a SQLite file or a SQLAlchemy URL such as "
+                         "postgresql://user@host/db or mysql://user@host/db.") from None
+    database = sqlalchemy.engine.make_url(url).database
+    if dialect.name != "sqlite" or not database or database == ":memory:":
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        raise ValueError(f"storage {url!r}: the folder {path.parent} does not exist; create it or pass a SQLite file "
+                         "in an existing folder.")
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise ValueError(f"storage {url!r}: {path} is not a SQLite database; pass a new file name or a study "
+                                 "file that `python -m recon.tune --storage` made.")
+    elif path.exists() and not path.is_file():
+        raise ValueError(f"storage {url!r}: {path} is not a file; pass a SQLite file name.")
 
 
 def run_study(objective, name: str, n_trials: int, storage, sampler) -> optuna.Study:

@@ -90,15 +90,17 @@ def test_nifti_output_lies_where_the_input_does(tmp_path):
 
 
 def test_reconstruct_refuses_bad_requests(tmp_path):
-    base = ["--prior", "head_ct", "--operator", "ct", "--out", str(tmp_path)]
-    with pytest.raises(SystemExit, match="no such file"):
+    from recon.cli.errors import UsageError
+
+    base = ["--prior", "head_ct", "--operator", "ct", "--out", str(tmp_path / "out")]
+    with pytest.raises(UsageError, match="no such file"):
         cli.main([*base, "--input", str(tmp_path / "missing.dcm")])
-    with pytest.raises(SystemExit, match="not understood"):
+    with pytest.raises(UsageError, match="not understood"):
         cli.main([*base, "--input", get_testdata_file("CT_small.dcm"), "--noise", "loud"])
-    with pytest.raises(SystemExit, match="other modality"):
+    with pytest.raises(UsageError, match="other modality"):
         cli.main([*base, "--input", get_testdata_file("CT_small.dcm"), "--noise", "snr:30"])
     np.save(tmp_path / "y.npy", np.zeros((3, 5), np.float32))
-    with pytest.raises(SystemExit, match="measures"):
+    with pytest.raises(UsageError, match="measures"):
         cli.main([*base, "--measurements", str(tmp_path / "y.npy")])
 
 
@@ -174,10 +176,11 @@ def test_the_128_pixel_preset():
 
 
 def test_train_refuses_a_folder_smaller_than_a_batch(tmp_path):
-    from recon.cli.train import main as train_main
+    from recon.cli.errors import UsageError
+    from recon.cli.train import run as train_main
 
     data = png_folder(tmp_path / "pngs", size=32)
-    with pytest.raises(SystemExit, match=r"only (\d+) training image.*--batch \1 or less"):
+    with pytest.raises(UsageError, match=r"only (\d+) training image.*--batch \1 or less"):
         train_main(["--data", str(data), "--size", "32", "--batch", "32", "--out", str(tmp_path / "p")])
-    with pytest.raises(SystemExit, match="neither a shipped data set .* nor a folder"):
+    with pytest.raises(UsageError, match="neither a shipped data set .* nor a folder"):
         train_main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "p")])

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import recon
+from recon.cli.errors import UsageError
+from recon.cli.train import run as train_main
 from recon.models import ConsistencyDenoiser, Denoiser, UNet, is_consistency_model
 from recon.models.checkpoints import load_card, shipped_folder
 from recon.random import generators, randn
 from recon.sampling import get_sigmas_consistency, sample_consistency
-from recon.train import main as train_main
 from recon.training import ECTLoss
 
 SIZE = 8
@@ -94,7 +95,7 @@ TINY = ["--data", "head_ct", "--n-train", "16", "--batch", "8", "--warmup", "1",
 
 
 def test_consistency_tuning_starts_from_a_prior_and_writes_a_consistency_card(tmp_path):
-    with pytest.raises(SystemExit, match="--init"):
+    with pytest.raises(UsageError, match="--init"):
         train_main(TINY + ["--loss", "ect", "--out", str(tmp_path / "x")])
     out = train_main(TINY + ["--loss", "ect", "--init", "checkpoints/head_ct_64", "--out", str(tmp_path / "cm")])
     card = json.loads((out / "card.json").read_text())

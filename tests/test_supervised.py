@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import recon
-from recon.cli.train import main as train_main
+from recon.cli.errors import UsageError
+from recon.cli.train import run as train_main
 from recon.operators.settings import classical, make_operator
 from recon.training import SupervisedLoss
 from studies.shift_study import NETWORKS, oracle_name, setting_tag, shift_grid
@@ -60,7 +61,7 @@ def test_supervised_loss_measures_fine_renderings_off_the_grid_and_scores_the_pi
 
 
 def test_a_supervised_network_trains_loads_and_reconstructs(tmp_path):
-    with pytest.raises(SystemExit, match="--settings"):
+    with pytest.raises(UsageError, match="--settings"):
         train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--steps", "1", "--out", str(tmp_path / "x")])
     out = train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--settings", "ct:6", "ct:10", "--steps", "3",
                              "--fine-factor", "2",
@@ -78,10 +79,10 @@ def test_a_supervised_network_trains_loads_and_reconstructs(tmp_path):
     card = json.loads((tuned / "card.json").read_text())
     assert card["config"]["settings"] == ["ct:8"] and card["config"]["init"] == str(out)
     assert card["config"]["net"] == json.loads((out / "card.json").read_text())["config"]["net"]
-    with pytest.raises(SystemExit, match="'supervised' checkpoint"):
+    with pytest.raises(UsageError, match="'supervised' checkpoint"):
         train_main(TINY + ["--data", "head_ct", "--loss", "supervised", "--settings", "ct:8", "--steps", "1",
                            "--init", str(ROOT / "checkpoints/head_ct_64"), "--out", str(tmp_path / "bad")])
-    with pytest.raises(SystemExit, match="pass --size 16"):
+    with pytest.raises(UsageError, match="pass --size 16"):
         train_main(TINY[2:] + ["--size", "32", "--data", "head_ct", "--loss", "supervised", "--settings", "ct:8",
                                "--steps", "1", "--init", str(out), "--out", str(tmp_path / "bad")])
 

@@ -1,9 +1,13 @@
-"""Reading one scan for :mod:`recon.cli.reconstruct`, and writing its results as PNG, a summary figure, and a DICOM or
-NIfTI file that matches the input (in the input's units, with its geometry scaled to the reconstruction grid)."""
+"""Reading one scan for :mod:`recon.cli.reconstruct` (its size checked from the file's header before its pixels are
+decoded), and writing its results, each atomically (:func:`recon.files.atomic_write`), as .npy, PNG, a summary figure,
+and a DICOM or NIfTI file that matches the input (in the input's units, with its geometry scaled to the reconstruction
+grid)."""
 
 from __future__ import annotations
 
 import dataclasses
+import gzip
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +26,9 @@ from recon.data.folder import (
     square,
     to_unit_range,
 )
+from recon.files import atomic_write
+
+MIN_SIDE = 8  # as the folder reader: a thinner image holds nothing a prior of any size can use
 
 
 @dataclasses.dataclass
@@ -66,6 +73,9 @@ def read_scan(path: Path, card: dict, size: int, *, index: int | None = None, mo
     options = scan_options(card, modality=modality, window=window, percentile=percentile)
     slices = read_one(path, options)
     chosen = pick_slice(slices, index)
+    if min(chosen.pixels.shape) < MIN_SIDE:
+        raise DataFolderError(f"the image is {' x '.join(map(str, chosen.pixels.shape))} pixels, too small to use; a "
+                              f"scan needs at least {MIN_SIDE} pixels on each side.")
     modality = chosen.modality if options.modality == "auto" else options.modality
     if chosen.modality not in (modality, "display"):
         raise DataFolderError(f"the file is {chosen.modality}, but the prior's data card (or --modality) says "
@@ -84,6 +94,38 @@ def read_scan(path: Path, card: dict, size: int, *, index: int | None = None, mo
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
     return Scan(path, file_kind(path), modality, options.intensity, chosen, chosen.index, as_tensor(truth),
                 None if fine is None else as_tensor(fine), ((side - h) // 2, (side - w) // 2), side, top)
+
+
+def header_shape(path: Path) -> tuple[tuple[int, int], int]:
+    """``((rows, columns) of one slice, pixels in the whole file)`` from the file's header, its pixels not decoded;
+    a header that cannot be read is a :class:`DataFolderError`."""
+    try:
+        shape = _header_dimensions(Path(path))
+    except Exception as error:  # noqa: BLE001 - any reader failure names the file
+        raise DataFolderError(f"unreadable: {type(error).__name__}: {error}") from None
+    if len(shape) < 2:
+        raise DataFolderError(f"an array of shape {shape}; a slice is 2-D (or a 3-D stack).")
+    rows, columns = shape[:2] if file_kind(Path(path)) == "nifti" else shape[-2:]
+    return (int(rows), int(columns)), math.prod(int(n) for n in shape)
+
+
+def _header_dimensions(path: Path) -> tuple[int, ...]:
+    kind = file_kind(path)
+    if kind == "png":
+        from PIL import Image
+
+        with Image.open(path) as image:  # reads the header only
+            return image.size[1], image.size[0]
+    if kind == "dicom":
+        import pydicom
+
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        return int(ds.get("NumberOfFrames", 1) or 1), int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+    if kind == "nifti":
+        import nibabel
+
+        return tuple(nibabel.load(path).shape)
+    return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape)
 
 
 def read_one(path: Path, options: FolderOptions) -> list[Slice]:
@@ -138,13 +180,23 @@ def to_source_units(scan: Scan, image: np.ndarray) -> np.ndarray:
     return image * scan.top
 
 
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """``numpy.save(path, array)``, atomically."""
+    def write(temporary: Path) -> None:
+        with open(temporary, "wb") as f:
+            np.save(f, array)
+
+    atomic_write(path, write)
+
+
 def write_png(path: Path, image: np.ndarray, scale_to_max: bool = False) -> float:
     """An 8-bit greyscale PNG of ``image`` in [0, 1] (or of ``image / max`` with ``scale_to_max``); returns the
     scale."""
     from PIL import Image
 
     top = float(max(np.max(image), 1e-12)) if scale_to_max else 1.0
-    Image.fromarray(np.round(255 * np.clip(image / top, 0, 1)).astype(np.uint8)).save(path)
+    png = Image.fromarray(np.round(255 * np.clip(image / top, 0, 1)).astype(np.uint8))
+    atomic_write(path, lambda temporary: png.save(temporary, format="PNG"))
     return top
 
 
@@ -169,7 +221,7 @@ def write_summary(path: Path, scan: Scan, mean: np.ndarray, spread: np.ndarray, 
     fig.suptitle(f"{report['setting']}, noise {report['noise']}, {report['samples']} samples, "
                  f"{report['nfe_per_sample']} NFE", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=100, format="png"))
 
 
 def write_like_input(out: Path, scan: Scan, mean: np.ndarray) -> str | None:
@@ -224,7 +276,7 @@ def write_dicom(path: Path, scan: Scan, mean: np.ndarray) -> str | None:
     ds.DerivationDescription = "score-based reconstruction from simulated measurements (recon-book)"
     ds.SeriesInstanceUID, ds.SOPInstanceUID = generate_uid(), generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.save_as(path, enforce_file_format=True)
+    atomic_write(path, lambda temporary: ds.save_as(temporary, enforce_file_format=True))
     return path.name
 
 
@@ -240,5 +292,7 @@ def write_nifti(path: Path, scan: Scan, mean: np.ndarray) -> str:
     to_source = np.array([[f, 0, 0, col0], [0, f, 0, n1 - 1 - row0 - (size - 1) * f], [0, 0, 1, scan.index],
                           [0, 0, 0, 1]])
     voxels = np.rot90(to_source_units(scan, mean), -1)[:, :, None].astype(np.float32)
-    nibabel.save(nibabel.Nifti1Image(voxels, image.affine @ to_source), path)
+    data = nibabel.Nifti1Image(voxels, image.affine @ to_source).to_bytes()
+    atomic_write(path, lambda temporary: temporary.write_bytes(gzip.compress(data) if path.name.endswith(".gz")
+                                                               else data))
     return path.name

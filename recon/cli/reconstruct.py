@@ -16,7 +16,11 @@ Writes to ``--out``: ``recon.npy`` / ``recon.png`` (the posterior mean, clipped 
 ``truth.npy`` / ``truth.png`` and ``summary.png`` when the truth is known, ``measurements.npy``, ``recon.dcm`` (a
 derived DICOM in the input's units, clipped to the window, and geometry) or ``recon.nii.gz`` for such inputs, and
 ``report.json`` (PSNR and SSIM when the truth is known, the correlation over pixels of the spread with the error,
-the measurement residual, network evaluations, seconds, the settings, the device and precision).
+the measurement residual, network evaluations, seconds, the settings, the device and precision). Each file is written
+atomically, and the folder is marked as the library's output (:func:`recon.files.mark_output`). The run refuses,
+before any work: an ``--out`` that is a file; one whose files it would write over include the input (always); one
+that holds the input, or files of the names it writes without the output marker (unless ``--overwrite``); more views
+than the image can use; an input slice over ``--max-pixels``; and an estimated memory over ``--max-memory``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,20 +37,30 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from recon.cli.arguments import key_values
-from recon.cli.images import Scan, read_scan, write_like_input, write_png, write_summary
+from recon.cli.arguments import add_max_memory, check_memory, key_values, prior_card, prior_network
+from recon.cli.errors import UsageError, run_program
+from recon.cli.images import Scan, header_shape, read_scan, write_like_input, write_npy, write_png, write_summary
 from recon.data.folder import DEFAULT_WINDOW, MODALITIES, DataFolderError
+from recon.files import atomic_write_text, is_output, mark_output
 from recon.methods import METHODS
 from recon.metrics import psnr, ssim
-from recon.models.checkpoints import load_card, resolve
 from recon.models.precision import PRECISIONS
 from recon.models.precision import resolve as resolve_precision
 from recon.operators.masks import MASK_PATTERNS
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT, RelativeGaussian, simulate
-from recon.operators.settings import classical, make_operator
-from recon.reconstruction import load_prior, reconstruct
+from recon.operators.settings import MAX_VIEWS_PER_PIXEL, classical, make_operator, operator_bytes
+from recon.reconstruction import reconstruct
 
+PROG = "python -m recon.reconstruct"
 NOISE_FORMS = "none, poisson:PHOTONS (CT), snr:SNR (MRI) or gaussian:LEVEL (a fraction of the data's RMS)"
+# Every file a run may write into --out.
+OUTPUT_NAMES = ("recon.npy", "recon.png", "spread.npy", "spread.png", "samples.npy", "classical.png", "truth.npy",
+                "truth.png", "summary.png", "measurements.npy", "recon.dcm", "recon.nii.gz", "report.json")
+DEFAULT_MAX_PIXELS = 4096 * 4096
+# The network's working memory per sample and pixel with gradients (DPS): 31 MB per 64 x 64 sample measured for the
+# shipped priors.
+NETWORK_BYTES_PER_PIXEL = 8192
+DECODE_BYTES_PER_PIXEL = 24  # float64 pixels, the unit-range copy and the square
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,21 +91,32 @@ class ReconstructOptions:
     device: str
     precision: str
     out: Path
+    overwrite: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_memory: float = 4.0
 
 
 def parse_options(argv=None) -> ReconstructOptions:
-    p = argparse.ArgumentParser(prog="python -m recon.reconstruct", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     add_problem_arguments(p)
     add_method_arguments(p)
     add_scan_arguments(p)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="auto")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="the folder for the results (created if missing)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into an --out that holds the input or files of the names a run writes (never onto the "
+                        "input itself)")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help="refuse an input slice of more pixels than this (checked from its header)")
+    add_max_memory(p)
     args = p.parse_args(argv)
     if args.input is None and args.measurements is None:
-        p.error("pass --input (a scan to measure) or --measurements (a .npy of measurements), or both")
-    if args.samples < 1:
-        p.error(f"--samples must be at least 1; got {args.samples}")
+        raise UsageError("pass --input (a scan to measure) or --measurements (a .npy of measurements), or both.")
+    for flag, value, least in (("--samples", args.samples, 1), ("--views", args.views, 1),
+                               ("--max-pixels", args.max_pixels, 1)):
+        if value < least:
+            raise UsageError(f"{flag} must be at least {least}; got {value}.")
     return ReconstructOptions(**{**vars(args), "option": tuple(args.option),
                                  "window": None if args.window is None else tuple(args.window)})
 
@@ -102,7 +128,8 @@ def add_problem_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slice", type=int, default=None,
                    help="which slice of a volume (its z index) or multi-frame file (default: the middle one)")
     p.add_argument("--operator", choices=("ct", "mri"), required=True)
-    p.add_argument("--views", type=int, default=16, help="CT: projection views over --arc degrees")
+    p.add_argument("--views", type=int, default=16,
+                   help=f"CT: projection views over --arc degrees (at most {MAX_VIEWS_PER_PIXEL} x the prior's size)")
     p.add_argument("--arc", type=float, default=180.0, help="CT: the arc the views cover, in degrees")
     p.add_argument("--acceleration", type=float, default=4.0, help="MRI: undersampling factor")
     p.add_argument("--pattern", choices=sorted(MASK_PATTERNS), default="random", help="MRI: the line pattern")
@@ -137,16 +164,41 @@ def parse_noise(text: str, operator: str):
     if kind == "none" and not value:
         return None
     if kind not in models:
-        raise SystemExit(f"--noise {text!r} is not understood; write {NOISE_FORMS}.")
+        raise UsageError(f"--noise {text!r} is not understood; write {NOISE_FORMS}.")
     if (kind, operator) in (("poisson", "mri"), ("snr", "ct")):
-        raise SystemExit(f"--noise {text!r}: {kind} noise belongs to the other modality; write {NOISE_FORMS}.")
+        raise UsageError(f"--noise {text!r}: {kind} noise belongs to the other modality; write {NOISE_FORMS}.")
     try:
         number = float(value)
     except ValueError:
         number = -1.0
-    if not number > 0:
-        raise SystemExit(f"--noise {text!r}: give a positive number after '{kind}:'; write {NOISE_FORMS}.")
+    if not 0 < number < float("inf"):
+        raise UsageError(f"--noise {text!r}: give a positive, finite number after '{kind}:'; write {NOISE_FORMS}.")
     return models[kind](number)
+
+
+def read_tuned(path: Path) -> dict:
+    """A tuning result (``python -m recon.tune --result``), checked: its method, ``fixed`` options and ``best``
+    values."""
+    fix = f"pass a file that `python -m recon.tune --result {path}` wrote"
+    try:
+        tuned = json.loads(path.read_text())
+    except OSError as error:
+        raise UsageError(f"--tuned {path}: {error.strerror or error}; {fix}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UsageError(f"--tuned {path} is not valid JSON ({error}); {fix}.") from None
+    if not isinstance(tuned, dict):
+        raise UsageError(f"--tuned {path} holds a JSON {type(tuned).__name__}, not a tuning result; {fix}.")
+    missing = [key for key in ("method", "fixed", "best") if key not in tuned]
+    if missing:
+        raise UsageError(f"--tuned {path} has no {', '.join(missing)}; {fix}.")
+    if tuned["method"] not in METHODS:
+        raise UsageError(f"--tuned {path} names the method {tuned['method']!r}, which is not one of {sorted(METHODS)}; "
+                         f"{fix}.")
+    if not isinstance(tuned["fixed"], dict) or not isinstance(tuned["best"], dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in tuned["best"].values()):
+        raise UsageError(f"--tuned {path}: 'fixed' must be an object of options and 'best' an object of numbers; got "
+                         f"{json.dumps(tuned['fixed'])[:60]} and {json.dumps(tuned['best'])[:60]}; {fix}.")
+    return tuned
 
 
 def method_options(options: ReconstructOptions) -> tuple[str | None, dict]:
@@ -154,7 +206,7 @@ def method_options(options: ReconstructOptions) -> tuple[str | None, dict]:
     tuning result's best values, then ``--option`` pairs (which win)."""
     tuned_options, method = {}, options.method
     if options.tuned is not None:
-        tuned = json.loads(options.tuned.read_text())
+        tuned = read_tuned(options.tuned)
         tuned_options.update(tuned["fixed"], **tuned["best"])
         method = method or tuned["method"]
     return method, {**tuned_options, **key_values(list(options.option), "--option", "lam=0.6")}
@@ -166,27 +218,116 @@ def setting_name(options: ReconstructOptions) -> str:
     return f"mri:{options.acceleration:g}:{options.pattern}"
 
 
+def check_out(options: ReconstructOptions) -> None:
+    """Refuse an ``--out`` that is a file, whose outputs would replace an input (always), or that holds an input or
+    files of the output names not written by the library (unless ``--overwrite``)."""
+    out = options.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; pass a folder (it is created if missing).")
+    for flag, given in (("--input", options.input), ("--measurements", options.measurements)):
+        if given is None:
+            continue
+        if any(same_file(given, out / name) for name in OUTPUT_NAMES):
+            raise UsageError(f"--out {out} would write over the input {flag} {given} (this run writes "
+                             f"{given.name} there); pass another --out folder.")
+        if given.exists() and given.resolve().is_relative_to(out.resolve()) and not options.overwrite:
+            raise UsageError(f"--out {out} holds the input {flag} {given}; pass another --out folder, or --overwrite "
+                             "to write beside it (the folder is then marked as output and skipped as data).")
+    clash = [name for name in OUTPUT_NAMES if (out / name).exists()] if out.is_dir() and not is_output(out) else []
+    if clash and not options.overwrite:
+        raise UsageError(f"--out {out} holds {', '.join(clash)}, which this run would replace, and was not written by "
+                         "recon; pass another --out folder, or --overwrite to replace them.")
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (through links too)."""
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
+def check_resources(options: ReconstructOptions, size: int, needs_prior: bool) -> None:
+    """Refuse, before any work, more views than a ``size``-pixel image can use, an input slice over
+    ``--max-pixels``, and an estimated memory (the network's per sample where the method runs one) over
+    ``--max-memory``."""
+    if options.operator == "ct" and options.views > MAX_VIEWS_PER_PIXEL * size:
+        raise UsageError(f"--views {options.views} is more than a {size}-pixel prior can use: at most "
+                         f"{MAX_VIEWS_PER_PIXEL} x {size} = {MAX_VIEWS_PER_PIXEL * size} views (about {size * 3 // 2} "
+                         "sample the angle fully); pass fewer --views.")
+    pixels = 0
+    if options.input is not None:
+        if not options.input.is_file():
+            raise UsageError(f"--input {options.input}: no such file; pass a DICOM, NIfTI, PNG or .npy file.")
+        try:
+            (rows, columns), pixels = header_shape(options.input)
+        except DataFolderError as error:
+            raise UsageError(f"--input {options.input}: {error}") from None
+        if rows * columns > options.max_pixels:
+            raise UsageError(f"--input {options.input} is {rows} x {columns} pixels, above --max-pixels "
+                             f"{options.max_pixels} (4096 x 4096 by default); pass a smaller image, or "
+                             f"--max-pixels {rows * columns} to read it.")
+    check_memory({"operator": operator_bytes(setting_name(options), size),
+                  "network": options.samples * NETWORK_BYTES_PER_PIXEL * size**2 * needs_prior,
+                  "input": DECODE_BYTES_PER_PIXEL * pixels}, options.max_memory,
+                 "lower --views or --samples or pass a smaller --input")
+
+
+def the_operator(options: ReconstructOptions, size: int):
+    """The operator the options name, its errors as the options' (``--views``, ``--arc``, ``--acceleration``)."""
+    try:
+        return make_operator(setting_name(options), size, seed=options.mask_seed)
+    except ValueError as error:
+        flags = "--views/--arc" if options.operator == "ct" else "--acceleration/--pattern"
+        raise UsageError(f"{flags}: {error}") from None
+
+
+def load_measurements(options: ReconstructOptions, operator) -> torch.Tensor:
+    """``--measurements`` as ``(1, *operator.measurement_shape)``: a NumPy array of the operator's shape and kind
+    (real sinogram for CT, complex k-space for MRI), finite; its shape is checked before it is read."""
+    path, flag = options.measurements, f"--measurements {options.measurements}"
+    try:
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:  # np.load's advice to unpickle is not for a user's data file
+        detail = getattr(error, "strerror", None) or "no .npy header: a text, pickled or truncated file"
+        raise UsageError(f"{flag} is not a NumPy .npy array ({detail}); save the measurements with numpy.save.") from None
+    shape, expected = tuple(mapped.shape), tuple(operator.measurement_shape)
+    if shape not in (expected, (1, *expected)):
+        raise UsageError(f"{flag} has shape {shape}; the operator {setting_name(options)} at "
+                         f"{operator.image_shape[-1]} pixels measures {expected} (one image).")
+    complex_wanted = bool(getattr(operator, "measurement_is_complex", False))
+    if not np.issubdtype(mapped.dtype, np.number) or np.iscomplexobj(mapped) != complex_wanted:
+        wanted = "complex k-space (MRI)" if complex_wanted else "a real sinogram (CT)"
+        raise UsageError(f"{flag} holds {mapped.dtype} values; --operator {options.operator} measures {wanted}.")
+    y = torch.from_numpy(np.array(mapped)).reshape(1, *expected)
+    bad = int((~torch.isfinite(y)).sum())
+    if bad:
+        raise UsageError(f"{flag} holds {bad} NaN or infinite value(s) of {y.numel()}; pass finite measurements.")
+    return y.to(torch.complex64 if y.is_complex() else torch.float32)
+
+
 def measure(options: ReconstructOptions, scan: Scan | None, operator, noise):
     """``(y, noise_std, off_grid)``: given measurements, or the scan measured off the grid (with noise)."""
     if options.measurements is not None:
-        y = torch.from_numpy(np.load(options.measurements))
-        y = y[None] if y.dim() == len(operator.measurement_shape) else y
-        if tuple(y.shape[1:]) != tuple(operator.measurement_shape) or y.shape[0] != 1:
-            raise SystemExit(f"--measurements {options.measurements} has shape {tuple(y.shape)}; the operator "
-                             f"{setting_name(options)} at {operator.image_shape[-1]} pixels measures "
-                             f"{tuple(operator.measurement_shape)} (one image).")
-        return y.to(torch.complex64 if y.is_complex() else torch.float32), options.noise_std, None
+        return load_measurements(options, operator), options.noise_std, None
     measurement = simulate(operator, scan.truth, noise, options.seed, scan.fine)  # the library's simulation, as the book's
     return measurement.y, measurement.noise_std, scan.fine is not None
 
 
 def run(options: ReconstructOptions, prior, operator, y, noise_std, method: str, method_options: dict):
-    """``samples`` posterior samples in one batch, with a progress bar over the sampler's steps."""
-    steps = METHODS[method].settings(method_options).get("steps")
+    """``samples`` posterior samples in one batch, with a progress bar over the sampler's steps. The library's
+    refusal of the method's options or of the noise level (a ValueError naming them) is the options' error."""
+    try:
+        steps = METHODS[method].settings(method_options).get("steps")
+    except ValueError as error:
+        raise UsageError(f"--option/--tuned: {error}") from None
     ys = y.expand(options.samples, *y.shape[1:]).contiguous().to(options.device)
     with tqdm(total=steps, desc=f"{method} x{options.samples}", unit="step", mininterval=1.0) as bar:
-        x, record = reconstruct(ys, operator, prior, method, noise_std=noise_std, seed=options.seed,
-                                callback=lambda _: bar.update(1), **method_options)
+        try:
+            x, record = reconstruct(ys, operator, prior, method, noise_std=noise_std, seed=options.seed,
+                                    callback=lambda _: bar.update(1), **method_options)
+        except ValueError as error:
+            raise UsageError(f"--method {method} with {method_options or 'its defaults'}: "
+                             f"{str(error).splitlines()[0]}") from None
     return x.cpu(), record
 
 
@@ -223,26 +364,28 @@ def the_scan(options: ReconstructOptions, card: dict, size: int) -> Scan | None:
         return read_scan(options.input, card, size, index=options.slice, modality=options.modality,
                          window=options.window, percentile=options.percentile)
     except DataFolderError as error:
-        raise SystemExit(f"--input {options.input}: {error}") from None
+        raise UsageError(f"--input {options.input}: {error}") from None
 
 
 def main(argv=None) -> dict:
+    """Run one reconstruction (see the module's docstring); returns its report. Expected errors are
+    :class:`~recon.cli.errors.UsageError` (``python -m recon.reconstruct`` prints them as one line)."""
     options = parse_options(argv)
+    check_out(options)
     start = time.perf_counter()
-    path = resolve(options.prior)
-    card = load_card(path)
-    size = card["config"]["image_size"]
-    operator = make_operator(setting_name(options), size, seed=options.mask_seed)
+    path, card, size = prior_card(options.prior)
+    method, method_kwargs = method_options(options)
+    needs_prior = method is None or METHODS[method].needs_prior  # the default methods need one
+    check_resources(options, size, needs_prior)
+    operator = the_operator(options, size)
     noise = parse_noise(options.noise, options.operator) if options.measurements is None else None
+    prior = prior_network(options.prior, path, options.device, options.precision) if needs_prior else None
     scan = the_scan(options, card, size)
     y, noise_std, off_grid = measure(options, scan, operator, noise)
     if scan is not None:
         scan.classical = classical(operator, y).float().cpu()
-    method, method_kwargs = method_options(options)
     method = method or ("proximal" if noise_std == 0 else "proximal_ddrm")
-    prior = load_prior(str(path), options.device, options.precision)
     x, record = run(options, prior, operator, y, noise_std, method, method_kwargs)
-    options.out.mkdir(parents=True, exist_ok=True)
     report = report_of(options, scan, y, x, record, off_grid, method, time.perf_counter() - start)
     write_outputs(options, scan, y, x, report)
     print(json.dumps({k: report[k] for k in ("psnr_of_mean", "psnr_classical", "residual", "nfe_per_sample",
@@ -251,24 +394,28 @@ def main(argv=None) -> dict:
 
 
 def write_outputs(options: ReconstructOptions, scan, y, x, report) -> None:
-    out, spread = options.out, x.std(0)[0].numpy() if options.samples > 1 else None
+    """The files of the module's docstring, each written atomically into the marked ``--out`` folder."""
+    out, spread = mark_output(options.out), x.std(0)[0].numpy() if options.samples > 1 else None
     mean = x.mean(0)[0].clamp(0, 1).numpy()  # the images' range; samples.npy keeps the raw samples
-    np.save(out / "recon.npy", mean.astype(np.float32))
-    np.save(out / "samples.npy", x[:, 0].numpy().astype(np.float32))
-    np.save(out / "measurements.npy", y.cpu().numpy())
+    write_npy(out / "recon.npy", mean.astype(np.float32))
+    write_npy(out / "samples.npy", x[:, 0].numpy().astype(np.float32))
+    write_npy(out / "measurements.npy", y.cpu().numpy())
     write_png(out / "recon.png", mean)
+    written = ["recon.npy", "samples.npy", "measurements.npy", "recon.png"]
     if spread is not None:
-        np.save(out / "spread.npy", spread.astype(np.float32))
+        write_npy(out / "spread.npy", spread.astype(np.float32))
         report["spread_png_max"] = write_png(out / "spread.png", spread, scale_to_max=True)
+        written += ["spread.npy", "spread.png"]
     if scan is not None:
-        np.save(out / "truth.npy", scan.truth[0, 0].numpy())
+        write_npy(out / "truth.npy", scan.truth[0, 0].numpy())
         write_png(out / "truth.png", scan.truth[0, 0].numpy())
         write_png(out / "classical.png", scan.classical[0, 0].numpy())
         write_summary(out / "summary.png", scan, mean, spread, report)
         report["written_like_input"] = write_like_input(out, scan, mean)
-    report["files"] = sorted(p.name for p in out.iterdir())
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        written += ["truth.npy", "truth.png", "classical.png", "summary.png", report["written_like_input"]]
+    report["files"] = sorted(name for name in [*written, "report.json"] if name)
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_program(PROG, main, sys.argv[1:])

@@ -6,23 +6,33 @@ or tune one into a consistency model (``--loss ect --init``: easy consistency tu
 
 Writes ``OUT/model.safetensors`` (EMA weights) and ``OUT/card.json`` (kind, loss, data, config, steps, wall time, loss
 curve, sha256, the command, the code version, the hardware and precision); ``OUT/train_state.pt`` holds what
-``--resume`` needs to continue exactly where it stopped.
+``--resume`` needs to continue exactly where it stopped, and the fingerprint of the data it trained on.
+
+No run loses a previous one's files: an ``--out`` that holds a checkpoint is refused unless ``--overwrite`` (start
+again) or ``--resume`` (continue) says what to do with it; every check (data, options, the state to resume) comes
+before the first write; every file is written atomically; ``--resume`` refuses a damaged state or one saved on other
+data. SIGINT or SIGTERM stops training after the current step with the state saved, prints the command that resumes
+it, and exits with status 130 or 143.
 
 This module owns the training program: its command line, parsed once into :class:`TrainOptions`, and the steps from
-those options to a checkpoint (data, network, loss, DP-SGD, the card). The loop itself is :mod:`recon.training`.
+those options to a checkpoint (data, network, loss, DP-SGD, the card), with the guards above. The loop itself is
+:mod:`recon.training`.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import shlex
+import signal
 import sys
 from pathlib import Path
 
 import torch
 
+from recon.cli.errors import UsageError, run_program
 from recon.data import fine_and_truth
 from recon.data.families import FAMILIES, get_family
 from recon.data.folder import (
@@ -33,18 +43,25 @@ from recon.data.folder import (
     DataFolderError,
     FolderOptions,
     Intensity,
+    describe_skipped,
     folder_images,
 )
-from recon.models.checkpoints import build_model, load_card, save_checkpoint, verified_weights
+from recon.files import atomic_write_text, mark_output
+from recon.models.checkpoints import CARD, WEIGHTS, build_model, load_card, load_weights, save_checkpoint
 from recon.models.checkpoints import resolve as resolve_checkpoint
 from recon.models.precision import PRECISIONS, resolve
 from recon.provenance import provenance
 from recon.training import LOSSES, ECTLoss, EpochBatches, SupervisedLoss, TrainConfig, TrainState, distributed, train
+from recon.training.loop import StopSignals, read_state
 from recon.training.privacy import ACCOUNTANTS, DPConfig, PoissonBatches, make_private
 
 # Network and batch per image size; 128 pixels adds a level (four resolutions, 16 x 16 at the bottom).
 PRESETS = {"64": {"size": 64, "base": 32, "mults": [1, 2, 4], "blocks": 1, "batch": 32},
            "128": {"size": 128, "base": 32, "mults": [1, 2, 2, 4], "blocks": 1, "batch": 16}}
+PROG = "python -m recon.train"
+STATE, DATA_CARD = "train_state.pt", "data_card.json"
+RUN_FILES = (CARD, WEIGHTS, STATE, DATA_CARD)  # a previous run's files: --overwrite or --resume says what to do
+DATA_CARD_SUMMARY = ("fingerprint", "modality", "intensity", "counts")  # what the checkpoint's card keeps of it
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,6 +104,7 @@ class TrainOptions:
     device: str
     out: Path
     resume: bool
+    overwrite: bool
     time_limit: float | None  # minutes
 
     @property
@@ -210,7 +228,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                    help="network arithmetic; auto: bf16 where the hardware computes it natively, else fp32")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    previous = p.add_mutually_exclusive_group()
+    previous.add_argument("--resume", action="store_true", help="continue the run saved in OUT/train_state.pt")
+    previous.add_argument("--overwrite", action="store_true",
+                          help="replace the checkpoint in OUT (its files are removed when this run starts writing)")
     p.add_argument("--time-limit", type=float, default=None,
                    help="minutes: stop early (after a checkpoint); the card then records the --steps that reproduce it")
 
@@ -219,10 +240,10 @@ def check_data_argument(options: TrainOptions) -> None:
     if options.data in FAMILIES:
         return
     if not Path(options.data).is_dir():
-        raise SystemExit(f"--data {options.data!r} is neither a shipped data set ({', '.join(sorted(FAMILIES))}) nor "
+        raise UsageError(f"--data {options.data!r} is neither a shipped data set ({', '.join(sorted(FAMILIES))}) nor "
                          "a folder; pass one of those names or the path of a folder of images.")
     if options.loss == "supervised":
-        raise SystemExit("--loss supervised renders its training pairs off the grid from the shipped data sets; use "
+        raise UsageError("--loss supervised renders its training pairs off the grid from the shipped data sets; use "
                          "--data head_ct or brain (a folder of images trains a prior: --loss edm).")
 
 
@@ -232,25 +253,32 @@ def labels_of(data: str) -> tuple | None:
 
 
 def training_images(options: TrainOptions) -> tuple:
-    """``(images, data_card)``: a family's train split (data_card None), or a folder's, whose data card goes to OUT
-    (the card returned is its summary for the checkpoint's card)."""
+    """``(images, data_card)``: a family's train split (data_card None), or a folder's with its data card (written to
+    OUT when the run starts writing, :func:`start_writing`; the checkpoint's card keeps a summary of it)."""
     if options.loss == "supervised":  # fine renderings, measured off the grid inside the loss
         return fine_and_truth(options.data, options.n_train, options.size, "train", options.seed,
                               factor=options.fine_factor)[1], None
     if options.data in FAMILIES:
         return get_family(options.data).images(options.n_train, options.size, "train", options.seed), None
     try:
-        images, card = folder_images(options.data, options.n_train, options.size, "train", options.seed,
-                                     options.folder_options())
+        return folder_images(options.data, options.n_train, options.size, "train", options.seed,
+                             options.folder_options())
     except DataFolderError as error:
-        raise SystemExit(f"--data {options.data}: {error}") from None
-    summary = {k: card[k] for k in ("fingerprint", "modality", "intensity", "counts")}
-    if distributed.current().rank:
-        return images, summary
-    (options.out / "data_card.json").write_text(json.dumps(card, indent=1) + "\n")
-    print(f"data: {card['counts']['train']['slices']} training slices of {card['counts']['train']['patients']} "
-          f"patient(s); card in {options.out / 'data_card.json'}", file=sys.stderr)
-    return images, summary
+        raise UsageError(f"--data {options.data}: {error}") from None
+
+
+def data_fingerprint(options: TrainOptions, data_card: dict | None) -> dict:
+    """What the run trains on, as ``--resume`` checks it: the data and the options that draw its images, with a
+    folder's content fingerprint (its data card's, over every slice's pixels), and their SHA-256."""
+    drawn = {"data": options.data, "size": options.size, "n_train": options.n_train, "seed": options.seed,
+             **({"fine_factor": options.fine_factor} if options.loss == "supervised" else {}),
+             **({"folder": data_card["fingerprint"]} if data_card else {})}
+    return {**drawn, "sha256": hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()}
+
+
+def describe_data(data: dict) -> str:
+    return (f"--data {data['data']} --size {data['size']} --n-train {data['n_train']} --seed {data['seed']} "
+            f"(data fingerprint {data['sha256'][:12]})")
 
 
 def without(argv: list[str], drop: dict[str, int]) -> list[str]:
@@ -268,11 +296,19 @@ def without(argv: list[str], drop: dict[str, int]) -> list[str]:
     return kept
 
 
+def init_card(options: TrainOptions) -> dict:
+    """The ``--init`` checkpoint's card (checked, :func:`recon.models.checkpoints.load_card`)."""
+    try:
+        return load_card(options.init)
+    except (FileNotFoundError, ValueError) as error:
+        raise UsageError(f"--init {options.init}: {error}") from None
+
+
 def model_config(options: TrainOptions) -> dict:
     """The card's network and data entries: the ``--init`` checkpoint's network, or a fresh one's."""
     o = options
     if o.init is not None:  # the network of the checkpoint we start from
-        init = load_card(o.init)
+        init = init_card(o)
         inherited = {k: init["config"][k] for k in ("image_size", "net", "denoiser") if k in init["config"]}
         return {**inherited, "data": o.data, "n_train": o.n_train, "split": "train", "seed": o.seed,
                 "batch": o.batch, "init": str(o.init), "init_sha256": init["sha256"],
@@ -306,18 +342,19 @@ def model_kind(options: TrainOptions) -> str:
 def check_init(options: TrainOptions) -> None:
     """The ``--init`` checkpoint must be of the kind ``--loss`` starts from, at ``--size``."""
     if options.loss == "ect" and options.init is None:
-        raise SystemExit("--loss ect tunes a diffusion prior into a consistency model: pass --init with its checkpoint "
+        raise UsageError("--loss ect tunes a diffusion prior into a consistency model: pass --init with its checkpoint "
                          "(e.g. --init checkpoints/head_ct_64).")
     if options.init is None:
         return
     wanted = {"ect": "edm", "edm": "edm", "supervised": "supervised"}.get(options.loss)
-    kind = load_card(options.init).get("kind", "edm")
+    card = init_card(options)
+    kind = card.get("kind", "edm")
     if wanted is None or kind != wanted:
-        raise SystemExit(f"--init {options.init} is a {kind!r} checkpoint; --loss {options.loss} starts from "
+        raise UsageError(f"--init {options.init} is a {kind!r} checkpoint; --loss {options.loss} starts from "
                          f"{'a ' + repr(wanted) + ' checkpoint' if wanted else 'a fresh network (drop --init)'}.")
-    size = load_card(options.init)["config"]["image_size"]
+    size = card["config"]["image_size"]
     if size != options.size:
-        raise SystemExit(f"--init {options.init} works on {size}x{size} images; pass --size {size} "
+        raise UsageError(f"--init {options.init} works on {size}x{size} images; pass --size {size} "
                          f"(got {options.size}).")
 
 
@@ -325,7 +362,7 @@ def make_loss(options: TrainOptions):
     check_init(options)
     if options.loss == "supervised":
         if not options.settings:
-            raise SystemExit("--loss supervised trains on pairs from named settings: pass --settings (e.g. ct:16, or "
+            raise UsageError("--loss supervised trains on pairs from named settings: pass --settings (e.g. ct:16, or "
                              "ct:8 ct:16 ct:32 for a family).")
         return SupervisedLoss(list(options.settings), options.size, factor=options.fine_factor)
     if options.loss == "edm":
@@ -344,12 +381,16 @@ def start_unseen_labels(net, init_data: str) -> None:
 
 
 def build(options: TrainOptions, device):
-    """The model to train: fresh, or the ``--init`` checkpoint's weights (checksum verified) in this run's kind."""
+    """The model to train: fresh, or the ``--init`` checkpoint's weights (checksums and shapes verified) in this run's
+    kind."""
     model = build_model(model_kind(options), model_config(options))
     if options.init is not None:
-        path = resolve_checkpoint(options.init)
-        model.net.load_state_dict({k: v.float() for k, v in verified_weights(path, load_card(path)).items()})
-        start_unseen_labels(model.net, load_card(path)["config"]["data"])
+        path, card = resolve_checkpoint(options.init), init_card(options)
+        try:
+            load_weights(model.net, path, card)
+        except ValueError as error:
+            raise UsageError(f"--init {options.init}: {error}") from None
+        start_unseen_labels(model.net, card["config"]["data"])
     model = model.to(device)
     model.net.to(memory_format=torch.channels_last)
     model.precision = options.network_precision()
@@ -359,7 +400,7 @@ def build(options: TrainOptions, device):
 def check_labels(options: TrainOptions, model) -> None:
     classes, labelled = getattr(model.net, "classes", 0), labels_of(options.data) is not None
     if labelled != bool(classes) and options.loss == "edm":
-        raise SystemExit(f"--data {options.data} {'has' if labelled else 'has no'} labels but the network is "
+        raise UsageError(f"--data {options.data} {'has' if labelled else 'has no'} labels but the network is "
                          f"{'class-conditional' if classes else 'unconditional'}: "
                          + ("pass --classes 2." if labelled else "drop --classes."))
 
@@ -367,7 +408,7 @@ def check_labels(options: TrainOptions, model) -> None:
 def training_batches(options: TrainOptions, images):
     n = (images[0] if isinstance(images, tuple) else images).shape[0]
     if n < options.batch:
-        raise SystemExit(f"only {n} training image(s) in --data {options.data} (its train split), fewer than one "
+        raise UsageError(f"only {n} training image(s) in --data {options.data} (its train split), fewer than one "
                          f"batch: pass --batch {n} or less, or add images.")
     if isinstance(images, tuple):  # (images, labels)
         return EpochBatches.shuffled(images[0], options.batch, options.seed, labels=images[1])
@@ -385,7 +426,7 @@ def dp_setup(options: TrainOptions, state: TrainState, config: TrainConfig, imag
     ``(batches, hooks, privacy)``: opacus's per-example hooks and the card's privacy record."""
     dp = options.dp_config()
     if options.loss != "edm":
-        raise SystemExit("--dp-epsilon trains a diffusion prior privately: use it with --loss edm.")
+        raise UsageError("--dp-epsilon trains a diffusion prior privately: use it with --loss edm.")
     x, labels = images if isinstance(images, tuple) else (images, None)
     rate = dp.check_data(x.shape[0], options.batch)
     state.optimizer, hooks, privacy = make_private(state.model.net, state.optimizer, dp, rate, x.shape[0],
@@ -401,83 +442,201 @@ def finish_private(hooks, state: TrainState, config: TrainConfig) -> None:
         return
     hooks.cleanup()
     if state.step < config.steps:
-        raise SystemExit(f"stopped at step {state.step} of {config.steps}: resume with --resume (the noise was "
+        raise UsageError(f"stopped at step {state.step} of {config.steps}: resume with --resume (the noise was "
                          "calibrated for the full run, so a shorter one would spend less than its card states).")
 
 
 def check_processes(options: TrainOptions, shard: distributed.Shard) -> None:
     if shard.world > 1 and options.private:
-        raise SystemExit("--dp-epsilon under torchrun is not supported: opacus's per-example clipping and noise need "
+        raise UsageError("--dp-epsilon under torchrun is not supported: opacus's per-example clipping and noise need "
                          "its own distributed optimiser; train a private prior in one process.")
     if options.batch % shard.world:
-        raise SystemExit(f"--batch {options.batch} is the global batch and must split evenly over the {shard.world} "
+        raise UsageError(f"--batch {options.batch} is the global batch and must split evenly over the {shard.world} "
                          f"processes; pass a multiple of {shard.world}.")
 
 
-def resume(options: TrainOptions, state: TrainState, state_path: Path, batches) -> None:
-    """With ``--resume``, continue from ``state_path`` where rank 0 sees one."""
-    if options.resume and distributed.rank0_says(state_path.exists()):
-        if not state_path.exists():
-            raise SystemExit(f"rank {distributed.current().rank} cannot see {state_path}: --resume under torchrun on "
-                             "several machines needs --out on a filesystem they all share.")
-        state.load(state_path, batches)
+def check_out(options: TrainOptions) -> None:
+    """Before anything is written: an ``--out`` holding a previous run's files is taken only with ``--overwrite`` or
+    ``--resume``, and ``--resume`` needs a state to continue. Rank 0's view decides (``--out`` is shared)."""
+    if options.out.exists() and not options.out.is_dir():
+        raise UsageError(f"--out {options.out} is a file; pass a folder (new, or one a run wrote).")
+    found = [name for name in RUN_FILES if (options.out / name).exists()]
+    if options.resume:
+        if not distributed.rank0_says((options.out / STATE).exists()):
+            raise UsageError(f"--resume: there is no {options.out / STATE} to continue (no run saved a state in "
+                             "--out); drop --resume to start a new run.")
+        if not (options.out / STATE).exists():
+            raise UsageError(f"rank {distributed.current().rank} cannot see {options.out / STATE}: --resume under "
+                             "torchrun on several machines needs --out on a filesystem they all share.")
+    elif distributed.rank0_says(bool(found)) and not options.overwrite:
+        raise UsageError(f"--out {options.out} already holds a previous run's files ({', '.join(found)}); pass "
+                         "--overwrite to replace them, --resume to continue that run, or choose another --out.")
 
 
-def fit(options: TrainOptions, loss, config: TrainConfig, device) -> tuple[TrainState, RunRecords]:
-    """Build, (resume,) train; only rank 0 writes the checkpoints."""
+def resume(options: TrainOptions, state: TrainState, batches) -> None:
+    """With ``--resume``, continue from OUT's state: a whole one (else the error names the file), saved on the data
+    this run trains on (``state.data``, else the error names both) by a run with this network and optimiser."""
+    if not options.resume:
+        return
+    path, data = options.out / STATE, state.data
+    try:
+        saved = read_state(path)
+    except ValueError as error:
+        raise UsageError(f"--resume: {error}. Restore it from a copy, {start_anew(options)}") from None
+    check_same_data(options, path, saved.get("data"), data)
+    try:
+        state.load_state_dict(saved, batches, path)
+    except ValueError as error:
+        raise UsageError(f"--resume: {error}; pass the options of the run that saved it, "
+                         f"{start_anew(options)}") from None
+    state.data = data
+
+
+def start_anew(options: TrainOptions) -> str:
+    return f"or drop --resume and pass --overwrite to start a new run in {options.out}."
+
+
+def check_same_data(options: TrainOptions, path: Path, saved: dict | None, data: dict) -> None:
+    if saved is None:  # a state saved before states recorded their data
+        print(f"{PROG}: {path} does not record its data; resuming on {describe_data(data)} unchecked.",
+              file=sys.stderr)
+    elif saved["sha256"] != data["sha256"]:
+        changed = " (the folder's images changed)" if saved["data"] == data["data"] else ""
+        raise UsageError(f"--resume: {path} continues a run on {describe_data(saved)}, but this run trains on "
+                         f"{describe_data(data)}{changed}; pass the data options of that run to continue it, "
+                         f"{start_anew(options)}")
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A run ready to train, every check passed and nothing written yet: the state (resumed where asked), its
+    batches, DP-SGD's per-example hooks (None: not private), the card's records and a folder's full data card."""
+
+    state: TrainState
+    batches: object
+    hooks: object
+    records: RunRecords
+    data_card: dict | None
+
+
+def prepare(options: TrainOptions, loss, config: TrainConfig, device) -> Prepared:
+    """Build the model, read the data, (resume,) and make the batches: every check before the first write."""
     model = build(options, device)
     check_labels(options, model)
     images, data_card = training_images(options)
     generator = torch.Generator(device=device).manual_seed(options.seed)
     state = TrainState.create(model, torch.optim.Adam(model.net.parameters(), lr=config.lr), generator)
     state.replica = distributed.replicate(model, device)
+    state.data = data_fingerprint(options, data_card)
     hooks = privacy = None
     if options.private:
         batches, hooks, privacy = dp_setup(options, state, config, images)
     else:
         batches = training_batches(options, images)
-    state_path = options.out / "train_state.pt"
-    resume(options, state, state_path, batches)
+    resume(options, state, batches)
+    summary = None if data_card is None else {k: data_card[k] for k in DATA_CARD_SUMMARY}
+    return Prepared(state, batches, hooks, RunRecords(summary, privacy), data_card)
+
+
+def start_writing(options: TrainOptions, prepared: Prepared) -> None:
+    """The run's first writes (rank 0): the output marker; with ``--overwrite``, the previous run's files go (so the
+    folder never mixes two runs); a folder's data card."""
+    if distributed.current().rank:
+        return
+    mark_output(options.out)
+    if options.overwrite:
+        for name in RUN_FILES:
+            (options.out / name).unlink(missing_ok=True)
+    card = prepared.data_card
+    if card is not None:
+        atomic_write_text(options.out / DATA_CARD, json.dumps(card, indent=1) + "\n")
+        print(f"data: {card['counts']['train']['slices']} training slices of {card['counts']['train']['patients']} "
+              f"patient(s); card in {options.out / DATA_CARD}", file=sys.stderr)
+        for line in describe_skipped(card["skipped"]):
+            print(line, file=sys.stderr)
+
+
+def fit(options: TrainOptions, prepared: Prepared, loss, config: TrainConfig, device) -> int | None:
+    """Train from the prepared state; only rank 0 writes the states. Returns the signal that stopped it, if one did
+    (the state is then saved at the step it stopped after)."""
+    state, batches = prepared.state, prepared.batches
     rank0 = distributed.current().rank == 0
-    train(state, loss, batches, config, device=device, description=f"train {options.data}",
-          checkpoint=lambda s: s.save(state_path, batches) if rank0 else None,
-          time_limit=None if options.time_limit is None else 60 * options.time_limit)
-    finish_private(hooks, state, config)
-    return state, RunRecords(data_card, privacy)
+    with StopSignals() as signals:
+        start_writing(options, prepared)
+        train(state, loss, batches, config, device=device, description=f"train {options.data}",
+              checkpoint=lambda s: s.save(options.out / STATE, batches) if rank0 else None,
+              time_limit=None if options.time_limit is None else 60 * options.time_limit, stop=signals.stop)
+    return signals.received
+
+
+def launcher(world: int) -> str:
+    return "python -m recon.train " if world == 1 else f"torchrun --nproc_per_node {world} -m recon.train "
 
 
 def reproducing_command(given: list[str], world: int, stopped_at: int | None) -> str:
-    """The command that reproduces this run: without ``--resume`` and ``--time-limit``, and a run stopped by the time
-    limit at ``stopped_at`` steps becomes the same run with that many steps (it reproduces it exactly)."""
-    launcher = "python -m recon.train " if world == 1 else f"torchrun --nproc_per_node {world} -m recon.train "
-    reproduce = without(given, {"--resume": 0, "--time-limit": 1})
+    """The command that reproduces this run: without ``--resume``, ``--overwrite`` and ``--time-limit``, and a run
+    stopped by the time limit at ``stopped_at`` steps becomes the same run with that many steps (it reproduces it
+    exactly)."""
+    reproduce = without(given, {"--resume": 0, "--overwrite": 0, "--time-limit": 1})
     if stopped_at is not None:
         reproduce = without(reproduce, {"--steps": 1}) + ["--steps", str(stopped_at)]
-    return launcher + shlex.join(reproduce)
+    return launcher(world) + shlex.join(reproduce)
 
 
-def main(argv=None) -> Path | None:
-    """Train and write the checkpoint and its card; under ``torchrun`` only rank 0 writes (the others return None)."""
+def stop_interrupted(options: TrainOptions, given: list[str], state: TrainState, signum: int, world: int):
+    """After a signal stopped training (the state saved): say how to resume, and exit as the signal would (128 + its
+    number: 130 for SIGINT, 143 for SIGTERM), without a traceback."""
+    if distributed.current().rank == 0:
+        command = launcher(world) + shlex.join(without(given, {"--resume": 0, "--overwrite": 0}) + ["--resume"])
+        print(f"{PROG}: stopped by {signal.Signals(signum).name} after step {state.step} of {options.config.steps}; "
+              f"the state is saved in {options.out / STATE}. Resume with: {command}", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def run(argv=None) -> Path | None:
+    """Train and write the checkpoint and its card; under ``torchrun`` only rank 0 writes (the others return None).
+    An expected error is a :class:`UsageError`; one about the options, the data or the state to resume comes before
+    anything is written to ``--out``. A signal during training ends it as :func:`stop_interrupted` says."""
     options = parse_options(argv)
     loss = make_loss(options)
     given = sys.argv[1:] if argv is None else list(argv)
     shard, device = distributed.launch(torch.device(options.device))
     check_processes(options, shard)
+    check_out(options)
     torch.manual_seed(options.seed)
-    options.out.mkdir(parents=True, exist_ok=True)
     config = run_config(options)
-    state, records = fit(options, loss, config, device)
+    prepared = prepare(options, loss, config, device)
+    stopped_by = fit(options, prepared, loss, config, device)
     distributed.finish()
+    state = prepared.state
+    if stopped_by is not None:
+        stop_interrupted(options, given, state, stopped_by, shard.world)
+    finish_private(prepared.hooks, state, config)
     stopped_at = state.step if state.step < config.steps else None
     if stopped_at is not None:  # stopped by the time limit
         config.steps = stopped_at
     if shard.rank:
         return None
     command = reproducing_command(given, shard.world, stopped_at)
-    path = write_card(state, options, config, records, loss, command, device)
-    print(json.dumps({k: json.loads((path / "card.json").read_text())[k]
+    path = write_card(state, options, config, prepared.records, loss, command, device)
+    print(json.dumps({k: json.loads((path / CARD).read_text())[k]
                       for k in ("parameters", "wall_time_s", "hardware", "final_loss")}))
     return path
+
+
+def main(argv=None) -> Path | None:
+    """The program: :func:`run`, with an expected error printed as ``python -m recon.train: error: ...`` and exit
+    status 2 (:func:`recon.cli.errors.run_program`), and an interruption that leaves no state to resume (before
+    training began, or a second Ctrl-C) as one line and exit status 130. Returns the checkpoint's folder (None on
+    ranks other than 0)."""
+    written = []
+    try:
+        run_program(PROG, lambda args: written.append(run(args)), argv)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted before a state could be saved; the files in --out are whole (each is written "
+              "atomically) and as the last save left them.", file=sys.stderr)
+        raise SystemExit(130) from None
+    return written[0] if written else None
 
 
 if __name__ == "__main__":

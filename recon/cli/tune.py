@@ -8,7 +8,10 @@ from the command line, as one worker of a study that several processes or machin
 checked against the validation patients the card lists). The
 validation images are rendered at twice the prior's grid and measured off it where the data allow. ``--storage`` is
 a SQLite file (or any database URL of optuna's relational storage); workers on one study stop together at
-``--n-trials``. ``--result`` gets the study's best values, which ``python -m recon.reconstruct --tuned`` uses.
+``--n-trials``. ``--result`` gets the study's best values (written atomically), which ``python -m recon.reconstruct --tuned`` uses.
+Before any work the program refuses a storage that cannot work, a setting with more views than the prior's grid can
+use, and an estimated memory over ``--max-memory``; each such error is one line (exit status 2 from
+``python -m recon.tune``).
 """
 
 from __future__ import annotations
@@ -21,15 +24,19 @@ from pathlib import Path
 
 import torch
 
-from recon.cli.arguments import key_values
+from recon.cli.arguments import CHECKPOINT_ERRORS, add_max_memory, check_memory, key_values, prior_card, prior_network
+from recon.cli.errors import UsageError, run_program
 from recon.cli.images import scan_options
 from recon.data import fine_and_truth
-from recon.data.folder import DataFolderError, FolderOptions, Intensity, folder_images
+from recon.data.folder import DataFolderError, FolderOptions, Intensity, describe_skipped, folder_images
+from recon.files import atomic_write_text
 from recon.methods import METHODS
-from recon.models.checkpoints import load_card, resolve
-from recon.operators.settings import make_operator
-from recon.reconstruction import load_prior
-from recon.tuning import tune_method
+from recon.operators.settings import MAX_VIEWS_PER_PIXEL, make_operator, operator_bytes, parse_setting
+from recon.tuning import storage_for, tune_method
+
+PROG = "python -m recon.tune"
+# The network's working memory per validation image and pixel (as recon.cli.reconstruct's per sample).
+NETWORK_BYTES_PER_PIXEL = 8192
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,10 +57,11 @@ class TuneOptions:
     seed: int
     device: str
     result: Path | None
+    max_memory: float = 4.0
 
 
 def parse_options(argv=None) -> TuneOptions:
-    p = argparse.ArgumentParser(prog="python -m recon.tune", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--prior", required=True, help="a shipped prior's name or a checkpoint folder")
     p.add_argument("--data", required=True, help="head_ct, brain, or a folder of images (its validation split)")
     p.add_argument("--setting", required=True, help="e.g. ct:16 or mri:4:random (recon.operators.settings)")
@@ -67,7 +75,13 @@ def parse_options(argv=None) -> TuneOptions:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--result", type=Path, default=None, help="write the best values here (JSON)")
+    add_max_memory(p)
     args = p.parse_args(argv)
+    for flag, value in (("--n-val", args.n_val), ("--n-trials", args.n_trials)):
+        if value < 1:
+            raise UsageError(f"{flag} must be at least 1; got {value}.")
+    if args.result is not None and args.result.is_dir():
+        raise UsageError(f"--result {args.result} is a folder; pass a file name for the JSON result.")
     return TuneOptions(**{**vars(args), "fixed": tuple(args.fixed)})
 
 
@@ -76,10 +90,14 @@ def folder_options(prior_path: Path, card: dict, seed: int) -> tuple[FolderOptio
     split), else the defaults with the card's modality and intensity."""
     data_card = prior_path / "data_card.json"
     if data_card.exists():
-        full = json.loads(data_card.read_text())
-        options = dict(full["options"])
-        options["intensity"] = Intensity(tuple(options["intensity"]["window"]), options["intensity"]["percentile"])
-        return FolderOptions(**options), full["seed"], full
+        try:
+            full = json.loads(data_card.read_text())
+            options = dict(full["options"])
+            options["intensity"] = Intensity(tuple(options["intensity"]["window"]), options["intensity"]["percentile"])
+            return FolderOptions(**options), full["seed"], full
+        except CHECKPOINT_ERRORS as error:
+            raise UsageError(f"--prior {prior_path}: its data_card.json cannot be read ({type(error).__name__}: "
+                             f"{error}); restore it or retrain the prior.") from None
     return scan_options(card), seed, None
 
 
@@ -89,42 +107,78 @@ def validation_images(options: TuneOptions, prior_path: Path, card: dict, size: 
     if options.data in ("head_ct", "brain"):
         return fine_and_truth(options.data, options.n_val, size, "val", options.seed, factor=2)
     if not Path(options.data).is_dir():
-        raise SystemExit(f"--data {options.data!r} is neither head_ct, brain nor a folder.")
+        raise UsageError(f"--data {options.data!r} is neither head_ct, brain nor a folder.")
     folder, seed, full = folder_options(prior_path, card, options.seed)
     try:
         truth, found = folder_images(options.data, options.n_val, size, "val", seed, folder)
+        for line in describe_skipped(found["skipped"]):
+            print(line, file=sys.stderr)
         if full is not None and found["patients_sha256_12"] != full["patients_sha256_12"]:
-            raise SystemExit(f"the patients of {options.data} and their splits differ from those the prior's data card "
-                             "lists (was the folder changed?); tune on the folder the prior was trained on.")
+            raise UsageError(f"--data {options.data}: the patients of {options.data} and their splits differ from those "
+                             "the prior's data card lists (was the folder changed?); tune on the folder the prior was "
+                             "trained on.")
         try:
             fine = folder_images(options.data, options.n_val, 2 * size, "val", seed, folder)[0]
             return torch.nn.functional.avg_pool2d(fine, 2), fine
         except DataFolderError:  # too small for a rendering at twice the grid: measured on the grid
             return truth, None
     except DataFolderError as error:
-        raise SystemExit(f"--data {options.data}: {error}") from None
+        raise UsageError(f"--data {options.data}: {error}") from None
+
+
+def the_operator(options: TuneOptions, size: int):
+    """The operator ``--setting`` names at ``size`` pixels, refused before it is built when it has more views than
+    the grid can use or needs more memory than ``--max-memory`` with ``--n-val`` images."""
+    try:
+        kind, parts = parse_setting(options.setting)
+        if kind == "ct" and parts["n_views"] > MAX_VIEWS_PER_PIXEL * size:
+            raise UsageError(f"--setting {options.setting}: {parts['n_views']} views are more than a {size}-pixel "
+                             f"prior can use (at most {MAX_VIEWS_PER_PIXEL} x {size} = {MAX_VIEWS_PER_PIXEL * size}); "
+                             "pass fewer views.")
+        check_memory({"operator": operator_bytes(options.setting, size),
+                      "network": options.n_val * NETWORK_BYTES_PER_PIXEL * size**2}, options.max_memory,
+                     "lower the views of --setting or --n-val")
+        return make_operator(options.setting, size)
+    except ValueError as error:
+        raise UsageError(f"--setting: {error}") from None
+
+
+def the_storage(options: TuneOptions) -> None:
+    """Check ``--storage`` before any work (a missing driver, an unknown scheme, a missing folder, a file that is
+    not a database): the library's refusal as the option's error."""
+    if options.storage is None:
+        return
+    try:
+        storage_for(options.storage)
+    except ValueError as error:
+        raise UsageError(f"--storage: {error}") from None
 
 
 def main(argv=None) -> dict:
+    """Run one tuning worker (see the module's docstring); returns its result. Expected errors are
+    :class:`~recon.cli.errors.UsageError` (``python -m recon.tune`` prints them as one line)."""
     options = parse_options(argv)
-    path = resolve(options.prior)
-    card = load_card(path)
-    size = card["config"]["image_size"]
-    truth, fine = validation_images(options, path, card, size)
+    the_storage(options)
+    path, card, size = prior_card(options.prior)
     fixed = key_values(list(options.fixed), "--fixed", "steps=100")
-    prior = load_prior(str(path), options.device) if METHODS[options.method].needs_prior else None
-    name = options.study or f"{options.method}|{options.setting}|{card['sha256'][:12]}|{fixed}"
-    tuned = tune_method(options.method, make_operator(options.setting, size), truth, prior, fine=fine, fixed=fixed,
-                        n_trials=options.n_trials, name=name, seed=options.seed, storage=options.storage,
-                        device=options.device, worker=options.worker)
+    operator = the_operator(options, size)
+    prior = prior_network(options.prior, path, options.device) if METHODS[options.method].needs_prior else None
+    truth, fine = validation_images(options, path, card, size)
+    name = options.study or f"{options.method}|{options.setting}|{card.get('sha256', '')[:12]}|{fixed}"
+    try:
+        tuned = tune_method(options.method, operator, truth, prior, fine=fine, fixed=fixed, n_trials=options.n_trials,
+                            name=name, seed=options.seed, storage=options.storage, device=options.device,
+                            worker=options.worker)
+    except ValueError as error:
+        raise UsageError(f"--method {options.method} with --fixed {fixed}: {str(error).splitlines()[0]}") from None
     result = {"method": tuned.method, "fixed": tuned.fixed, "best": tuned.best, "value": tuned.value,
               "at_bound": tuned.at_bound, "trials": len(tuned.trials), "study": name, "setting": options.setting,
               "prior": options.prior, "data": options.data, "n_val": int(truth.shape[0]), "off_grid": fine is not None}
     if options.result is not None:
-        options.result.write_text(json.dumps(result, indent=1) + "\n")
+        atomic_write_text(options.result, json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("best", "value", "trials")}))
     return result
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    run_program(PROG, main, sys.argv[1:])

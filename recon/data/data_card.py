@@ -1,5 +1,6 @@
 """The data card of a folder of images, which training saves beside the checkpoint: counts per split, sizes, the
-intensity in source units, the rules applied, hashed patient identifiers, and what was left out and why."""
+intensity in source units, the rules applied, hashed patient identifiers, what was left out and why, and the symbolic
+links followed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from recon.data.readers import SPLIT_NAMES, Read, Slice, given_splits
-from recon.data.split_check import hashed, pixel_hash
+from recon.data.split_check import LEAK_TOLERANCE, hashed, pixel_hash
 
 if TYPE_CHECKING:
     from recon.data.folder import FolderOptions
@@ -63,5 +64,7 @@ def data_card(root: Path, read: Read, split_of: list[str], modality: str, size: 
             "patient_rule": PATIENT_RULES[options.patient_from] + f" the file name's match of "
                             f"{options.patient_pattern!r}", "counts": counts, "source": source_summary(slices),
             "patients_sha256_12": patients, "duplicates_dropped": duplicates,
-            "skipped": [{"file": f, "reason": r} for f, r in sorted(by_file.items())],
-            "preprocessing": "intensity rule, centred on a square of zeros, resized with anti-aliasing (bilinear)"}
+            "skipped": [{"file": f, "reason": r} for f, r in sorted(by_file.items())], "links_followed": read.links,
+            "preprocessing": "intensity rule, centred on a square of zeros, resized with anti-aliasing (bilinear)",
+            "leak_check": "no patient in two splits; no two images of different splits (after the preprocessing) "
+                          f"within {LEAK_TOLERANCE:.5f} of each other at every pixel, blank images aside"}

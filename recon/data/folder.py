@@ -19,10 +19,16 @@ A *patient* is the DICOM ``PatientID``; otherwise the first sub-folder under the
 file name that ``patient_pattern`` matches (by default everything before the first underscore, so
 ``p07_slice012.png`` belongs to ``p07``). The split assigns whole patients to train, validation and test (by a hash of
 the patient and the seed), so that no slice of a test patient is ever trained on; a root holding ``train/``, ``val/``
-and ``test/`` sub-folders is split as given. Either way the split is checked: a patient, or an identical image, in
-two splits is an error (a leak). :func:`folder_images` returns the split's images and a data card (counts, sizes,
-intensity range, split, hashed patient identifiers, what was skipped and why) that training saves beside the
-checkpoint.
+and ``test/`` sub-folders is split as given. Either way the split is checked: a patient, or an identical or
+near-identical image (compared after the intensity rule and the resize, :mod:`recon.data.split_check`), in two splits
+is an error (a leak). :func:`folder_images` returns the split's images and a data card (counts, sizes, intensity
+range, split, hashed patient identifiers, what was skipped and why, the symbolic links followed) that training saves
+beside the checkpoint.
+
+Every input is used as it is, or left out and listed with why (the card's ``skipped``; :func:`describe_skipped` writes
+the lines a program prints): files holding NaN or infinite values, colour images, DICOM files whose header disagrees
+with their pixels, names with control characters, links to images already read, and folders holding recon's own
+outputs (:data:`recon.files.OUTPUT_MARKER`) - see :mod:`recon.data.readers` and :mod:`recon.data.finding`.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import torch
 from skimage.transform import resize
 
 from recon.data.data_card import data_card
+from recon.data.finding import find_files
 from recon.data.intensity import CT_WINDOW, MR_PERCENTILE, rule_for_modality
 from recon.data.readers import (  # noqa: F401 - the readers' names stay importable from here
     SPLIT_NAMES,
@@ -45,7 +52,9 @@ from recon.data.readers import (  # noqa: F401 - the readers' names stay importa
     NotAnImage,
     Read,
     Slice,
+    Unreadable,
     _NotAnImage,
+    describe_skipped,
     file_kind,
     given_splits,
     image_files,
@@ -56,10 +65,12 @@ from recon.data.readers import (  # noqa: F401 - the readers' names stay importa
     scan,
 )
 from recon.data.split_check import (  # noqa: F401 - the split's names stay importable from here
+    LEAK_TOLERANCE,
     assign_splits,
     check_no_leak,
     drop_duplicates,
     hashed,
+    near_pairs,
     patient_draw,
     pixel_hash,
     split_of,
@@ -69,6 +80,7 @@ from recon.data.splits import check_request
 DEFAULT_WINDOW = CT_WINDOW
 MODALITIES = ("auto", "ct", "mri", "display")
 SMALL_POLICIES = ("error", "skip", "upsample")
+MIN_SIDE = 8  # pixels: a slice narrower than this carries no usable anatomy
 # Where a slice's patient comes from: auto = DICOM PatientID, else the first sub-folder, else the file name.
 PATIENT_SOURCES = ("auto", "folder", "name")
 
@@ -119,12 +131,17 @@ class FolderOptions:
                                   f"{self.val_fraction} and {self.test_fraction}.")
 
 
+def left_out_lines(read: Read, limit: int = 5) -> str:
+    """The first of the files left out, one indented line each, for an error message."""
+    return "\n".join("  " + line for line in describe_skipped(read.skipped, limit))
+
+
 def select_modality(read: Read, modality: str) -> tuple[Read, str]:
     """The slices of one modality: the one asked for (files without a modality of their own, PNG, NumPy, NIfTI, take
     it; DICOM files whose Modality tag says otherwise, secondary captures included, are left out and listed), or,
     with ``"auto"``, the only one present."""
     if not read.slices:
-        raise DataFolderError(f"no slice could be used (the files left out, and why: {read.skipped[:3]} ...).")
+        raise DataFolderError("no slice could be used; the files left out, and why:\n" + left_out_lines(read))
     if modality == "auto":
         present = Counter(s.modality for s in read.slices)
         if len(present) > 1:
@@ -178,28 +195,32 @@ def check_sizes(read: Read, size: int, small_policy: str) -> Read:
                          [left_out(s, f"smaller than --size {size}: {s.pixels.shape}") for s in small])
     elif small and small_policy == "error":
         shapes = Counter("x".join(map(str, s.pixels.shape)) for s in small)
+        largest = max(max(s.pixels.shape) for s in small)
+        fix = (f"pass a --size no larger than {largest}, or " if largest >= MIN_SIDE else
+               f"they are too small to use (a slice needs at least {MIN_SIDE} pixels on each side); ")
         raise DataFolderError(f"{len(small)} slice(s) are smaller than --size {size} ({dict(shapes)}, e.g. "
-                              f"{small[0].source}): pass a --size no larger than "
-                              f"{max(max(s.pixels.shape) for s in small)}"
-                              ", or pass --small skip to leave them out or --small upsample to interpolate them up.")
-    thin = [s for s in read.slices if min(s.pixels.shape) < 8]
+                              f"{small[0].source}): {fix}pass --small skip to leave them out or --small upsample to "
+                              "interpolate them up.")
+    thin = [s for s in read.slices if min(s.pixels.shape) < MIN_SIDE]
     if thin:
-        raise DataFolderError(f"{len(thin)} slice(s) are thinner than 8 pixels (e.g. {thin[0].source}, "
+        raise DataFolderError(f"{len(thin)} slice(s) are thinner than {MIN_SIDE} pixels (e.g. {thin[0].source}, "
                               f"{thin[0].pixels.shape}): not images this tool can use; remove them.")
     return read
 
 
 def signature(root: Path) -> tuple:
-    """What the folder holds, cheaply: every file's path, size and modification time (a changed folder is re-read)."""
-    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(Path(root).rglob("*")) if p.is_file())
+    """What the folder holds, cheaply: every file's path, size and modification time, as the reader finds them (a
+    changed folder is re-read)."""
+    files = find_files(Path(root), lambda path: True).files
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 def usable_slices(root: Path, size: int, options: FolderOptions) -> tuple[Read, str, int]:
     """The slices to train on, with the files left out, their modality and the number of duplicates dropped."""
     read, modality = select_modality(read_folder(root, options), options.modality)
     if not read.slices:
-        raise DataFolderError(f"no {options.modality} slices under {root} (the files left out, and why: "
-                              f"{read.skipped[:3]} ...).")
+        raise DataFolderError(f"no {options.modality} slices under {root}; the files left out, and why:\n"
+                              + left_out_lines(read))
     kept, duplicates = drop_duplicates(read.slices)
     read = check_sizes(read.keep(kept), size, options.small)
     if not read.slices:
@@ -217,6 +238,7 @@ def load_folder(root: str, size: int, seed: int, options: FolderOptions,
     splits = split_of(root_path, read.slices, seed, options)
     images = [resized(square(m), size).astype(np.float32)
               for m in to_unit_range(read.slices, modality, options.intensity)]
+    check_no_leak(read.slices, images, splits)
     card = data_card(root_path, read, splits, modality, size, seed, options, duplicates)
     return by_split(images, splits, size), card
 

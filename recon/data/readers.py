@@ -1,6 +1,13 @@
 """Readers of image files into 2-D slices in their source units: DICOM (pydicom, HU through the rescale), NIfTI
 (nibabel, axial slices of a canonical volume), PNG (Pillow) and NumPy; and the scan of a folder, which returns the
-slices it read and the files it left out (with why) as one :class:`Read` value."""
+slices it read and the files it left out (with why) as one :class:`Read` value (:func:`describe_skipped` writes
+those for a console).
+
+Nothing is dropped silently and nothing doubtful is kept: a slice holding NaN or infinite values is left out and
+listed; a colour image (RGB, RGBA PNG or DICOM, an ``(h, w, 3)`` array) is listed with the fix (convert it to
+greyscale); a DICOM file whose Rows x Columns x NumberOfFrames disagree with its pixel data is unreadable (pydicom
+would cut the pixels into frames of the stated size). Which files are looked at, and which folders, links and names
+are left out, is :mod:`recon.data.finding`'s."""
 
 from __future__ import annotations
 
@@ -11,6 +18,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from recon.data.finding import Found, find_files, printable
+from recon.files import OUTPUT_MARKER, is_output
 
 if TYPE_CHECKING:
     from recon.data.folder import FolderOptions
@@ -32,6 +42,10 @@ class NotAnImage(Exception):
 _NotAnImage = NotAnImage  # the name recon.cli.images imports
 
 
+class Unreadable(Exception):
+    """A file that reads but contradicts itself (a header that disagrees with its pixels): listed as unreadable."""
+
+
 @dataclasses.dataclass
 class Slice:
     """One 2-D image in its source units, with where it came from."""
@@ -48,14 +62,31 @@ class Slice:
 
 @dataclasses.dataclass(frozen=True)
 class Read:
-    """Slices and the files left out (``{"file", "reason"}``); each step that leaves slices out returns a new one."""
+    """Slices, the files left out (``{"file", "reason"}``) and the symbolic links followed (``{"link", "target"}``);
+    each step that leaves slices out returns a new one."""
 
     slices: list[Slice]
     skipped: list[dict] = dataclasses.field(default_factory=list)
+    links: list[dict] = dataclasses.field(default_factory=list)
 
     def keep(self, kept: list[Slice], dropped: Sequence[dict] = ()) -> Read:
         """``kept`` in place of the slices, with ``dropped`` added to the files left out."""
-        return Read(kept, self.skipped + list(dropped))
+        return Read(kept, self.skipped + list(dropped), self.links)
+
+
+def describe_skipped(skipped: Sequence[dict], limit: int = 20) -> list[str]:
+    """Console lines for the entries left out (a :class:`Read`'s ``skipped``, or a data card's): one
+    ``"skipped FILE: REASON"`` line per entry (the same file and reason once), at most ``limit`` of them and a line
+    counting the rest.
+
+    >>> describe_skipped([{"file": "p1/a.png", "reason": "an RGB image"}] * 2)
+    ['skipped p1/a.png: an RGB image']
+    """
+    entries = list(dict.fromkeys((k["file"], k["reason"]) for k in skipped))
+    lines = [f"skipped {file}: {reason}" for file, reason in entries[:limit]]
+    if len(entries) > limit:
+        lines.append(f"... and {len(entries) - limit} more file(s) left out (all listed in the data card)")
+    return lines
 
 
 def left_out(s: Slice, reason: str) -> dict:
@@ -85,15 +116,38 @@ def _dicom_slices(path: Path, relative: str, fallback_patient: str, use_tag: boo
     if "PixelData" not in ds:
         raise NotAnImage(f"no pixel data (modality {ds.get('Modality', '?')})")
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() not in ("MONOCHROME1", "MONOCHROME2"):
-        raise NotAnImage(f"a colour image ({ds.PhotometricInterpretation}); only greyscale images are used")
-    pixels = apply_modality_lut(np.asarray(ds.pixel_array), ds).astype(np.float64)  # rescaled: HU for CT
-    frames = pixels if pixels.ndim == 3 else pixels[None]
-    patient = str(ds.get("PatientID", "") or fallback_patient) if use_tag else fallback_patient
+        raise NotAnImage(f"a colour image ({ds.PhotometricInterpretation}); only greyscale images are used (convert "
+                         "it to greyscale)")
+    frames = _dicom_frames(ds)
+    frames = apply_modality_lut(frames, ds).astype(np.float64)  # rescaled: HU for CT
+    patient = printable(str(ds.get("PatientID", "") or fallback_patient)) if use_tag else fallback_patient
     volume = str(ds.get("SeriesInstanceUID", "") or relative)
     spacing = tuple(float(s) for s in ds.PixelSpacing) if "PixelSpacing" in ds else None
     instance = str(ds.get("SOPInstanceUID", "") or relative)
     return [Slice(frame, patient, volume, f"{relative}#{instance}:{k}", modality, spacing, index=k)
             for k, frame in enumerate(frames)]
+
+
+def _dicom_frames(ds) -> np.ndarray:
+    """The stored frames ``(frames, rows, columns)``, checked against the header: pydicom cuts pixel data of another
+    size into frames of Rows x Columns (a 128 x 128 image under a 64 x 64 header becomes 4 scrambled frames)."""
+    import warnings
+
+    expected = (int(ds.get("NumberOfFrames", 1) or 1), int(ds.Rows), int(ds.Columns))
+    with warnings.catch_warnings():  # pydicom's warning about extra frames: the mismatch is reported below
+        warnings.simplefilter("ignore", UserWarning)
+        array = np.asarray(ds.pixel_array)
+    frames = array if array.ndim == 3 else array[None]
+    if frames.shape != expected:
+        n_frames, rows, columns = expected
+        size = len(ds.PixelData)
+        stored = "" if ds.file_meta.TransferSyntaxUID.is_compressed else \
+            f" ({size} bytes at {ds.BitsAllocated} bits: {size * 8 // ds.BitsAllocated} pixels)"
+        read_as = " x ".join(map(str, frames.shape))
+        raise Unreadable(f"the header's Rows x Columns x NumberOfFrames = {rows} x {columns} x {n_frames} "
+                         f"({rows * columns * n_frames} pixels) disagrees with the pixel data{stored}, which pydicom "
+                         f"reads as {read_as}; fix the header or export the file again")
+    return frames
 
 
 def _nifti_slices(path: Path, relative: str, patient: str, modality: str) -> list[Slice]:
@@ -108,9 +162,10 @@ def _nifti_slices(path: Path, relative: str, patient: str, modality: str) -> lis
                               "are read (split a time series or multi-echo file into volumes first).")
     data = data[..., None] if data.ndim == 2 else data
     zooms = image.header.get_zooms()[:2]
-    # Axial slices shown radiologically (rows anterior to posterior), skipping empty ones at the volume's ends.
+    # Axial slices shown radiologically (rows anterior to posterior), skipping constant ones at the volume's ends
+    # (a slice with NaN has a NaN range: it is kept here and listed by the scan's check for non-finite values).
     return [Slice(np.rot90(data[:, :, k]), patient, relative, f"{relative}:{k}", modality, tuple(map(float, zooms)),
-                  index=k) for k in range(data.shape[2]) if np.ptp(data[:, :, k]) > 0]
+                  index=k) for k in range(data.shape[2]) if np.ptp(data[:, :, k]) != 0]
 
 
 def _png_pixels(path: Path) -> np.ndarray:
@@ -118,12 +173,16 @@ def _png_pixels(path: Path) -> np.ndarray:
 
     with Image.open(path) as image:
         if image.mode not in GREYSCALE_PNG_MODES:
-            raise NotAnImage(f"a {image.mode} image; only greyscale PNGs are used (convert it to greyscale)")
+            raise NotAnImage(f"an {image.mode} (colour) image; only greyscale images are used: convert it to "
+                             "greyscale (e.g. Pillow's image.convert('L'))")
         return np.asarray(image.convert("L") if image.mode in ("P", "LA", "1") else image)
 
 
 def _plain_slices(path: Path, relative: str, patient: str, kind: str, modality: str) -> list[Slice]:
     pixels = _png_pixels(path) if kind == "png" else np.load(path, allow_pickle=False)
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4) and min(pixels.shape[:2]) >= 8:
+        raise NotAnImage(f"an array of shape {pixels.shape}, a colour image (channels last); only greyscale images "
+                         "are used: convert it to greyscale (a stack of slices is (slices, rows, columns))")
     scale = float(np.iinfo(pixels.dtype).max) if np.issubdtype(pixels.dtype, np.integer) and modality == "display" \
         else 1.0
     pixels = np.asarray(pixels, dtype=np.float64) / scale
@@ -143,17 +202,21 @@ def patient_of(relative: Path, pattern: str, source: str = "auto") -> str:
     return match.group(0) if match and match.group(0) else stem
 
 
-def image_files(root: Path) -> list[Path]:
-    """The image files under ``root`` (recursively, hidden files and folders left out), sorted."""
+def image_files(root: Path) -> Found:
+    """The image files under ``root`` (recursively; which entries are left out, and why, is
+    :mod:`recon.data.finding`'s), sorted, with the entries left out and the links followed."""
     root = Path(root)
     if not root.is_dir():
         raise DataFolderError(f"{root} is not a folder; pass a folder of DICOM, NIfTI, PNG or .npy files.")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not any(part.startswith(".") for part in
-                   p.relative_to(root).parts) and file_kind(p) is not None)
-    if not files:
+    if is_output(root):
+        raise DataFolderError(f"{root} holds recon's outputs (marker {OUTPUT_MARKER}), not input images; pass the "
+                              "data folder.")
+    found = find_files(root, lambda path: file_kind(path) is not None)
+    if not found.files:
+        left = "; left out:\n" + "\n".join(describe_skipped(found.skipped, 5)) if found.skipped else ""
         raise DataFolderError(f"no image files under {root}: looked for DICOM (.dcm, .ima, or no suffix with a DICM "
-                              "preamble), NIfTI (.nii, .nii.gz), PNG and NumPy (.npy) files.")
-    return files
+                              f"preamble), NIfTI (.nii, .nii.gz), PNG and NumPy (.npy) files{left}.")
+    return found
 
 
 def read_file(path: Path, relative: Path, options: FolderOptions) -> list[Slice]:
@@ -178,24 +241,45 @@ def _unreadable_error(root: Path, unreadable: list[dict]) -> DataFolderError:
                            "remove them, or pass --skip-unreadable to leave them out (the data card lists them).")
 
 
+def finite_only(slices: list[Slice], relative: str) -> tuple[list[Slice], list[dict]]:
+    """The slices of one file without those holding NaN or infinite values, and the entry that lists those."""
+    bad = [s.index for s in slices if not np.isfinite(s.pixels).all()]
+    if not bad:
+        return slices, []
+    listed = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+    which = "its only slice" if len(slices) == 1 else f"{len(bad)} of its {len(slices)} slices (index {listed})"
+    reason = (f"contains NaN/Inf values in {which}; left out (replace them, e.g. with numpy.nan_to_num, to use "
+              f"{'them' if len(bad) > 1 else 'it'})")
+    return [s for s in slices if s.index not in bad], [{"file": relative, "reason": reason}]
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, Unreadable):
+        return f"unreadable: {error}"
+    first_line = (str(error).splitlines() or [""])[0]
+    return f"unreadable: {type(error).__name__}: {first_line}"[:200]
+
+
 def scan(root: Path, options: FolderOptions) -> Read:
     """Every slice under ``root`` and the files left out; unreadable files stop the scan with their names unless
     ``options.skip_unreadable``."""
-    slices, skipped, unreadable = [], [], []
-    for path in image_files(root):
+    found = image_files(root)
+    slices, skipped, unreadable = [], list(found.skipped), []
+    for path in found.files:
         relative = path.relative_to(root)
         try:
-            slices += read_file(path, relative, options)
+            kept, dropped = finite_only(read_file(path, relative, options), str(relative))
+            slices += kept
+            skipped += dropped
         except DataFolderError:
             raise
         except NotAnImage as reason:
             skipped.append({"file": str(relative), "reason": str(reason)})
         except Exception as error:  # noqa: BLE001 - any reader failure is reported with the file's name
-            first_line = (str(error).splitlines() or [""])[0]
-            unreadable.append({"file": str(relative), "reason": f"unreadable: {type(error).__name__}: {first_line}"[:200]})
+            unreadable.append({"file": str(relative), "reason": _reason(error)})
     if unreadable and not options.skip_unreadable:
         raise _unreadable_error(root, unreadable)
-    return Read(slices, skipped + unreadable)
+    return Read(slices, skipped + unreadable, found.links)
 
 
 def given_splits(root: Path) -> bool:
@@ -208,9 +292,10 @@ def read_folder(root: Path, options: FolderOptions) -> Read:
     then carrying its split) and the files left out."""
     if not given_splits(root):
         return scan(root, options)
-    slices, skipped = [], []
+    slices, skipped, links = [], [], []
     for name in SPLIT_NAMES:
         found = scan(root / name, options)
         slices += [dataclasses.replace(s, split=name, source=f"{name}/{s.source}") for s in found.slices]
         skipped += [{**k, "file": f"{name}/{k['file']}"} for k in found.skipped]
-    return Read(slices, skipped)
+        links += [{**k, "link": f"{name}/{k['link']}"} for k in found.links]
+    return Read(slices, skipped, links)

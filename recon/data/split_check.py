@@ -1,11 +1,22 @@
 """The split of a folder's slices by patient and the checks that keep it honest: duplicates dropped, each patient
-drawn into train, validation or test by a hash of the seed and its identifier, and no patient or identical image in
-two splits (a leak)."""
+drawn into train, validation or test by a hash of the seed and its identifier, and no patient, identical image or
+near-identical image in two splits (a leak).
+
+The images are compared as the model sees them: after the intensity rule and the resize to the training size (a CT
+slice that differs from another by 1 HU in an air pixel is the same image once windowed). Two images are
+near-identical when no pixel differs by more than :data:`LEAK_TOLERANCE` (1/255 of the [0, 1] range, one step of an
+8-bit display); images whose own range is within that tolerance (blank slices) carry nothing and are not compared.
+The search is exact and cheap: images sorted by their mean (which moves by no more than the largest pixel
+difference), and within a window of ``LEAK_TOLERANCE`` in the mean only pairs from different splits whose
+:data:`PROBES` evenly spaced pixels all agree within the tolerance are compared whole. The cost is ``O(n log n)`` for
+the sort plus ``PROBES`` values per pair of images whose means lie within the tolerance.
+"""
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +26,9 @@ from recon.data.readers import SPLIT_NAMES, DataFolderError, Slice, given_splits
 
 if TYPE_CHECKING:
     from recon.data.folder import FolderOptions
+
+LEAK_TOLERANCE = 1 / 255  # in the [0, 1] range: one step of an 8-bit display
+PROBES = 64  # pixels compared before a whole image is
 
 
 def pixel_hash(image: np.ndarray) -> str:
@@ -65,28 +79,54 @@ def assign_splits(patients: list[str], seed: int, options: FolderOptions) -> dic
     return table
 
 
-def check_no_leak(slices: list[Slice], split_of: list[str]) -> None:
-    """No patient and no identical image in two splits."""
-    patients, images = {}, {}
+def near_pairs(images: np.ndarray, splits: Sequence[str], tolerance: float = LEAK_TOLERANCE) -> Iterator[tuple]:
+    """``(i, j, largest difference)`` for the images ``(n, h, w)`` of different splits that differ nowhere by more
+    than ``tolerance``, the blank ones (range within ``tolerance``) left out; see the module docstring for the
+    search."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    splits = np.asarray(splits)
+    probes = flat[:, np.linspace(0, flat.shape[1] - 1, min(PROBES, flat.shape[1])).astype(int)]
+    order = [i for i in np.argsort(flat.mean(1), kind="stable") if np.ptp(flat[i]) > tolerance]
+    means = flat.mean(1)[order]
+    ends = np.searchsorted(means, means + tolerance + 1e-9, side="right")  # the mean moves by <= the largest change
+    for a, i in enumerate(order):
+        near = np.asarray(order[a + 1:ends[a]], dtype=int)
+        near = near[splits[near] != splits[i]]
+        near = near[np.abs(probes[near] - probes[i]).max(1, initial=0) <= tolerance]
+        for j in near:
+            largest = float(np.abs(flat[j] - flat[i]).max())
+            if largest <= tolerance:
+                yield (i, j, largest) if i < j else (j, i, largest)
+
+
+def check_no_leak(slices: list[Slice], images: Sequence[np.ndarray], split_of: list[str],
+                  tolerance: float = LEAK_TOLERANCE) -> None:
+    """No patient in two splits, and no identical or near-identical image (``images``: the slices as the model sees
+    them) in two splits; a leak is an error naming both files."""
+    first_split = {}
     for s, split in zip(slices, split_of):
-        checks = [(s.patient, patients, f"patient {hashed(s.patient)}")]
-        if np.ptp(s.pixels) > 0:  # blank slices repeat across patients without leaking anything
-            checks.append((pixel_hash(s.pixels), images, "an identical image"))
-        for key, table, what in checks:
-            first = table.setdefault(key, (split, s.source))
-            if first[0] != split:
-                raise DataFolderError(f"the split leaks: {what} is in {first[0]} ({first[1]}) and in {split} "
-                                      f"({s.source}). Move it so that each patient sits in one split, or remove the "
-                                      "copy.")
+        first = first_split.setdefault(s.patient, (split, s.source))
+        if first[0] != split:
+            raise leak(f"patient {hashed(s.patient)}", (first[1], first[0]), (s.source, split))
+    for i, j, largest in near_pairs(np.stack(images), split_of, tolerance):
+        what = "an identical image" if largest == 0 else \
+            f"a near-identical image (no pixel differs by more than {largest:.4f} <= {tolerance:.4f})"
+        raise leak(f"{what} after the intensity rule and resizing", (slices[i].source, split_of[i]),
+                   (slices[j].source, split_of[j]))
+
+
+def leak(what: str, first: tuple[str, str], second: tuple[str, str]) -> DataFolderError:
+    """The error for ``what`` found in two splits, each given as ``(file, split)``."""
+    return DataFolderError(f"the split leaks: {what} is in {first[1]} ({first[0]}) and in {second[1]} ({second[0]}). "
+                           "Move it so that each patient sits in one split, or remove the copy.")
 
 
 def split_of(root: Path, slices: list[Slice], seed: int, options: FolderOptions) -> list[str]:
-    """Each slice's split (the sub-folder's where the folder is split by hand, else its patient's draw), checked
-    for leaks."""
+    """Each slice's split: the sub-folder's where the folder is split by hand, else its patient's draw (check the
+    result with :func:`check_no_leak` on the images as the model sees them)."""
     if given_splits(root):
         splits = [s.split for s in slices]
     else:
         table = assign_splits(sorted({s.patient for s in slices}), seed, options)
         splits = [table[s.patient] for s in slices]
-    check_no_leak(slices, splits)
     return splits

@@ -2,7 +2,8 @@
 ``"ct:16"`` (parallel-beam CT, 16 views over 180 degrees), ``"ct:16:120"`` (the same views over a limited 120-degree
 arc), ``"mri:4"`` or ``"mri:4:equispaced"`` (Cartesian MRI at
 4x with a line pattern of :data:`recon.operators.masks.MASK_PATTERNS`), ``"mri:4:equispaced:rows"`` (the phase-encoding
-direction turned by 90 degrees)."""
+direction turned by 90 degrees). Also what a setting's operator can use and costs: :data:`MAX_VIEWS_PER_PIXEL` and
+:func:`operator_bytes`, so that a program can refuse a setting before it allocates anything."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from recon.operators.mri import CartesianMRI
 from recon.operators.radon import ParallelBeamCT
 
 MRI_CENTER_FRACTION = {2: 0.16, 3: 0.1, 4: 0.08, 6: 0.06, 8: 0.04, 10: 0.03}
+FORMS = "write 'ct:VIEWS[:ARC_DEGREES]' or 'mri:ACCELERATION[:PATTERN[:rows]]' with a pattern of"
+# More views than this many per detector bin sample the angle over 5 times finer than an N-pixel image resolves
+# (about pi/2 N views suffice), and the system matrix grows with every one.
+MAX_VIEWS_PER_PIXEL = 8
+# Peak bytes per nonzero weight while a CT system matrix is built (COO indices and values, then the CSR copy): 90
+# measured at 64 pixels with 64 and 512 views, which held 1.94 nonzero bilinear weights per pixel and view.
+CT_BYTES_PER_WEIGHT, CT_WEIGHTS_PER_PIXEL_VIEW = 96, 2.0
 
 
 def center_fraction(acceleration: float) -> float:
@@ -19,25 +27,45 @@ def center_fraction(acceleration: float) -> float:
     return MRI_CENTER_FRACTION[nearest]
 
 
-def make_operator(setting: str, size: int = 64, seed: int = 0):
-    """The operator a setting names (see the module docstring)."""
+def parse_setting(setting: str) -> tuple[str, dict]:
+    """``("ct", {n_views, arc})`` or ``("mri", {acceleration, pattern, orientation})`` for a setting's name."""
     parts = setting.split(":")
     try:
         if parts[0] == "ct" and len(parts) in (2, 3):
-            return ParallelBeamCT(size, int(parts[1]), arc=float(parts[2]) if len(parts) == 3 else 180.0)
+            return "ct", {"n_views": int(parts[1]), "arc": float(parts[2]) if len(parts) == 3 else 180.0}
         if parts[0] == "mri" and len(parts) in (2, 3, 4):
             pattern = parts[2] if len(parts) >= 3 else "random"
-            orientation = parts[3] if len(parts) == 4 else "columns"
             if pattern not in MASK_PATTERNS:
                 raise ValueError(f"unknown mask pattern {pattern!r}")
-            acceleration = float(parts[1])
-            return CartesianMRI(size, acceleration, center_fraction(acceleration), pattern, seed=seed,
-                                orientation=orientation)
+            return "mri", {"acceleration": float(parts[1]), "pattern": pattern,
+                           "orientation": parts[3] if len(parts) == 4 else "columns"}
     except ValueError as error:
-        raise ValueError(f"bad setting {setting!r} ({error}); write 'ct:VIEWS[:ARC_DEGREES]' or 'mri:ACCELERATION[:PATTERN[:rows]]' with a "
-                         f"pattern of {sorted(MASK_PATTERNS)}.") from None
-    raise ValueError(f"bad setting {setting!r}; write 'ct:VIEWS[:ARC_DEGREES]' or 'mri:ACCELERATION[:PATTERN[:rows]]' with a pattern of "
-                     f"{sorted(MASK_PATTERNS)}.")
+        raise ValueError(f"bad setting {setting!r} ({error}); {FORMS} {sorted(MASK_PATTERNS)}.") from None
+    raise ValueError(f"bad setting {setting!r}; {FORMS} {sorted(MASK_PATTERNS)}.")
+
+
+def make_operator(setting: str, size: int = 64, seed: int = 0):
+    """The operator a setting names (see the module docstring)."""
+    kind, p = parse_setting(setting)
+    try:
+        if kind == "ct":
+            return ParallelBeamCT(size, p["n_views"], arc=p["arc"])
+        return CartesianMRI(size, p["acceleration"], center_fraction(p["acceleration"]), p["pattern"], seed=seed,
+                            orientation=p["orientation"])
+    except ValueError as error:
+        raise ValueError(f"bad setting {setting!r} ({error}); {FORMS} {sorted(MASK_PATTERNS)}.") from None
+
+
+def operator_bytes(setting: str, size: int, factor: int = 2) -> float:
+    """Roughly the peak memory of building the operator a setting names at ``size`` pixels with its rendering
+    ``factor`` times finer (:meth:`ParallelBeamCT.A_fine`): the two CT system matrices, and the Gram matrix the
+    pseudo-inverse eigendecomposes (at most ``svd_max`` = 4096 rows); for MRI a few complex images."""
+    kind, p = parse_setting(setting)
+    if kind == "mri":
+        return 16.0 * 8 * (factor * size) ** 2
+    weights = CT_WEIGHTS_PER_PIXEL_VIEW * p["n_views"] * (size**2 + (factor * size) ** 2)
+    gram = min(p["n_views"] * size, size**2, 4096) ** 2
+    return CT_BYTES_PER_WEIGHT * weights + 8.0 * 3 * gram
 
 
 def classical(operator, y):

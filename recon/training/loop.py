@@ -1,15 +1,21 @@
 """One training loop for any loss object: shuffled epochs, warm-up, optional gradient clipping, an EMA with a ramped
-half-life, a loss curve, and checkpoints that resume exactly where they stopped."""
+half-life, a loss curve, and checkpoints that resume exactly where they stopped. It owns the training state's file
+(written atomically, so a kill during a save leaves the previous state whole; a file that is not a whole state is
+refused by name) and stopping between steps: a time limit, or SIGINT / SIGTERM caught by :class:`StopSignals`."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
 import math
+import pickle
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import torch
 from torch import nn
@@ -17,6 +23,7 @@ from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 from tqdm.auto import tqdm
 
 from recon._checks import check_positive_int
+from recon.files import atomic_write
 from recon.training import distributed
 from recon.training.distributed import draw_rand
 
@@ -124,6 +131,7 @@ class TrainState:
     elapsed: float = 0.0
     window: list = dataclasses.field(default_factory=list)
     replica: nn.Module | None = None  # under torchrun: the DDP replica of ``model`` that the loss calls
+    data: dict | None = None  # what the run trains on, saved so that a resumed run can check it trains on the same
 
     @classmethod
     def create(cls, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> TrainState:
@@ -131,20 +139,86 @@ class TrainState:
         return cls(model, ema, optimizer, generator)
 
     def save(self, path: Path, batches: EpochBatches) -> None:
-        torch.save({"net": self.model.net.state_dict(), "ema": self.ema.state_dict(),
-                    "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-                    "step": self.step, "curve": self.curve, "elapsed": self.elapsed, "window": self.window,
-                    "batches": batches.state_dict()}, path)
+        """Write the state to ``path`` atomically: until the new file is whole, the previous one stays."""
+        atomic_write(path, lambda temporary: torch.save(self.state_dict(batches), temporary))
+
+    def state_dict(self, batches: EpochBatches) -> dict:
+        return {"net": self.model.net.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+                "step": self.step, "curve": self.curve, "elapsed": self.elapsed, "window": self.window,
+                "batches": batches.state_dict(), "data": self.data}
 
     def load(self, path: Path, batches: EpochBatches) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.net.load_state_dict(state["net"])
-        self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.load_state_dict(read_state(path), batches, path)
+
+    def load_state_dict(self, state: dict, batches: EpochBatches, path: Path | str = "the saved state") -> None:
+        """Continue from ``state`` (as :func:`read_state` returns it); one that does not fit this run's network,
+        optimiser or batches is a ValueError naming ``path``."""
+        try:
+            self.model.net.load_state_dict(state["net"])
+            self.ema.load_state_dict(state["ema"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (KeyError, RuntimeError, ValueError) as error:
+            detail = " ".join(line.strip() for line in str(error).splitlines()[:2])  # torch's first line is a header
+            raise ValueError(f"{path} holds a network or optimiser that does not fit this run's ({detail})") from None
         self.generator.set_state(state["generator"])
         self.step, self.curve, self.elapsed = int(state["step"]), [list(c) for c in state["curve"]], state["elapsed"]
-        self.window = list(state["window"])
+        self.window, self.data = list(state["window"]), state.get("data")
         batches.load_state_dict(state["batches"])
+
+
+def read_state(path: Path) -> dict:
+    """A training state file as :meth:`TrainState.save` wrote it. A file cut short (a kill during a save by an older
+    version, a full disk) or not a state at all is a ValueError naming it, not the unpickler's EOFError."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (EOFError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as error:  # empty, cut, foreign
+        raise ValueError(f"{path} is not a whole training state ({type(error).__name__}: "
+                         f"{str(error).splitlines()[0] if str(error) else 'no detail'}): it was cut short or is "
+                         "another file") from None
+    if not isinstance(state, dict) or not {"net", "step", "batches"} <= state.keys():
+        raise ValueError(f"{path} is not a training state (no network, step and batches in it)")
+    return state
+
+
+class StopSignals:
+    """SIGINT and SIGTERM while training, caught so that the run can stop between steps with a saved state.
+
+    The handler only records the signal (``received``); :func:`train` checks :meth:`stop` after each step and ends
+    with a checkpoint, and the program then exits. A second signal acts as it would without this class (the previous
+    handlers are back after the first): it stops at once, and every file is still whole, as each is written
+    atomically. Outside the main thread (where Python cannot install handlers) it catches nothing.
+
+    >>> with StopSignals() as signals:
+    ...     signals.stop()
+    False
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: int | None = None
+        self.previous: dict = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+    def handle(self, signum: int, frame) -> None:
+        self.received = signum
+        self.restore()
+
+    def restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
+
+    def stop(self) -> bool:
+        return self.received is not None
 
 
 def train_step(state: TrainState, loss_fn: Callable, x0: torch.Tensor, config: TrainConfig,
@@ -193,18 +267,18 @@ def record_loss(state: TrainState, loss: float, config: TrainConfig) -> None:
 
 def train(state: TrainState, loss_fn: Callable, batches: EpochBatches, config: TrainConfig, *,
           checkpoint: Callable[[TrainState], None] | None = None, device="cpu", description: str = "train",
-          time_limit: float | None = None) -> None:
+          time_limit: float | None = None, stop: Callable[[], bool] | None = None) -> None:
     """Run ``train_step`` until ``config.steps``, calling ``checkpoint(state)`` every ``checkpoint_every`` steps and
-    at the end. Batches go to ``device`` in channels-last layout, flipped at random. With ``time_limit`` (seconds of
-    this call) training stops early, after a checkpoint, at the first step past the limit. Under ``torchrun`` each
-    process trains on its block of every batch (:mod:`recon.training.distributed`), the loss recorded is the global
-    batch's, rank 0's clock decides when to stop, and only rank 0 shows progress."""
+    at the end. Batches go to ``device`` in channels-last layout, flipped at random. Training stops early, after a
+    checkpoint, at the end of the first step past ``time_limit`` (seconds of this call) or after which ``stop()`` says
+    so (e.g. :meth:`StopSignals.stop`). Under ``torchrun`` each process trains on its block of every batch
+    (:mod:`recon.training.distributed`), the loss recorded is the global batch's, rank 0 decides when to stop, and
+    only rank 0 shows progress."""
     start = time.perf_counter() - state.elapsed
-    stop_at = None if time_limit is None else time.perf_counter() + time_limit
+    stopping = early_stop(time_limit, stop)
     bar = tqdm(total=config.steps, initial=state.step, desc=description, mininterval=5.0,
                disable=distributed.current().rank != 0)
-    past = lambda: stop_at is not None and distributed.rank0_says(time.perf_counter() >= stop_at)
-    while state.step < config.steps and not past():
+    while state.step < config.steps:
         batch = distributed.local_rows(next(batches))
         x0, labels = batch if isinstance(batch, tuple) else (batch, None)
         x0 = random_flip(x0.to(device, memory_format=torch.channels_last), state.generator)
@@ -213,9 +287,21 @@ def train(state: TrainState, loss_fn: Callable, batches: EpochBatches, config: T
         bar.update(1)
         if state.curve and state.curve[-1][0] == state.step:
             bar.set_postfix(loss=f"{state.curve[-1][1]:.4f}")
-        last = state.step == config.steps or past()
+        last = state.step == config.steps or stopping()
         if checkpoint is not None and (state.step % config.checkpoint_every == 0 or last):
             state.elapsed = time.perf_counter() - start
             checkpoint(state)
+        if last:
+            break
     state.elapsed = time.perf_counter() - start
     bar.close()
+
+
+def early_stop(time_limit: float | None, stop: Callable[[], bool] | None) -> Callable[[], bool]:
+    """Whether to stop after this step: ``time_limit`` seconds from now have passed or ``stop()`` says so, as rank 0
+    sees it (every process stops at the same step)."""
+    stop_at = None if time_limit is None else time.perf_counter() + time_limit
+    if stop_at is None and stop is None:
+        return lambda: False
+    return lambda: distributed.rank0_says((stop_at is not None and time.perf_counter() >= stop_at)
+                                          or (stop is not None and stop()))
