@@ -2,6 +2,8 @@
 listed with why; a leak is judged on the images as the model sees them; recon's own outputs are never read."""
 
 import os
+import subprocess
+import sys
 
 import nibabel
 import numpy as np
@@ -122,6 +124,16 @@ def test_colour_images_are_listed_with_the_fix(tmp_path):
            "(e.g. Pillow's image.convert('L'))" in describe_skipped(card["skipped"])
 
 
+def test_a_huge_slice_is_refused_from_its_header_before_decoding(tmp_path):
+    root = png_folder(tmp_path / "pngs", patients=4, slices=2, size=32)
+    Image.new("L", (9000, 9000)).save(root / "p30_huge.png")  # 78 KB on disk, 81 MB decoded
+    np.save(root / "p31_huge.npy", np.zeros((1, 5000, 5000), np.uint8))
+    card = folder_images(root, None, 32, "train")[1]
+    found = reasons(card)
+    assert patients(card) == 4 and "9000 x 9000 pixels" in found["p30_huge.png"]
+    assert "5000 x 5000 pixels" in found["p31_huge.npy"] and "limit of 4096 x 4096" in found["p31_huge.npy"]
+
+
 def test_control_characters_in_names_are_listed_never_a_patient(tmp_path):
     root = png_folder(tmp_path / "pngs", patients=4, slices=2, size=32)
     os.rename(root / "p03_slice000.png", root / "p3\n_slice000.png")
@@ -198,3 +210,16 @@ def test_a_patient_tag_with_a_control_character_is_shown_escaped(tmp_path):
     card = folder_images(tmp_path, None, 64, "train", options=CT)[1]
     ids = {p for split in card["patients_sha256_12"].values() for p in split}
     assert hashed("case\\n9") in ids and hashed("case\n9") not in ids and patients(card) == 4
+
+
+def test_train_lists_what_it_left_out_on_the_console(tmp_path):
+    """The reviewer's complaint: a colour PNG was left out with no console message (only in the data card)."""
+    root = png_folder(tmp_path / "pngs", patients=4, slices=2, size=16)
+    Image.new("RGB", (16, 16), (10, 20, 30)).save(root / "p20_rgb.png")
+    command = [sys.executable, "-m", "recon.train", "--data", str(root), "--size", "16", "--n-train", "4", "--batch",
+               "2", "--base", "8", "--mults", "1", "--steps", "1", "--precision", "fp32", "--device", "cpu",
+               "--out", str(tmp_path / "prior")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "skipped p20_rgb.png: an RGB (colour) image" in done.stderr

@@ -144,7 +144,7 @@ def test_resume_without_a_state_says_so_and_writes_nothing(tmp_path):
 def test_resuming_on_other_data_is_refused_naming_both(prior):
     before = snapshot(prior)
     with pytest.raises(UsageError, match=rf"{prior / STATE} continues a run on --data head_ct --size 16 --n-train 8 "
-                                         r"--seed 0 \(data fingerprint \w+\), but this run trains on --data brain "
+                                         r"--seed 0 --loss edm \(data fingerprint \w+\), but this run trains on --data brain "
                                          r"--size 16 --n-train 8 --seed 0"):
         run([*TINY, "--data", "brain", "--steps", "3", "--resume", "--out", str(prior)])
     assert snapshot(prior) == before
@@ -158,6 +158,35 @@ def test_resuming_on_a_changed_folder_is_refused(tmp_path):
     with pytest.raises(UsageError, match=r"continues a run on --data .*pngs.* but this run trains on --data .*pngs.*"
                                          r"\(the folder's images changed\)"):
         run([*TINY, "--data", str(data), "--steps", "2", "--resume", "--out", str(out)])
+
+
+def test_resuming_a_folder_read_or_split_otherwise_is_refused(tmp_path):
+    data, out = png_folder(tmp_path / "pngs", size=16), tmp_path / "prior"
+    run([*TINY, "--data", str(data), "--steps", "1", "--out", str(out)])
+    before = snapshot(out)
+    with pytest.raises(UsageError, match=r"read with .*val_fraction=0\.\d+.* but this run trains on .*val_fraction=0\.3"):
+        run([*TINY, "--data", str(data), "--steps", "2", "--val-fraction", "0.3", "--resume", "--out", str(out)])
+    assert snapshot(out) == before
+
+
+def test_out_may_not_be_the_init_checkpoint_or_inside_the_data(tmp_path, prior):
+    with pytest.raises(UsageError, match="is the --init checkpoint"):
+        run([*TINY, "--loss", "ect", "--init", str(prior), "--overwrite", "--out", str(prior)])
+    data = png_folder(tmp_path / "pngs", size=16)
+    for out in (data, data / "runs" / "p"):
+        with pytest.raises(UsageError, match="overlaps the --data folder"):
+            run([*TINY, "--data", str(data), "--out", str(out)])
+    assert not (data / OUTPUT_MARKER).exists() and not (data / "runs").exists()
+
+
+@pytest.mark.parametrize("flags, words", [(["--steps", "0"], "steps"), (["--size", "4"], "size"),
+                                          (["--n-train", "0"], "n"), (["--lr", "0"], "lr")])
+def test_bad_training_settings_are_one_line(tmp_path, flags, words):
+    result = subprocess.run([sys.executable, "-m", "recon.train", *TINY, *flags, "--out", str(tmp_path / "p")],
+                            check=False, capture_output=True, text=True, env=ENV, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("python -m recon.train: error:") and words in result.stderr
+    assert not (tmp_path / "p").exists()
 
 
 # Case 5: SIGINT and SIGTERM.

@@ -62,6 +62,7 @@ def made_inputs(tmp):
     np.save(tmp / "real.npy", np.zeros((1, 64, 64), np.float32))
     np.save(tmp / "nan.npy", np.full((1, 16, 64), np.nan, np.float32))
     (tmp / "text.npy").write_text("1 2 3\n")
+    np.save(tmp / "nan_scan.npy", np.where(np.eye(64) > 0, np.nan, 0.5).astype(np.float32))
     for name, text in TUNED.items():
         (tmp / name).write_text(text)
     (tmp / "notdb.db").write_text("not a database, just text\n")
@@ -98,6 +99,7 @@ def cases(tmp):
         "huge png": (rec(scan="huge.png"), ["5000 x 5000", "--max-pixels"]),
         "memory": (rec("--samples", "1000", method="proximal"), ["GiB", "--max-memory", "--samples"]),
         "1 x 1 png": (rec(scan="one.png"), ["1 x 1", "too small", "at least 8"]),
+        "nan input": (rec(scan="nan_scan.npy"), ["NaN", "nan_to_num"]),
         "complex for ct": (rec("--measurements", str(tmp / "complex.npy"), scan=None), ["complex", "real sinogram"]),
         "real for mri": (rec("--operator", "mri", "--measurements", str(tmp / "real.npy"), scan=None,
                              method="zero_filled"), ["float32", "complex k-space"]),
@@ -113,6 +115,8 @@ def cases(tmp):
         "sqlite in missing folder": ([*TUNE, "--storage", str(tmp / "nowhere" / "s.db")], ["does not exist"]),
         "not a database": ([*TUNE, "--storage", str(tmp / "notdb.db")], ["not a SQLite database"]),
         "tune views": ([*TUNE, "--setting", "ct:100000"], ["100000 views", "512"]),
+        "result exists": ([*TUNE, "--result", str(tmp / "a_file")], ["--result", "exists already"]),
+        "result in missing folder": ([*TUNE, "--result", str(tmp / "nowhere" / "r.json")], ["does not exist"]),
     }
 
 
@@ -172,11 +176,11 @@ def one_line_error(done, words) -> None:
 
 
 CASES = ["input is an output", "out holds the input", "unmarked out", "out is a file", "views 0", "views -3",
-         "views 100000", "huge png", "memory", "1 x 1 png", "complex for ct", "real for mri", "nan measurements",
+         "views 100000", "huge png", "memory", "1 x 1 png", "nan input", "complex for ct", "real for mri", "nan measurements",
          "text measurements", "prior checksum", "prior truncated card", "prior kind", "prior no net", "poisson inf",
          "tuned truncated.json", "tuned list.json", "tuned keys.json", "tuned unknown.json", "tuned type.json",
          "tuned missing", "tv weight", "postgresql", "redis", "sqlite in missing folder", "not a database",
-         "tune views"]
+         "tune views", "result exists", "result in missing folder"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -197,12 +201,17 @@ def test_the_input_is_never_written_over(outcomes):
     assert (tmp / "unmarked" / "recon.npy").read_bytes() == b"someone else's"
 
 
-def test_a_run_marks_its_folder_and_may_run_there_again(tmp_path):
+def test_a_run_marks_its_folder_and_replaces_an_earlier_run_only_when_told(tmp_path):
     scan = png(tmp_path / "scan.png")
     command = [sys.executable, *RECONSTRUCT, "--input", str(scan), "--method", "fbp", "--out", str(tmp_path / "out")]
-    for _ in range(2):  # the second run replaces the first one's files: its own folder
-        done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120, check=False)
-        assert done.returncode == 0, done.stderr[-3000:]
+    done = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (tmp_path / "out" / "spread.npy").write_bytes(b"an earlier run's file")  # left by a run with --samples
+    again = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    assert again.returncode == 2 and "an earlier reconstruction's results" in again.stderr, again.stderr[-3000:]
+    done = subprocess.run([*command, "--overwrite"], capture_output=True, text=True, env=ENV, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
     files = {p.name for p in (tmp_path / "out").iterdir()}
+    assert "spread.npy" not in files  # no file of the earlier run stays beside this one's
     assert OUTPUT_MARKER in files and not any(name.endswith(".tmp") for name in files)
     assert json.loads((tmp_path / "out" / "report.json").read_text())["files"] == sorted(files - {OUTPUT_MARKER})

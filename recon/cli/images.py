@@ -19,6 +19,7 @@ from recon.data.folder import (
     FolderOptions,
     Intensity,
     Slice,
+    Unreadable,
     _NotAnImage,
     file_kind,
     read_file,
@@ -73,6 +74,9 @@ def read_scan(path: Path, card: dict, size: int, *, index: int | None = None, mo
     options = scan_options(card, modality=modality, window=window, percentile=percentile)
     slices = read_one(path, options)
     chosen = pick_slice(slices, index)
+    if not np.isfinite(chosen.pixels).all():
+        raise DataFolderError(f"slice {chosen.index} holds NaN or infinite values; replace them (e.g. with "
+                              "numpy.nan_to_num) or pick another --slice.")
     if min(chosen.pixels.shape) < MIN_SIDE:
         raise DataFolderError(f"the image is {' x '.join(map(str, chosen.pixels.shape))} pixels, too small to use; a "
                               f"scan needs at least {MIN_SIDE} pixels on each side.")
@@ -134,6 +138,8 @@ def read_one(path: Path, options: FolderOptions) -> list[Slice]:
         return read_file(path, Path(path.name), options)
     except _NotAnImage as reason:
         raise DataFolderError(str(reason)) from None
+    except Unreadable as reason:  # a file that contradicts itself: its own words
+        raise DataFolderError(f"unreadable: {reason}") from None
     except DataFolderError:
         raise
     except Exception as error:  # noqa: BLE001 - any reader failure names the file

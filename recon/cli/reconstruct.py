@@ -19,7 +19,8 @@ derived DICOM in the input's units, clipped to the window, and geometry) or ``re
 the measurement residual, network evaluations, seconds, the settings, the device and precision). Each file is written
 atomically, and the folder is marked as the library's output (:func:`recon.files.mark_output`). The run refuses,
 before any work: an ``--out`` that is a file; one whose files it would write over include the input (always); one
-that holds the input, or files of the names it writes without the output marker (unless ``--overwrite``); more views
+that holds the input, or files of the names it writes, even an earlier run's (unless ``--overwrite``, which then
+removes every file an earlier run left, so that no result of another run stays beside this one's); more views
 than the image can use; an input slice over ``--max-pixels``; and an estimated memory over ``--max-memory``.
 """
 
@@ -233,10 +234,19 @@ def check_out(options: ReconstructOptions) -> None:
         if given.exists() and given.resolve().is_relative_to(out.resolve()) and not options.overwrite:
             raise UsageError(f"--out {out} holds the input {flag} {given}; pass another --out folder, or --overwrite "
                              "to write beside it (the folder is then marked as output and skipped as data).")
-    clash = [name for name in OUTPUT_NAMES if (out / name).exists()] if out.is_dir() and not is_output(out) else []
+    clash = [name for name in OUTPUT_NAMES if (out / name).exists()] if out.is_dir() else []
     if clash and not options.overwrite:
-        raise UsageError(f"--out {out} holds {', '.join(clash)}, which this run would replace, and was not written by "
-                         "recon; pass another --out folder, or --overwrite to replace them.")
+        whose = "an earlier reconstruction's results" if is_output(out) else "files not written by recon"
+        raise UsageError(f"--out {out} holds {', '.join(clash)}: {whose}, which this run would replace; pass another "
+                         "--out folder, or --overwrite to replace them.")
+
+
+def clear_previous(options: ReconstructOptions) -> None:
+    """With ``--overwrite``: remove every output an earlier run left in ``--out``, so that no file of another run
+    stays beside this run's (inputs are never among them: :func:`check_out` refused those)."""
+    if options.overwrite and options.out.is_dir():
+        for name in OUTPUT_NAMES:
+            (options.out / name).unlink(missing_ok=True)
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -395,6 +405,7 @@ def main(argv=None) -> dict:
 
 def write_outputs(options: ReconstructOptions, scan, y, x, report) -> None:
     """The files of the module's docstring, each written atomically into the marked ``--out`` folder."""
+    clear_previous(options)
     out, spread = mark_output(options.out), x.std(0)[0].numpy() if options.samples > 1 else None
     mean = x.mean(0)[0].clamp(0, 1).numpy()  # the images' range; samples.npy keeps the raw samples
     write_npy(out / "recon.npy", mean.astype(np.float32))

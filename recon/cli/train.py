@@ -152,7 +152,11 @@ def parse_options(argv=None) -> TrainOptions:
     args = vars(p.parse_args(argv))
     settings = {f.name: args.pop(f.name) for f in dataclasses.fields(TrainConfig)}
     settings["clip_grad"] = settings["clip_grad"] or None  # --clip-grad 0 turns clipping off
-    options = TrainOptions(**{**args, "config": TrainConfig(**settings), "mults": tuple(args["mults"]),
+    try:
+        config = TrainConfig(**settings)
+    except ValueError as error:  # --steps 0, --lr 0, ...: the config's own checks name the option
+        raise UsageError(str(error)) from None
+    options = TrainOptions(**{**args, "config": config, "mults": tuple(args["mults"]),
                               "window": tuple(args["window"]),
                               "settings": None if args["settings"] is None else tuple(args["settings"])})
     check_data_argument(options)
@@ -256,10 +260,16 @@ def training_images(options: TrainOptions) -> tuple:
     """``(images, data_card)``: a family's train split (data_card None), or a folder's with its data card (written to
     OUT when the run starts writing, :func:`start_writing`; the checkpoint's card keeps a summary of it)."""
     if options.loss == "supervised":  # fine renderings, measured off the grid inside the loss
-        return fine_and_truth(options.data, options.n_train, options.size, "train", options.seed,
-                              factor=options.fine_factor)[1], None
+        try:
+            return fine_and_truth(options.data, options.n_train, options.size, "train", options.seed,
+                                  factor=options.fine_factor)[1], None
+        except ValueError as error:
+            raise UsageError(f"--data {options.data} --loss supervised: {error}") from None
     if options.data in FAMILIES:
-        return get_family(options.data).images(options.n_train, options.size, "train", options.seed), None
+        try:
+            return get_family(options.data).images(options.n_train, options.size, "train", options.seed), None
+        except ValueError as error:  # the family's checks of --n-train, --size, --seed
+            raise UsageError(f"--data {options.data}: {error}") from None
     try:
         return folder_images(options.data, options.n_train, options.size, "train", options.seed,
                              options.folder_options())
@@ -271,14 +281,26 @@ def data_fingerprint(options: TrainOptions, data_card: dict | None) -> dict:
     """What the run trains on, as ``--resume`` checks it: the data and the options that draw its images, with a
     folder's content fingerprint (its data card's, over every slice's pixels), and their SHA-256."""
     drawn = {"data": options.data, "size": options.size, "n_train": options.n_train, "seed": options.seed,
-             **({"fine_factor": options.fine_factor} if options.loss == "supervised" else {}),
-             **({"folder": data_card["fingerprint"]} if data_card else {})}
+             "loss": options.loss,
+             **({"fine_factor": options.fine_factor, "settings": options.settings} if options.loss == "supervised"
+                else {}),
+             **({"folder": data_card["fingerprint"], "reading": folder_reading(options)} if data_card else {})}
     return {**drawn, "sha256": hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()}
 
 
+def folder_reading(options: TrainOptions) -> dict:
+    """The folder options that decide which slices are read, how they are scaled and split (all of them)."""
+    reading = dataclasses.asdict(options.folder_options())
+    return json.loads(json.dumps(reading, default=str))  # tuples as lists, as the state stores them
+
+
 def describe_data(data: dict) -> str:
-    return (f"--data {data['data']} --size {data['size']} --n-train {data['n_train']} --seed {data['seed']} "
-            f"(data fingerprint {data['sha256'][:12]})")
+    """The recorded data options in words (older states record fewer of them)."""
+    reading = data.get("reading")
+    read_as = "" if reading is None else " read with " + ", ".join(f"{k}={v}" for k, v in reading.items())
+    loss = f" --loss {data['loss']}" if "loss" in data else ""
+    return (f"--data {data['data']} --size {data['size']} --n-train {data['n_train']} --seed {data['seed']}{loss}"
+            f"{read_as} (data fingerprint {data['sha256'][:12]})")
 
 
 def without(argv: list[str], drop: dict[str, int]) -> list[str]:
@@ -352,7 +374,10 @@ def check_init(options: TrainOptions) -> None:
     if wanted is None or kind != wanted:
         raise UsageError(f"--init {options.init} is a {kind!r} checkpoint; --loss {options.loss} starts from "
                          f"{'a ' + repr(wanted) + ' checkpoint' if wanted else 'a fresh network (drop --init)'}.")
-    size = card["config"]["image_size"]
+    size = card.get("config", {}).get("image_size")
+    if size is None:
+        raise UsageError(f"--init {options.init}: its card.json has no config.image_size; pass a checkpoint folder "
+                         "that `python -m recon.train` wrote.")
     if size != options.size:
         raise UsageError(f"--init {options.init} works on {size}x{size} images; pass --size {size} "
                          f"(got {options.size}).")
@@ -460,6 +485,7 @@ def check_out(options: TrainOptions) -> None:
     ``--resume``, and ``--resume`` needs a state to continue. Rank 0's view decides (``--out`` is shared)."""
     if options.out.exists() and not options.out.is_dir():
         raise UsageError(f"--out {options.out} is a file; pass a folder (new, or one a run wrote).")
+    check_out_is_no_input(options)
     found = [name for name in RUN_FILES if (options.out / name).exists()]
     if options.resume:
         if not distributed.rank0_says((options.out / STATE).exists()):
@@ -471,6 +497,20 @@ def check_out(options: TrainOptions) -> None:
     elif distributed.rank0_says(bool(found)) and not options.overwrite:
         raise UsageError(f"--out {options.out} already holds a previous run's files ({', '.join(found)}); pass "
                          "--overwrite to replace them, --resume to continue that run, or choose another --out.")
+
+
+def check_out_is_no_input(options: TrainOptions) -> None:
+    """``--out`` may be neither the ``--init`` checkpoint nor the ``--data`` folder or inside it: the run would
+    replace its own starting point, or mark its data folder as output (which the reader then skips)."""
+    out = options.out.resolve()
+    if options.init is not None and Path(options.init).resolve() == out:
+        raise UsageError(f"--out {options.out} is the --init checkpoint; pass another --out (the run starts from "
+                         "--init and must not replace it).")
+    if options.data not in FAMILIES and Path(options.data).exists():
+        data = Path(options.data).resolve()
+        if out == data or data in out.parents:
+            raise UsageError(f"--out {options.out} overlaps the --data folder {options.data}; pass an --out outside "
+                             "it (the output folder is marked, and the folder reader skips marked folders).")
 
 
 def resume(options: TrainOptions, state: TrainState, batches) -> None:
@@ -630,12 +670,9 @@ def main(argv=None) -> Path | None:
     training began, or a second Ctrl-C) as one line and exit status 130. Returns the checkpoint's folder (None on
     ranks other than 0)."""
     written = []
-    try:
-        run_program(PROG, lambda args: written.append(run(args)), argv)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted before a state could be saved; the files in --out are whole (each is written "
-              "atomically) and as the last save left them.", file=sys.stderr)
-        raise SystemExit(130) from None
+    run_program(PROG, lambda args: written.append(run(args)), argv,
+                interrupted="interrupted before a state could be saved; the files in --out are whole (each is written "
+                            "atomically) and as the last save left them.")
     return written[0] if written else None
 
 

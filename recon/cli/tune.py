@@ -60,6 +60,18 @@ class TuneOptions:
     max_memory: float = 4.0
 
 
+def check_result(result: Path) -> None:
+    """Before any trial: ``--result`` is a new file (a study's best values never replace another file) in a folder
+    that exists."""
+    if result.is_dir():
+        raise UsageError(f"--result {result} is a folder; pass a file name for the JSON result.")
+    if result.exists():
+        raise UsageError(f"--result {result} exists already; pass a new file name (a result never replaces a file).")
+    if not result.parent.is_dir():
+        raise UsageError(f"--result {result}: the folder {result.parent} does not exist; create it or pass a file "
+                         "in an existing folder.")
+
+
 def parse_options(argv=None) -> TuneOptions:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("--prior", required=True, help="a shipped prior's name or a checkpoint folder")
@@ -80,8 +92,8 @@ def parse_options(argv=None) -> TuneOptions:
     for flag, value in (("--n-val", args.n_val), ("--n-trials", args.n_trials)):
         if value < 1:
             raise UsageError(f"{flag} must be at least 1; got {value}.")
-    if args.result is not None and args.result.is_dir():
-        raise UsageError(f"--result {args.result} is a folder; pass a file name for the JSON result.")
+    if args.result is not None:
+        check_result(args.result)
     return TuneOptions(**{**vars(args), "fixed": tuple(args.fixed)})
 
 

@@ -42,6 +42,10 @@ class NotAnImage(Exception):
 _NotAnImage = NotAnImage  # the name recon.cli.images imports
 
 
+MAX_SIDE = 4096
+MAX_SLICE_PIXELS = MAX_SIDE * MAX_SIDE  # per slice; larger files are listed and left out
+
+
 class Unreadable(Exception):
     """A file that reads but contradicts itself (a header that disagrees with its pixels): listed as unreadable."""
 
@@ -168,10 +172,20 @@ def _nifti_slices(path: Path, relative: str, patient: str, modality: str) -> lis
                   index=k) for k in range(data.shape[2]) if np.ptp(data[:, :, k]) != 0]
 
 
+def check_slice_size(shape: tuple) -> None:
+    """Refuse, from the header alone, a slice over :data:`MAX_SLICE_PIXELS` (a small compressed file can hold an
+    image that takes gigabytes and minutes to decode)."""
+    rows, columns = shape[-2:] if len(shape) >= 2 else (1, shape[0] if shape else 1)
+    if rows * columns > MAX_SLICE_PIXELS:
+        raise NotAnImage(f"{rows} x {columns} pixels a slice, above the reader's limit of {MAX_SIDE} x {MAX_SIDE}; "
+                         "downsample it first")
+
+
 def _png_pixels(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
+        check_slice_size(image.size[::-1])  # read from the header: nothing is decoded yet
         if image.mode not in GREYSCALE_PNG_MODES:
             raise NotAnImage(f"an {image.mode} (colour) image; only greyscale images are used: convert it to "
                              "greyscale (e.g. Pillow's image.convert('L'))")
@@ -179,6 +193,8 @@ def _png_pixels(path: Path) -> np.ndarray:
 
 
 def _plain_slices(path: Path, relative: str, patient: str, kind: str, modality: str) -> list[Slice]:
+    if kind != "png":
+        check_slice_size(np.load(path, mmap_mode="r", allow_pickle=False).shape)  # the header only
     pixels = _png_pixels(path) if kind == "png" else np.load(path, allow_pickle=False)
     if pixels.ndim == 3 and pixels.shape[2] in (3, 4) and min(pixels.shape[:2]) >= 8:
         raise NotAnImage(f"an array of shape {pixels.shape}, a colour image (channels last); only greyscale images "
