@@ -4,15 +4,16 @@ fit it.
 
 Two checksums cover a checkpoint. The card's ``sha256`` is the weights file's. The card's own ``card_sha256`` is the
 SHA-256 of the card's canonical JSON (sorted keys, no whitespace) without that entry (:func:`card_digest`), so an
-edited card (another kind, image size or network) is refused. Cards written before it existed (the shipped ones) carry
-none and load on the weights' checksum alone; for every card, the network its ``kind`` and ``config`` build must
-have the weights' tensor names and shapes. Both files are written atomically (:func:`recon.files.atomic_write`)."""
+edited card (another kind, image size or network) is refused; the shipped cards carry it too. A card written before
+it existed loads on the weights' checksum alone, with a warning; for every card, the network its ``kind`` and
+``config`` build must have the weights' tensor names and shapes. Both files are written atomically (:func:`recon.files.atomic_write`)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sysconfig
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -142,7 +143,11 @@ def load_card(name_or_path: str | Path) -> dict:
     except ValueError as error:
         raise ValueError(f"{path} is not readable JSON ({error}): it was truncated or edited; restore it, or retrain "
                          "with `python -m recon.train`.") from None
-    if CARD_DIGEST in card and card[CARD_DIGEST] != card_digest(card):
+    if CARD_DIGEST not in card:
+        warnings.warn(f"{path} carries no {CARD_DIGEST} (written before cards were checksummed): an edit of it would go "
+                      "unnoticed except through the weights' shapes; retrain, or add the checksum with "
+                      "recon.models.checkpoints.card_digest.", stacklevel=2)
+    elif card[CARD_DIGEST] != card_digest(card):
         raise ValueError(f"{path} does not match its {CARD_DIGEST} ({card_digest(card)[:12]}... vs "
                          f"{str(card[CARD_DIGEST])[:12]}...): the card was edited after training. Restore the card as "
                          f"training wrote it, or retrain with its command: {card.get('command')}")
