@@ -134,6 +134,14 @@ def test_a_huge_slice_is_refused_from_its_header_before_decoding(tmp_path):
     assert "5000 x 5000 pixels" in found["p31_huge.npy"] and "limit of 4096 x 4096" in found["p31_huge.npy"]
 
 
+def test_files_the_reader_does_not_take_are_listed(tmp_path):
+    root = png_folder(tmp_path / "pngs", patients=4, slices=2, size=32)
+    Image.new("L", (32, 32)).save(root / "p40_scan.jpg")
+    (root / "notes.txt").write_text("acquired on the old scanner\n")
+    found = reasons(folder_images(root, None, 32, "train")[1])
+    assert "not a file this reader takes" in found["p40_scan.jpg"] and "convert it" in found["notes.txt"]
+
+
 def test_control_characters_in_names_are_listed_never_a_patient(tmp_path):
     root = png_folder(tmp_path / "pngs", patients=4, slices=2, size=32)
     os.rename(root / "p03_slice000.png", root / "p3\n_slice000.png")

@@ -181,7 +181,8 @@ def test_out_may_not_be_the_init_checkpoint_or_inside_the_data(tmp_path, prior):
 
 
 @pytest.mark.parametrize("flags, words", [(["--steps", "0"], "steps"), (["--size", "4"], "size"),
-                                          (["--n-train", "0"], "n"), (["--lr", "0"], "lr")])
+                                          (["--n-train", "0"], "n"), (["--lr", "0"], "lr"),
+                                          (["--n-train", "100000000"], "--max-memory")])
 def test_bad_training_settings_are_one_line(tmp_path, flags, words):
     result = subprocess.run([sys.executable, "-m", "recon.train", *TINY, *flags, "--out", str(tmp_path / "p")],
                             check=False, capture_output=True, text=True, env=ENV, timeout=120)

@@ -38,7 +38,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from recon.cli.arguments import add_max_memory, check_memory, key_values, prior_card, prior_network
+from recon.cli.arguments import (
+    NETWORK_BYTES_PER_PIXEL,
+    add_max_memory,
+    check_memory,
+    key_values,
+    prior_card,
+    prior_network,
+)
 from recon.cli.errors import UsageError, run_program
 from recon.cli.images import Scan, header_shape, read_scan, write_like_input, write_npy, write_png, write_summary
 from recon.data.folder import DEFAULT_WINDOW, MODALITIES, DataFolderError
@@ -58,9 +65,6 @@ NOISE_FORMS = "none, poisson:PHOTONS (CT), snr:SNR (MRI) or gaussian:LEVEL (a fr
 OUTPUT_NAMES = ("recon.npy", "recon.png", "spread.npy", "spread.png", "samples.npy", "classical.png", "truth.npy",
                 "truth.png", "summary.png", "measurements.npy", "recon.dcm", "recon.nii.gz", "report.json")
 DEFAULT_MAX_PIXELS = 4096 * 4096
-# The network's working memory per sample and pixel with gradients (DPS): 31 MB per 64 x 64 sample measured for the
-# shipped priors.
-NETWORK_BYTES_PER_PIXEL = 8192
 DECODE_BYTES_PER_PIXEL = 24  # float64 pixels, the unit-range copy and the square
 
 

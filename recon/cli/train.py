@@ -32,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from recon.cli.arguments import NETWORK_BYTES_PER_PIXEL, add_max_memory, check_memory
 from recon.cli.errors import UsageError, run_program
 from recon.data import fine_and_truth
 from recon.data.families import FAMILIES, get_family
@@ -106,6 +107,7 @@ class TrainOptions:
     resume: bool
     overwrite: bool
     time_limit: float | None  # minutes
+    max_memory: float  # GiB: the estimate checked before the run starts
 
     @property
     def private(self) -> bool:
@@ -238,6 +240,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
                           help="replace the checkpoint in OUT (its files are removed when this run starts writing)")
     p.add_argument("--time-limit", type=float, default=None,
                    help="minutes: stop early (after a checkpoint); the card then records the --steps that reproduce it")
+    add_max_memory(p)
 
 
 def check_data_argument(options: TrainOptions) -> None:
@@ -499,6 +502,15 @@ def check_out(options: TrainOptions) -> None:
                          "--overwrite to replace them, --resume to continue that run, or choose another --out.")
 
 
+def check_resources(options: TrainOptions) -> None:
+    """Before any work: the training images held in memory (rendered finer for a supervised run) and the network's
+    working memory for one batch, against ``--max-memory``."""
+    side = options.size * (options.fine_factor if options.loss == "supervised" else 1)
+    check_memory({"images": 4.0 * options.n_train * side**2,
+                  "network": float(NETWORK_BYTES_PER_PIXEL * options.batch * options.size**2)}, options.max_memory,
+                 "lower --n-train, --batch or --size")
+
+
 def check_out_is_no_input(options: TrainOptions) -> None:
     """``--out`` may be neither the ``--init`` checkpoint nor the ``--data`` folder or inside it: the run would
     replace its own starting point, or mark its data folder as output (which the reader then skips)."""
@@ -638,6 +650,7 @@ def run(argv=None) -> Path | None:
     An expected error is a :class:`UsageError`; one about the options, the data or the state to resume comes before
     anything is written to ``--out``. A signal during training ends it as :func:`stop_interrupted` says."""
     options = parse_options(argv)
+    check_resources(options)
     loss = make_loss(options)
     given = sys.argv[1:] if argv is None else list(argv)
     shard, device = distributed.launch(torch.device(options.device))

@@ -24,7 +24,15 @@ from pathlib import Path
 
 import torch
 
-from recon.cli.arguments import CHECKPOINT_ERRORS, add_max_memory, check_memory, key_values, prior_card, prior_network
+from recon.cli.arguments import (
+    CHECKPOINT_ERRORS,
+    NETWORK_BYTES_PER_PIXEL,
+    add_max_memory,
+    check_memory,
+    key_values,
+    prior_card,
+    prior_network,
+)
 from recon.cli.errors import UsageError, run_program
 from recon.cli.images import scan_options
 from recon.data import fine_and_truth
@@ -35,8 +43,6 @@ from recon.operators.settings import MAX_VIEWS_PER_PIXEL, make_operator, operato
 from recon.tuning import storage_for, tune_method
 
 PROG = "python -m recon.tune"
-# The network's working memory per validation image and pixel (as recon.cli.reconstruct's per sample).
-NETWORK_BYTES_PER_PIXEL = 8192
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

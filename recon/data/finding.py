@@ -1,6 +1,7 @@
 """Which files under a data folder are read, and which entries are left out and why.
 
 * Hidden files and folders (a name starting with ``.``: ``.git``, ``.DS_Store``) are not looked at.
+* A file the reader does not take (a JPEG, a TIFF, a text file) is listed with :data:`NOT_WANTED`.
 * A folder holding :data:`recon.files.OUTPUT_MARKER` holds the library's own outputs (a reconstruction's
   ``truth.npy`` and PNGs, a trained prior): it is skipped whole and listed, so that no output ever becomes an input.
   Only the marker counts; output file names in an unmarked folder are read like any others.
@@ -60,6 +61,9 @@ def left_out_entry(entry: Path, seen: dict[Path, Path]) -> str | None:
     return None
 
 
+NOT_WANTED = "not a file this reader takes (DICOM, NIfTI .nii/.nii.gz, greyscale PNG, .npy); convert it to use it"
+
+
 def visit(folder: Path, root: Path, found: Found, seen: dict[Path, Path], wanted: Callable[[Path], bool]) -> None:
     """Add the files under ``folder`` that ``wanted(path)`` accepts to ``found`` (depth first, in name order)."""
     try:
@@ -73,6 +77,7 @@ def visit(folder: Path, root: Path, found: Found, seen: dict[Path, Path], wanted
             continue
         relative = entry.relative_to(root)
         if not entry.is_dir() and entry.exists() and not wanted(entry):
+            found.skipped.append({"file": printable(str(relative)), "reason": NOT_WANTED})
             continue
         reason = left_out_entry(entry, seen)
         if reason is not None:
