@@ -5,7 +5,8 @@ priors (public, private at each ε, non-private), skipping those whose card exis
     python scripts/train_networks.py --dry-run      # print the commands
     python scripts/train_networks.py --device cuda --only head_ct_64_sup_family
 
-Each run is `python -m recon.train --loss supervised ...` with `--resume`, so a stopped run continues where it was.
+Each run is `python -m recon.train --loss supervised ...`, with `--resume` where a state was saved, so a stopped run
+continues where it was.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def main(argv=None) -> int:
         done = (Path(folder) / "card.json").exists()
         print(("done  " if done else "train ") + "python -m recon.train " + shlex.join(train_args), flush=True)
         if not done and not args.dry_run:
-            train_main(train_args + ["--resume"])
+            resuming = (Path(folder) / "train_state.pt").exists()  # --resume needs a state; a new run starts without
+            train_main(train_args + (["--resume"] if resuming else []))
     return 0
 
 

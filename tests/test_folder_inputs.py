@@ -132,6 +132,14 @@ def test_a_huge_slice_is_refused_from_its_header_before_decoding(tmp_path):
     found = reasons(card)
     assert patients(card) == 4 and "9000 x 9000 pixels" in found["p30_huge.png"]
     assert "5000 x 5000 pixels" in found["p31_huge.npy"] and "limit of 4096 x 4096" in found["p31_huge.npy"]
+    volumes = tmp_path / "nifti"
+    for i in range(4):
+        (volumes / f"p{i}").mkdir(parents=True)
+        nibabel.save(nibabel.Nifti1Image(np.random.default_rng(i).random((32, 32, 3), np.float32), np.eye(4)),
+                     volumes / f"p{i}" / "t1.nii.gz")
+    nibabel.save(nibabel.Nifti1Image(np.zeros((5000, 5000, 1), np.uint8), np.eye(4)), volumes / "p0" / "huge.nii.gz")
+    found = reasons(folder_images(volumes, None, 32, "train", options=FolderOptions(modality="mri"))[1])
+    assert "5000 x 5000 pixels" in found["p0/huge.nii.gz"]
 
 
 def test_files_the_reader_does_not_take_are_listed(tmp_path):

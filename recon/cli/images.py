@@ -27,6 +27,7 @@ from recon.data.folder import (
     square,
     to_unit_range,
 )
+from recon.data.intensity import MR_PERCENTILE
 from recon.files import atomic_write
 
 MIN_SIDE = 8  # as the folder reader: a thinner image holds nothing a prior of any size can use
@@ -58,7 +59,7 @@ def scan_options(card: dict, *, modality: str | None = None, window: tuple[float
     data = card.get("data_card", {})
     intensity = data.get("intensity", {})
     window = window or intensity.get("window_hu") or DEFAULT_WINDOW
-    percentile = percentile or intensity.get("percentile") or 99.5
+    percentile = percentile or intensity.get("percentile") or MR_PERCENTILE
     modality = modality or data.get("modality") or "auto"
     return FolderOptions(modality=modality, intensity=Intensity(tuple(window), percentile))
 

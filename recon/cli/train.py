@@ -47,6 +47,7 @@ from recon.data.folder import (
     describe_skipped,
     folder_images,
 )
+from recon.data.intensity import MR_PERCENTILE
 from recon.files import atomic_write_text, mark_output
 from recon.models.checkpoints import CARD, WEIGHTS, build_model, load_card, load_weights, save_checkpoint
 from recon.models.checkpoints import resolve as resolve_checkpoint
@@ -215,7 +216,7 @@ def add_folder_arguments(p: argparse.ArgumentParser) -> None:
                         "display: [0, 1] as read; auto: DICOM's Modality tag, else display")
     g.add_argument("--window", type=float, nargs=2, default=list(DEFAULT_WINDOW), metavar=("LOW", "HIGH"),
                    help="CT display window in HU mapped to [0, 1] (default: soft tissue)")
-    g.add_argument("--percentile", type=float, default=99.5, help="MRI: the per-volume intensity mapped to 1")
+    g.add_argument("--percentile", type=float, default=MR_PERCENTILE, help="MRI: the per-volume intensity mapped to 1")
     g.add_argument("--patient-pattern", default=r"[^_]+",
                    help="regex matching the patient in a file name where neither DICOM nor sub-folders say")
     g.add_argument("--patient-from", choices=PATIENT_SOURCES, default="auto",

@@ -138,6 +138,7 @@ def _dicom_frames(ds) -> np.ndarray:
     import warnings
 
     expected = (int(ds.get("NumberOfFrames", 1) or 1), int(ds.Rows), int(ds.Columns))
+    check_slice_size(expected[1:])  # from the header: nothing is decoded yet
     with warnings.catch_warnings():  # pydicom's warning about extra frames: the mismatch is reported below
         warnings.simplefilter("ignore", UserWarning)
         array = np.asarray(ds.pixel_array)
@@ -158,6 +159,7 @@ def _nifti_slices(path: Path, relative: str, patient: str, modality: str) -> lis
     import nibabel
 
     image = nibabel.as_closest_canonical(nibabel.load(path))  # RAS: axis 2 runs foot to head (axial slices)
+    check_slice_size(image.shape[:2])  # from the header: nothing is decoded yet
     data = np.asarray(image.get_fdata(dtype=np.float64))
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
