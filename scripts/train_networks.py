@@ -16,6 +16,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from recon.cli.train import STATE
+from recon.models.checkpoints import CARD
 from recon.train import main as train_main
 from studies.shift_study import network_commands
 from studies.synthetic_study import dp_commands
@@ -30,10 +32,10 @@ def main(argv=None) -> int:
     for folder, train_args in network_commands(device=args.device) + dp_commands(device=args.device):
         if args.only is not None and Path(folder).name not in args.only:
             continue
-        done = (Path(folder) / "card.json").exists()
+        done = (Path(folder) / CARD).exists()
         print(("done  " if done else "train ") + "python -m recon.train " + shlex.join(train_args), flush=True)
         if not done and not args.dry_run:
-            resuming = (Path(folder) / "train_state.pt").exists()  # --resume needs a state; a new run starts without
+            resuming = (Path(folder) / STATE).exists()  # --resume needs a state; a new run starts without
             train_main(train_args + (["--resume"] if resuming else []))
     return 0
 

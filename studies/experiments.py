@@ -19,6 +19,7 @@ import torch
 
 import recon
 from recon.data.offgrid import fine_and_truth
+from recon.files import atomic_write
 from recon.methods import METHODS
 from studies import evaluation_study, protocol
 from studies.ablation import lambda_sweep
@@ -450,7 +451,7 @@ def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: i
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     Path(figure).parent.mkdir(parents=True, exist_ok=True)
-    Path(figure).write_bytes(buffer.getvalue())
+    atomic_write(figure, lambda path: path.write_bytes(buffer.getvalue()))
     packaged = {name: {"package": s.package, "version": s.version, "sha256": s.sha256, "file": s.member,
                        "licence": s.licence, "description": s.description} for name, s in SOURCES.items()}
     return {**out, "figure": {"path": figure, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),

@@ -97,7 +97,9 @@ def budget_options(method: str, nfe: int, fixed: dict | None = None) -> dict:
     """The options that give ``method`` a budget of ``nfe`` network evaluations per image (its registered budget
     option, :meth:`recon.methods.Method.budget_options`); TV's iteration count, its default, stays in the results."""
     fixed = fixed or {}
-    return {"iters": 300} if method == "tv" else {**METHODS[method].budget_options(nfe, fixed), **fixed}
+    if method == "tv":  # no network: the stored results record its iteration count, the registered default
+        return {"iters": METHODS["tv"].defaults["iters"], **fixed}
+    return {**METHODS[method].budget_options(nfe, fixed), **fixed}
 
 
 def candidates(task: Task, nfe: int, prior=None, with_pc: bool = False) -> dict[str, Choice]:

@@ -17,6 +17,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from recon.files import atomic_write_text
 from recon.provenance import ROOT
 from recon.tuning import Tuned
 
@@ -29,8 +30,7 @@ def save_results(name: str, results: dict, record: dict, folder: Path = RESULTS)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    path.write_text(json.dumps({"provenance": record, "results": results}, indent=1) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps({"provenance": record, "results": results}, indent=1) + "\n")
 
 
 def load_results(path: str | Path) -> dict:
@@ -79,7 +79,7 @@ def to_json(value):
 def write_partial(path: str | Path | None, result: dict) -> None:
     """Write a run's result so far to ``path`` (None: nowhere), so that a long run cut short keeps what it finished."""
     if path:
-        Path(path).write_text(json.dumps(to_json(result)))
+        atomic_write_text(path, json.dumps(to_json(result)))  # a kill mid-write keeps the previous partial file
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ import torch
 
 from recon.models.checkpoints import shipped_folder
 from recon.operators.noise import ComplexGaussianMRI, PoissonCT
-from recon.operators.settings import make_operator
+from recon.operators.settings import make_operator, parse_setting
 from recon.tuning import Range, Tuned
 from studies import protocol
 from studies.protocol import Choice
@@ -45,11 +45,11 @@ class Shift:
 def setting_tag(setting: str) -> str:
     """A canonical short name of a setting for checkpoint names: ``ct:16`` -> ``ct16``, ``ct:16:90`` -> ``ct16_arc90``,
     ``mri:4`` and ``mri:4:random`` -> ``mri4_random``, ``mri:4:equispaced:rows`` -> ``mri4_equispaced_rows``."""
-    operator = make_operator(setting)
-    if hasattr(operator, "n_views"):
-        return f"ct{operator.n_views}" + ("" if operator.arc == 180 else f"_arc{operator.arc:g}")
-    tag = f"mri{operator.acceleration:g}_{operator.pattern}"
-    return tag + ("" if operator.orientation == "columns" else "_rows")
+    kind, p = parse_setting(setting)  # the name alone: no operator is built (this runs at import, for NETWORKS)
+    if kind == "ct":
+        return f"ct{p['n_views']}" + ("" if p["arc"] == 180 else f"_arc{p['arc']:g}")
+    tag = f"mri{p['acceleration']:g}_{p['pattern']}"
+    return tag + ("" if p["orientation"] == "columns" else "_rows")
 
 
 def network_name(dataset: str, setting: str) -> str:

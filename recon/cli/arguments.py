@@ -1,6 +1,6 @@
 """What the command lines share: ``KEY=VALUE`` pairs, the prior that ``--prior`` names (its card and its network, the
 library's errors about the checkpoint turned into :class:`~recon.cli.errors.UsageError`), and the memory bound
-(``--max-memory``) a run is checked against before it starts."""
+(``--max-memory``) and the views bound a run is checked against before it starts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 from recon.cli.errors import UsageError
+from recon.data.folder import MIN_SIDE
 from recon.models.checkpoints import load_card, resolve
+from recon.operators.settings import MAX_VIEWS_PER_PIXEL
 from recon.reconstruction import load_prior
 
 # What a checkpoint that is missing, truncated, edited or of another kind raises while it is read.
@@ -51,10 +53,19 @@ def prior_card(prior: str) -> tuple[Path, dict, int]:
         size = card["config"]["image_size"]
     except CHECKPOINT_ERRORS as error:
         raise checkpoint_error(prior, error) from None
-    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+    if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIDE:
         raise UsageError(f"--prior {prior}: its card's config.image_size is {size!r}, not an image size (an integer of "
-                         "8 pixels or more); restore the card or retrain the prior.")
+                         f"{MIN_SIDE} pixels or more); restore the card or retrain the prior.")
     return path, card, size
+
+
+def check_views(views: int, size: int, what: str) -> None:
+    """Refuse more CT views than a ``size``-pixel grid can use (:data:`MAX_VIEWS_PER_PIXEL` per pixel of the side;
+    about 1.5 per pixel already sample the angle fully); ``what`` names the option in the message."""
+    if views > MAX_VIEWS_PER_PIXEL * size:
+        raise UsageError(f"{what}: more views than a {size}-pixel prior can use (at most {MAX_VIEWS_PER_PIXEL} x {size} "
+                         f"= {MAX_VIEWS_PER_PIXEL * size}; about {size * 3 // 2} sample the angle fully); pass fewer "
+                         "views.")
 
 
 def prior_network(prior: str, path: Path, device: str, precision: str = "auto"):

@@ -15,12 +15,13 @@ import torch
 
 from recon.data.folder import (
     DEFAULT_WINDOW,
+    MIN_SIDE,
     DataFolderError,
     FolderOptions,
     Intensity,
+    NotAnImage,
     Slice,
     Unreadable,
-    _NotAnImage,
     file_kind,
     read_file,
     resized,
@@ -29,8 +30,6 @@ from recon.data.folder import (
 )
 from recon.data.intensity import MR_PERCENTILE
 from recon.files import atomic_write
-
-MIN_SIDE = 8  # as the folder reader: a thinner image holds nothing a prior of any size can use
 
 
 @dataclasses.dataclass
@@ -137,7 +136,7 @@ def read_one(path: Path, options: FolderOptions) -> list[Slice]:
     """The slices of one file; any reader failure becomes a :class:`DataFolderError`."""
     try:
         return read_file(path, Path(path.name), options)
-    except _NotAnImage as reason:
+    except NotAnImage as reason:
         raise DataFolderError(str(reason)) from None
     except Unreadable as reason:  # a file that contradicts itself: its own words
         raise DataFolderError(f"unreadable: {reason}") from None

@@ -39,9 +39,11 @@ import torch
 from tqdm.auto import tqdm
 
 from recon.cli.arguments import (
+    DEFAULT_MAX_MEMORY_GIB,
     NETWORK_BYTES_PER_PIXEL,
     add_max_memory,
     check_memory,
+    check_views,
     key_values,
     prior_card,
     prior_network,
@@ -49,6 +51,7 @@ from recon.cli.arguments import (
 from recon.cli.errors import UsageError, run_program
 from recon.cli.images import Scan, header_shape, read_scan, write_like_input, write_npy, write_png, write_summary
 from recon.data.folder import DEFAULT_WINDOW, MODALITIES, DataFolderError
+from recon.data.readers import MAX_SIDE, MAX_SLICE_PIXELS
 from recon.files import atomic_write_text, is_output, mark_output
 from recon.methods import METHODS
 from recon.metrics import psnr, ssim
@@ -64,7 +67,6 @@ NOISE_FORMS = "none, poisson:PHOTONS (CT), snr:SNR (MRI) or gaussian:LEVEL (a fr
 # Every file a run may write into --out.
 OUTPUT_NAMES = ("recon.npy", "recon.png", "spread.npy", "spread.png", "samples.npy", "classical.png", "truth.npy",
                 "truth.png", "summary.png", "measurements.npy", "recon.dcm", "recon.nii.gz", "report.json")
-DEFAULT_MAX_PIXELS = 4096 * 4096
 DECODE_BYTES_PER_PIXEL = 24  # float64 pixels, the unit-range copy and the square
 
 
@@ -97,8 +99,8 @@ class ReconstructOptions:
     precision: str
     out: Path
     overwrite: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    max_memory: float = 4.0
+    max_pixels: int = MAX_SLICE_PIXELS
+    max_memory: float = DEFAULT_MAX_MEMORY_GIB
 
 
 def parse_options(argv=None) -> ReconstructOptions:
@@ -112,8 +114,9 @@ def parse_options(argv=None) -> ReconstructOptions:
     p.add_argument("--overwrite", action="store_true",
                    help="write into an --out that holds the input or files of the names a run writes (never onto the "
                         "input itself)")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help="refuse an input slice of more pixels than this (checked from its header)")
+    p.add_argument("--max-pixels", type=int, default=MAX_SLICE_PIXELS,
+                   help=f"refuse an input slice of more pixels than this (checked from its header; at most the "
+                        f"reader's {MAX_SIDE} x {MAX_SIDE})")
     add_max_memory(p)
     args = p.parse_args(argv)
     if args.input is None and args.measurements is None:
@@ -122,6 +125,9 @@ def parse_options(argv=None) -> ReconstructOptions:
                                ("--max-pixels", args.max_pixels, 1)):
         if value < least:
             raise UsageError(f"{flag} must be at least {least}; got {value}.")
+    if args.max_pixels > MAX_SLICE_PIXELS:
+        raise UsageError(f"--max-pixels {args.max_pixels} is above the reader's limit of {MAX_SIDE} x {MAX_SIDE} "
+                         f"({MAX_SLICE_PIXELS}); downsample larger scans first.")
     return ReconstructOptions(**{**vars(args), "option": tuple(args.option),
                                  "window": None if args.window is None else tuple(args.window)})
 
@@ -264,10 +270,8 @@ def check_resources(options: ReconstructOptions, size: int, needs_prior: bool) -
     """Refuse, before any work, more views than a ``size``-pixel image can use, an input slice over
     ``--max-pixels``, and an estimated memory (the network's per sample where the method runs one) over
     ``--max-memory``."""
-    if options.operator == "ct" and options.views > MAX_VIEWS_PER_PIXEL * size:
-        raise UsageError(f"--views {options.views} is more than a {size}-pixel prior can use: at most "
-                         f"{MAX_VIEWS_PER_PIXEL} x {size} = {MAX_VIEWS_PER_PIXEL * size} views (about {size * 3 // 2} "
-                         "sample the angle fully); pass fewer --views.")
+    if options.operator == "ct":
+        check_views(options.views, size, f"--views {options.views}")
     pixels = 0
     if options.input is not None:
         if not options.input.is_file():
@@ -278,8 +282,9 @@ def check_resources(options: ReconstructOptions, size: int, needs_prior: bool) -
             raise UsageError(f"--input {options.input}: {error}") from None
         if rows * columns > options.max_pixels:
             raise UsageError(f"--input {options.input} is {rows} x {columns} pixels, above --max-pixels "
-                             f"{options.max_pixels} (4096 x 4096 by default); pass a smaller image, or "
-                             f"--max-pixels {rows * columns} to read it.")
+                             f"{options.max_pixels} ({MAX_SIDE} x {MAX_SIDE} by default); pass a smaller image"
+                             + (f", or --max-pixels {rows * columns} to read it." if rows * columns <= MAX_SLICE_PIXELS
+                                else f" (the reader takes at most {MAX_SIDE} x {MAX_SIDE}: downsample it first)."))
     check_memory({"operator": operator_bytes(setting_name(options), size),
                   "network": options.samples * NETWORK_BYTES_PER_PIXEL * size**2 * needs_prior,
                   "input": DECODE_BYTES_PER_PIXEL * pixels}, options.max_memory,

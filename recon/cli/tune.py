@@ -2,7 +2,8 @@
 from the command line, as one worker of a study that several processes or machines may share.
 
     python -m recon.tune --prior head_ct --data head_ct --setting ct:16 --method proximal --n-trials 20 \\
-        --storage study.db --result tuned.json            # run this in two terminals: two workers, one study
+        --storage study.db --worker 0 --result tuned.json  # and --worker 1 --result tuned_1.json in a second
+                                                            # terminal: two workers, one study
 
 ``--data`` names a shipped data set or a folder (its validation split, read as the prior's data card says, and
 checked against the validation patients the card lists). The
@@ -26,9 +27,11 @@ import torch
 
 from recon.cli.arguments import (
     CHECKPOINT_ERRORS,
+    DEFAULT_MAX_MEMORY_GIB,
     NETWORK_BYTES_PER_PIXEL,
     add_max_memory,
     check_memory,
+    check_views,
     key_values,
     prior_card,
     prior_network,
@@ -36,10 +39,11 @@ from recon.cli.arguments import (
 from recon.cli.errors import UsageError, run_program
 from recon.cli.images import scan_options
 from recon.data import fine_and_truth
+from recon.data.families import FAMILIES
 from recon.data.folder import DataFolderError, FolderOptions, Intensity, describe_skipped, folder_images
 from recon.files import atomic_write_text
 from recon.methods import METHODS
-from recon.operators.settings import MAX_VIEWS_PER_PIXEL, make_operator, operator_bytes, parse_setting
+from recon.operators.settings import make_operator, operator_bytes, parse_setting
 from recon.tuning import storage_for, tune_method
 
 PROG = "python -m recon.tune"
@@ -63,7 +67,7 @@ class TuneOptions:
     seed: int
     device: str
     result: Path | None
-    max_memory: float = 4.0
+    max_memory: float = DEFAULT_MAX_MEMORY_GIB
 
 
 def check_result(result: Path) -> None:
@@ -122,10 +126,14 @@ def folder_options(prior_path: Path, card: dict, seed: int) -> tuple[FolderOptio
 def validation_images(options: TuneOptions, prior_path: Path, card: dict, size: int):
     """``(truth, fine)``: the validation images and their renderings at twice the grid (fine None: on the grid). A
     folder's validation patients must be those the prior's data card lists (never a training or test patient)."""
-    if options.data in ("head_ct", "brain"):
-        return fine_and_truth(options.data, options.n_val, size, "val", options.seed, factor=2)
+    if options.data in FAMILIES:
+        try:
+            return fine_and_truth(options.data, options.n_val, size, "val", options.seed, factor=2)
+        except ValueError as error:  # a family without a finer rendering, or a request it refuses
+            raise UsageError(f"--data {options.data}: {error}") from None
     if not Path(options.data).is_dir():
-        raise UsageError(f"--data {options.data!r} is neither head_ct, brain nor a folder.")
+        raise UsageError(f"--data {options.data!r} is neither a data family ({', '.join(sorted(FAMILIES))}) nor a "
+                         "folder.")
     folder, seed, full = folder_options(prior_path, card, options.seed)
     try:
         truth, found = folder_images(options.data, options.n_val, size, "val", seed, folder)
@@ -149,10 +157,8 @@ def the_operator(options: TuneOptions, size: int):
     the grid can use or needs more memory than ``--max-memory`` with ``--n-val`` images."""
     try:
         kind, parts = parse_setting(options.setting)
-        if kind == "ct" and parts["n_views"] > MAX_VIEWS_PER_PIXEL * size:
-            raise UsageError(f"--setting {options.setting}: {parts['n_views']} views are more than a {size}-pixel "
-                             f"prior can use (at most {MAX_VIEWS_PER_PIXEL} x {size} = {MAX_VIEWS_PER_PIXEL * size}); "
-                             "pass fewer views.")
+        if kind == "ct":
+            check_views(parts["n_views"], size, f"--setting {options.setting} ({parts['n_views']} views)")
         check_memory({"operator": operator_bytes(options.setting, size),
                       "network": options.n_val * NETWORK_BYTES_PER_PIXEL * size**2}, options.max_memory,
                      "lower the views of --setting or --n-val")

@@ -45,34 +45,24 @@ from skimage.transform import resize
 from recon.data.data_card import data_card
 from recon.data.finding import find_files
 from recon.data.intensity import CT_WINDOW, MR_PERCENTILE, rule_for_modality
-from recon.data.readers import (  # noqa: F401 - the readers' names stay importable from here
+from recon.data.readers import (  # noqa: F401 (NotAnImage, Unreadable, file_kind, read_file: the programs import them from here)
     SPLIT_NAMES,
-    SUFFIXES,
     DataFolderError,
     NotAnImage,
     Read,
     Slice,
     Unreadable,
-    _NotAnImage,
     describe_skipped,
     file_kind,
-    given_splits,
-    image_files,
     left_out,
-    patient_of,
     read_file,
     read_folder,
-    scan,
 )
-from recon.data.split_check import (  # noqa: F401 - the split's names stay importable from here
-    LEAK_TOLERANCE,
+from recon.data.split_check import (  # noqa: F401 - assign_splits, hashed: the tests' names
     assign_splits,
     check_no_leak,
     drop_duplicates,
     hashed,
-    near_pairs,
-    patient_draw,
-    pixel_hash,
     split_of,
 )
 from recon.data.splits import check_request

@@ -39,7 +39,6 @@ class NotAnImage(Exception):
     """A readable file that holds no greyscale image (a plan, a report, a colour picture): skipped, and listed."""
 
 
-_NotAnImage = NotAnImage  # the name recon.cli.images imports
 
 
 MAX_SIDE = 4096

@@ -1,4 +1,4 @@
-"""Guides: what a sampler does around each network evaluation to honour the measurements (see ``base``)."""
+"""Guides: what a sampler does around each network evaluation to honour the measurements (the hook interface: :mod:`recon.sampling.hooks`)."""
 
 from recon.guidance.ddrm import DDRMProximalGuide
 from recon.guidance.dps import DPSGuide

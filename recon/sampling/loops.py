@@ -6,7 +6,7 @@ the sample at ``sigmas[-1] = 0``. A ``guide`` (:mod:`recon.guidance`) acts aroun
 (after the guide's ``before`` hook), ``denoised`` (the estimate the step used) and ``x_next``. A VP model is the same
 process in the scaled variable ``x / alpha(t)`` (Karras et al. 2022, Sec. 3), so these samplers serve both schedules
 through their noise levels ``schedule.sigma(t)``. The levels come from the ``get_sigmas_*`` functions of
-:mod:`recon.sampling.schedules` (re-exported here for older imports).
+:mod:`recon.sampling.schedules`.
 """
 
 from __future__ import annotations

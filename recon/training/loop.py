@@ -148,9 +148,6 @@ class TrainState:
                 "step": self.step, "curve": self.curve, "elapsed": self.elapsed, "window": self.window,
                 "batches": batches.state_dict(), "data": self.data}
 
-    def load(self, path: Path, batches: EpochBatches) -> None:
-        self.load_state_dict(read_state(path), batches, path)
-
     def load_state_dict(self, state: dict, batches: EpochBatches, path: Path | str = "the saved state") -> None:
         """Continue from ``state`` (as :func:`read_state` returns it); one that does not fit this run's network,
         optimiser or batches is a ValueError naming ``path``."""
