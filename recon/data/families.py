@@ -80,4 +80,4 @@ def renderer(params: Callable, render: Callable, drawn_at_size: bool = False) ->
 
 
 # The family modules register themselves on import (each imports this module at its end, after its own names).
-from recon.data import brain, brain_real, head_ct_hu, head_ct_mixed, hospital, phantoms  # noqa: F401
+from recon.data import brain, brain_real, brain_synth, head_ct_hu, head_ct_mixed, hospital, phantoms  # noqa: F401
