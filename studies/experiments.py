@@ -26,7 +26,7 @@ from studies.ablation import lambda_sweep
 from studies.path_study import PATH_VARIANTS, run_rows, tune_baselines
 from studies.protocol import Choice, load_priors
 from studies.realism import denoising_residual
-from studies.results import Brief, to_json, tuned_from_json, write_partial
+from studies.results import Brief, load_results, reused_part, to_json, tuned_from_json, write_partial
 
 EXPERIMENTS: dict[str, Callable[..., dict]] = {}
 
@@ -135,14 +135,23 @@ def realism_validation(*, n_images: int = 32, sigmas=(0.02, 0.05), seed: int = 0
 
 @experiment
 def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: int = 60, curve_nfes=(10, 30, 60, 100,
-               300), curve_images: int = 8, k: int = 8, seed: int = 0, device: str = "cpu") -> dict:
+               300), curve_images: int = 8, k: int = 8, seed: int = 0, device: str = "cpu", only: str | None = None,
+               reuse: str = "results/evaluation.json") -> dict:
     """The evaluation protocol (studies.protocol) on every task: methods tuned alike on validation images
     at ``nfe`` network evaluations, tested on ``n_images`` off-grid test images; the inverse-crime numbers of one task
-    beside its honest ones; quality against NFE and posterior spread on two tasks."""
-    priors = load_priors(device)
+    beside its honest ones; quality against NFE and posterior spread on two tasks. Each task runs with its family's
+    prior of :data:`studies.protocol.PRIORS`. ``only`` (a data family): run that family's tasks and keep the others'
+    entries from ``reuse`` (the result says which, with that run's provenance)."""
+    priors = protocol.protocol_priors(device)
     curve_tasks = {"CT, 16 views|" + protocol.LOW_DOSE.describe(), "MRI, 8x|noise-free"}
+    family = {task.key: task.dataset for task in protocol.tasks(seed=seed)}
+    kept, record = reused_part(reuse, lambda e: family[e["task"]] != only, lambda r: r["tasks"]) if only else ([], None)
+    kept = {e["task"]: {"dataset": family[e["task"]], "prior": protocol.PRIORS[family[e["task"]]], **e} for e in kept}
     tuned_by_setting, results = {}, []
     for task in protocol.tasks(seed=seed):
+        if only and task.dataset != only:
+            results.append(kept[task.key])
+            continue
         print(task.key, flush=True)
         setting, prior = f"{task.name}|{task.noise_name}", priors[task.dataset]
         if setting not in tuned_by_setting:  # the anatomy-shift task shares its setting's validation tuning
@@ -157,8 +166,8 @@ def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: i
             curve = {"n_images": curve_images, "seed": seed, "device": device}
             entry["nfe_curve"] = evaluation_study.nfe_curve(task, prior, tuned, nfes=curve_nfes, **curve)
             entry["uncertainty"] = evaluation_study.uncertainty(task, prior, tuned, k=k, **curve)
-        results.append({**entry, "tuned": tuned})
-    return {"tasks": results}
+        results.append({**entry, "dataset": task.dataset, "prior": protocol.PRIORS[task.dataset], "tuned": tuned})
+    return {"tasks": results, **({"reused": record} if record else {})}
 
 
 def path_tasks(seed: int = 0) -> dict[str, protocol.Task]:
@@ -326,37 +335,47 @@ def consistency_timing(*, batch: int = 32, nfes=(1, 2, 4, 8), repeats: int = 3, 
 
 @experiment
 def shift(*, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 10, spread_k: int = 8,
-          spread_images: int = 6, seed: int = 0, device: str = "cpu", out: str | None = None) -> dict:
+          spread_images: int = 6, seed: int = 0, device: str = "cpu", out: str | None = None, only: str | None = None,
+          reuse: str = "results/shift.json") -> dict:
     """The operator-shift grid of the shift chapter (studies.shift_study): at every point the prior with λ
     carried over from the training setting and tuned there (``nfe`` Euler–Maruyama levels), its posterior spread, and
-    the supervised networks; then the anatomy panel. With ``out``, the prior's points are written there after each one
-    and a rerun with the same options continues from them (the networks' rows are always recomputed: they are cheap)."""
+    the supervised networks; then the anatomy panel. Each family's prior is that of :data:`studies.protocol.PRIORS`.
+    With ``out``, the prior's points are written there after each one and a rerun with the same options continues
+    from them (the networks' rows are always recomputed: they are cheap). ``only`` (a data family): run that family's
+    points and keep the others' from ``reuse`` (the result says which, with that run's provenance)."""
     from studies.shift_study import anatomy_panel, network_rows, prior_point, shift_grid, source_task
 
     options = {"nfe": nfe, "n_images": n_images, "n_val": n_val, "n_trials": n_trials, "spread_k": spread_k,
                "spread_images": spread_images, "seed": seed}
     partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
     done = {(p["setting"], p["noise"]): p for p in partial.get("points", [])} if partial.get("options") == options else {}
-    priors = load_priors(device)
     carried = {key: tuned_from_json(t) for key, t in partial.get("carried", {}).items()} if done else {}
+    kept, record = reused_part(reuse, lambda p: p["dataset"] != only, lambda r: r["points"]) if only else ([], None)
+    done.update({(p["setting"], p["noise"]): p for p in kept})
+    priors = protocol.protocol_priors(device)
+    carried.update({source_task(s, seed).key: tuned_from_json(p["tuned"]["carried"]) for s in shift_grid()
+                    for p in kept if (p["setting"], p["noise"]) == (s.setting, s.task(seed).noise_name)})
     points = []
     for point in shift_grid():
         source = source_task(point, seed)
         if source.key not in carried:
             carried[source.key] = shift_tune(source, priors[point.dataset], options, device)
         key = (point.setting, point.task(seed).noise_name)
-        print(point.setting, point.axis, point.value, "(from the partial file)" if key in done else "", flush=True)
+        print(point.setting, point.axis, point.value, "(stored)" if key in done else "", flush=True)
         points.append(done.get(key) or prior_point(point, priors[point.dataset], carried[source.key], nfe=nfe,
                                                    n_images=n_images, n_val=n_val, n_trials=n_trials, seed=seed,
                                                    spread_k=spread_k, spread_images=spread_images, device=device))
         write_partial(out, {"options": options, "carried": carried, "points": points})
     for point, result in zip(shift_grid(), points):
+        if only and point.dataset != only:
+            continue
         print(f"  {point.setting} {result['noise']}: the networks", flush=True)
         result["rows"] = {k: v for k, v in result["rows"].items() if not k.startswith("network")}
         result["rows"].update(network_rows(point, n_images=n_images, seed=seed, device=device))
     from_training = {point.dataset: carried[source_task(point, seed).key].options
                      for point in shift_grid() if point.noise is None}
-    return {"points": points, "anatomy": anatomy_panel(priors, from_training, seed=seed, device=device)}
+    return {"points": points, "anatomy": anatomy_panel(priors, from_training, seed=seed, device=device),
+            "priors": dict(protocol.PRIORS), **({"reused": record} if record else {})}
 
 
 @experiment
@@ -433,11 +452,13 @@ def synthetic_dp(*, n_synthetic: int = 1024, n_private: int = 2048, n_test: int 
 
 @experiment
 def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: int = 8, n_phantoms: int = 32,
-               factor: int = 4, seed: int = 0, device: str = "cpu", figure: str = "results/real_scans_figure.npz") -> dict:
-    """Does it work on real scans? (studies.real_study): the shipped and retrained priors, TV, DPS and the
-    supervised networks on real head CT (16 views) and brain MR (4x) slices of people no prior saw, measured off the
-    grid, noise-free and noisy; the priors' posterior spread there; both priors on the phantom test sets. Three
-    example slices per modality go to ``figure`` (float16 arrays; its SHA-256 is in the result)."""
+               factor: int = 4, seed: int = 0, device: str = "cpu", figure: str = "results/real_scans_figure.npz",
+               modalities=("ct", "mri"), reuse: str = "results/real_scans.json") -> dict:
+    """Does it work on real scans? (studies.real_study): the shipped and retrained priors (for MR also the prior
+    trained on synthetic heads), TV, DPS and the supervised networks on real head CT (16 views) and brain MR (4x) slices
+    of people no prior saw, measured off the grid, noise-free and noisy; the priors' posterior spread there; the priors
+    on the phantom test sets. Three example slices per modality go to ``figure`` (float16 arrays; its SHA-256 is in the
+    result). A modality left out of ``modalities`` keeps its entries (and figure arrays) from ``reuse``."""
     import hashlib
     import io
 
@@ -447,7 +468,14 @@ def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: i
     from studies.real_study import real_scan_study
 
     out, arrays = real_scan_study(nfe=nfe, n_val=n_val, n_trials=n_trials, spread_k=spread_k, n_phantoms=n_phantoms,
-                                  factor=factor, seed=seed, device=device)
+                                  modalities=modalities, factor=factor, seed=seed, device=device)
+    left = [m for m in ("ct", "mri") if m not in modalities]
+    if left:
+        stored = load_results(reuse)
+        out.update({m: stored["results"][m] for m in left})
+        out["reused"] = {"from": reuse, "modalities": left, "provenance": stored["provenance"]}
+        with np.load(stored["results"]["figure"]["path"]) as old:
+            arrays.update({k: old[k] for k in old.files if k.split("|")[0] in left})
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     Path(figure).parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,8 @@ MODALITIES = {
     "ct": {"dataset": "head_ct", "classical": "fbp", "noise": protocol.LOW_DOSE,
            "priors": {"shipped": ("head_ct", "head_ct"), "retrained": ("head_ct_hu", "head_ct_hu")}},
     "mri": {"dataset": "brain", "classical": "zero_filled", "noise": protocol.MRI_SNR,
-            "priors": {"shipped": ("brain", "brain"), "retrained": ("brain_real", "brain_real")}},
+            "priors": {"shipped": ("brain", "brain"), "retrained": ("brain_real", "brain_real"),
+                       "synthetic": ("brain_synth", "brain_synth")}},
 }
 FIGURE_IMAGES = {"ct": ("cq500", "jxd", "cranium60"), "mri": ("mr_small", "emri4", "dipy_t1")}
 

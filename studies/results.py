@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from recon.files import atomic_write_text
@@ -43,6 +43,14 @@ def load_results(path: str | Path) -> dict:
     if set(data) != {"provenance", "results"}:
         raise ValueError(f"{path} is not a results file (keys {sorted(data)}); rewrite it with scripts/make_results.py.")
     return data
+
+
+def reused_part(path: str | Path, keep: Callable[[dict], bool], entries: Callable[[dict], list]) -> tuple[list, dict]:
+    """The entries of a stored results file that a partial rerun keeps (``keep(entry)``; ``entries(results)`` lists
+    them), and the record that says so: the file, the entries' count and the stored run's provenance."""
+    stored = load_results(path)
+    kept = [e for e in entries(stored["results"]) if keep(e)]
+    return kept, {"from": str(path), "entries": len(kept), "provenance": stored["provenance"]}
 
 
 def spot_check(live: Mapping[str, float], stored: Mapping[str, float], *, tolerance: float, what: str) -> str:

@@ -112,9 +112,9 @@ def draw_synth_slice(split: str, seed: int, index: int, base: int) -> SynthSlice
     rng = split_rng(split, seed, index, FAMILY)
     source = str(rng.choice(list(SOURCES), p=list(SOURCES.values())))
     orientation, level, fov, offset = draw_cut(rng, source)
-    geometry = dict(angle=np.deg2rad(rng.uniform(-15, 15)), scale=rng.uniform(0.85, 1.15, size=2),
-                    shear=rng.uniform(-0.08, 0.08), shift=rng.uniform(-0.05, 0.05, size=2),
-                    velocity=rng.normal(0, 1, size=(2, VELOCITY_GRID, VELOCITY_GRID)) * rng.uniform(0.0, 0.035))
+    geometry = {"angle": np.deg2rad(rng.uniform(-15, 15)), "scale": rng.uniform(0.85, 1.15, size=2),
+                    "shear": rng.uniform(-0.08, 0.08), "shift": rng.uniform(-0.05, 0.05, size=2),
+                    "velocity": rng.normal(0, 1, size=(2, VELOCITY_GRID, VELOCITY_GRID)) * rng.uniform(0.0, 0.035)}
     kind = str(rng.choice(list(CONTRASTS), p=list(CONTRASTS.values())))
     contrast = rng.uniform(*TISSUE_MEANS[kind]) if source == "mni_tissue" else transfer_curve(rng, kind)
     return SynthSlice(source, orientation, level, rng.uniform(1.0, 6.0), fov, offset, **geometry, contrast=contrast,
