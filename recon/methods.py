@@ -533,3 +533,7 @@ def sample_prior(prior: Denoiser, n: int, *, steps: int = 60, seed=0, sampler: s
     device = next(prior.parameters()).device if isinstance(prior, torch.nn.Module) else None
     x = SIGMA_MAX * randn((n, 1, size, size), gens, device=device)
     return run_sampler(prior, x, gens, guide=None, steps=steps, sampler=sampler, callback=callback)
+
+
+# Today's solvers register themselves in their own module (it imports this one, so it comes last).
+from recon import solvers  # noqa: E402, F401

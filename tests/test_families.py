@@ -23,7 +23,7 @@ NAMES = sorted(FAMILIES)
 
 def test_every_family_of_today_is_registered():
     assert set(NAMES) == {"head_ct", "brain", "head_ct_public", "head_ct_private", "head_ct_hu", "brain_real",
-                          "head_ct_mixed"}
+                          "head_ct_mixed", "brain_synth"}
     assert get_family("head_ct_public").labels == (0,) and get_family("head_ct_private").labels == (0, 1)
     assert all(f.intensity in RULES for f in FAMILIES.values())
 

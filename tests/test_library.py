@@ -21,7 +21,7 @@ LAYERS = [
     {"sampling"},
     {"models", "provenance"},
     {"guidance", "baselines", "training"},
-    {"methods"},
+    {"methods", "solvers"},
     {"reconstruction", "synthesis", "tuning"},
     {"cli", "train", "reconstruct", "tune", "__init__"},
 ]
