@@ -536,4 +536,4 @@ def sample_prior(prior: Denoiser, n: int, *, steps: int = 60, seed=0, sampler: s
 
 
 # Today's solvers register themselves in their own module (it imports this one, so it comes last).
-from recon import solvers  # noqa: E402, F401
+from recon import solvers  # noqa: F401

@@ -20,6 +20,7 @@ the problem's per-image generators.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -108,7 +109,7 @@ def diffpir(problem: Problem, *, steps: int = 30, lam: float = 7.0, zeta: float 
     prior = problem.require_prior()
     noise = problem.noise_std if problem.noise_std > 0 else sigma_y
     x, sigmas = start(problem, steps, start_sigma)
-    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+    for i, (sigma, sigma_next) in enumerate(itertools.pairwise(sigmas)):
         denoised = prior(x, sigma)
         x0 = weighted_prox(problem, denoised, lam * noise**2 / sigma**2)
         x_next = renoise(problem, x, x0, sigma, sigma_next, zeta)
@@ -117,19 +118,18 @@ def diffpir(problem: Problem, *, steps: int = 30, lam: float = 7.0, zeta: float 
     return x
 
 
-@register_method("dds", space={"eta": Range(0.0, 1.0), "cg_iters": Range(1, 20, log=True)}, budget="steps")
+@register_method("dds", space={"eta": Range(0.0, 1.0)}, budget="steps")
 def dds(problem: Problem, *, steps: int = 30, cg_iters: int = 5, eta: float = 0.8, gamma: float = 0.0,
         start_sigma: float | None = None) -> torch.Tensor:
     """DDS (Chung, Lee & Ye, ICLR 2024): at every level ``cg_iters`` conjugate-gradient steps on the data term
     started at the denoised estimate (``gamma > 0`` adds ``gamma ||x - D(x_t)||^2``, for noisy data), then DDIM
-    re-noising with ``eta``."""
+    re-noising with ``eta``. The few CG steps are the regulariser (DDS uses 5), so only ``eta`` is searched."""
     check_mix("eta", eta)
     prior = problem.require_prior()
-    iters = int(round(cg_iters))
     x, sigmas = start(problem, steps, start_sigma)
-    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+    for i, (sigma, sigma_next) in enumerate(itertools.pairwise(sigmas)):
         denoised = prior(x, sigma)
-        x0 = conjugate_gradient(problem, denoised, iters, gamma)
+        x0 = conjugate_gradient(problem, denoised, cg_iters, gamma)
         x_next = renoise(problem, x, x0, sigma, sigma_next, eta**2)
         report_step(problem, i, sigma, sigma_next, x, denoised, x_next)
         x = x_next
@@ -176,7 +176,7 @@ def daps(problem: Problem, *, steps: int = 30, langevin: int = 20, step: float =
     noise = problem.noise_std if problem.noise_std > 0 else s
     norm2 = operator_norm2(problem)
     x, sigmas = start(problem, steps, start_sigma)
-    for i, (sigma, sigma_next) in enumerate(zip(sigmas[:-1], sigmas[1:])):
+    for i, (sigma, sigma_next) in enumerate(itertools.pairwise(sigmas)):
         denoised = prior(x, sigma)
         eta = step / (norm2 / noise**2 + 1 / sigma**2)
         x0 = denoised

@@ -35,6 +35,6 @@ def test_the_check_sees_a_memorising_prior():
 
 def test_denoising_psnr_uses_the_same_noise_for_every_denoiser():
     images = torch.rand(3, 1, 8, 8)
-    identity = lambda x, sigma: x  # noqa: E731  (the noisy input itself: PSNR fixed by the noise draw)
+    identity = lambda x, sigma: x  # (the noisy input itself: PSNR fixed by the noise draw)
     assert torch.equal(denoising_psnr(identity, images, 0.1, seed=4), denoising_psnr(identity, images, 0.1, seed=4))
     assert not torch.equal(denoising_psnr(identity, images, 0.1, seed=4), denoising_psnr(identity, images, 0.1, seed=5))

@@ -56,14 +56,14 @@ def test_every_solver_runs_at_one_evaluation_per_level_reproducibly(method):
 
 @pytest.mark.parametrize("method", ["diffpir", "dds"])
 def test_the_estimate_based_solvers_fit_exact_data(method):
-    op, x, y = next(problems())
+    op, _, y = next(problems())
     options = {"lam": 1e-3} if method == "diffpir" else {"cg_iters": 50}
     out, _ = recon.reconstruct(y, op, gaussian_prior(16), method=method, steps=8, seed=0, **options)
     assert (op.A(out) - y).abs().norm() < 0.05 * y.abs().norm()
 
 
 def test_a_warm_start_begins_at_the_pseudo_inverse_plus_noise():
-    op, x, y = next(problems())
+    op, _, y = next(problems())
     seen = []
     recon.reconstruct(y, op, gaussian_prior(16), method="diffpir", steps=4, seed=0, start_sigma=0.2,
                       callback=seen.append)
@@ -74,6 +74,6 @@ def test_a_warm_start_begins_at_the_pseudo_inverse_plus_noise():
 
 
 def test_mixing_weights_are_checked():
-    op, x, y = next(problems())
+    op, _, y = next(problems())
     with pytest.raises(ValueError, match="zeta must lie in"):
         recon.reconstruct(y, op, gaussian_prior(16), method="diffpir", steps=2, zeta=1.5)
