@@ -73,7 +73,8 @@ def test_evaluation_rows_reproduce(key, method, n):
     if method in entry["tuned"]:
         tuned = tuned_from_json(entry["tuned"][method])
         assert tuned.options == row["options"]
-    model = with_precision(prior(task.dataset), precision) if method in task.score_methods() else None
+    checkpoint = entry.get("prior", task.dataset)  # the prior the stored run used (older files: the family's)
+    model = with_precision(prior(checkpoint), precision) if method in task.score_methods() else None
     data = first_images(task, len(row["psnr"]), results["options"]["seed"], n)
     assert task.noise is None or data.measurement.noise_std == pytest.approx(entry["noise_std"])
     check(data, Choice(method, row["options"], model), row["psnr"], seed=results["options"]["seed"], n=n)
