@@ -128,4 +128,4 @@ def test_reconstruct_baselines_and_errors(checkpoint):
         reconstruct(big.A(torch.zeros(1, 1, 32, 32)), big, prior, method="proximal")
     with pytest.raises(ValueError, match=r"lam must lie in \[0, 1\]"):
         reconstruct(ct.A(x), ct, prior, method="proximal", lam=2.0, steps=2)
-    assert set(METHODS) == {"proximal", "proximal_ddrm", "dps", "ddnm", "path", "consistency", "tweedie", "supervised", "fbp", "zero_filled", "pinv", "tv"}
+    assert set(METHODS) == {"proximal", "proximal_ddrm", "dps", "ddnm", "path", "consistency", "tweedie", "supervised", "fbp", "zero_filled", "pinv", "tv", "diffpir", "dds", "red_diff", "daps"}
