@@ -26,6 +26,7 @@ import torch
 
 from recon.data.families import get_family
 from recon.data.real_scans import fine_and_truth_of, real_ct_scans, real_mr_scans
+from recon.files import atomic_write_text
 from recon.models.checkpoints import CARD, CARD_DIGEST, card_digest, load_card, load_denoiser, resolve, shipped_name
 from recon.models.denoiser import denoising_psnr
 from recon.provenance import provenance
@@ -80,7 +81,7 @@ def write_card(prior: str, row: dict, n: int) -> None:
     card = json.loads(path.read_text())
     card["denoising_psnr"] = {"command": f"python benchmarks/prior_gap.py --n {n} --write-cards", "n": n, **row}
     card[CARD_DIGEST] = card_digest(card)
-    path.write_text(json.dumps(card, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(card, indent=1) + "\n")
 
 
 def main(argv=None) -> None:

@@ -32,14 +32,19 @@ from recon.sampling.schedules import SIGMA_MAX, SIGMA_MIN, get_sigmas_karras
 START_SIGMA = Range(0.05, 10.0, log=True)
 
 
-def start(problem: Problem, steps: int, start_sigma: float | None) -> tuple[torch.Tensor, list[float]]:
-    """The first state and the levels: pure noise at ``SIGMA_MAX``, or (warm start) ``A^+ y`` plus noise at
-    ``start_sigma``; ``steps`` Karras levels down to ``SIGMA_MIN``, then 0."""
+def levels(steps: int, start_sigma: float | None) -> list[float]:
+    """``steps`` Karras levels from ``SIGMA_MAX`` (or ``start_sigma``) down to ``SIGMA_MIN``, then 0."""
     top = SIGMA_MAX if start_sigma is None else float(start_sigma)
     if not SIGMA_MIN < top <= SIGMA_MAX:
         raise ValueError(f"start_sigma must lie in ({SIGMA_MIN}, {SIGMA_MAX}]; got {start_sigma}.")
-    sigmas = [float(s) for s in get_sigmas_karras(steps, SIGMA_MIN, top)]
-    x = problem.initial_noise(top)
+    return [float(s) for s in get_sigmas_karras(steps, SIGMA_MIN, top)]
+
+
+def start(problem: Problem, steps: int, start_sigma: float | None) -> tuple[torch.Tensor, list[float]]:
+    """The first state and the levels: pure noise at ``SIGMA_MAX``, or (warm start) ``A^+ y`` plus noise at
+    ``start_sigma``; :func:`levels` down to 0."""
+    sigmas = levels(steps, start_sigma)
+    x = problem.initial_noise(sigmas[0])
     if start_sigma is not None:
         x = x + problem.operator.A_pinv(problem.y).real.to(x.dtype)
     return x, sigmas
@@ -145,7 +150,7 @@ def red_diff(problem: Problem, *, steps: int = 30, lam: float = 0.25, lr: float 
     ``sigma_t`` is ``lam (x - D(x + sigma_t z, sigma_t))`` (no gradient through the network), over decreasing levels
     (from ``start_sigma`` if given). Deterministic but for the noise ``z`` of each level."""
     prior = problem.require_prior()
-    _, sigmas = start(problem, steps, start_sigma)
+    sigmas = levels(steps, start_sigma)
     x = problem.operator.A_pinv(problem.y).real.float().clone().requires_grad_(True)
     scale = problem.y.abs().pow(2).flatten(1).sum(1).clamp_min(1e-12)
     optimizer = torch.optim.Adam([x], lr=lr)

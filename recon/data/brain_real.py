@@ -130,17 +130,28 @@ def render_real_slice(params: RealSlice, size: int) -> np.ndarray:
     image = ndi.map_coordinates(volume, np.stack(points), order=1, mode="constant", cval=0.0)
     bias = np.exp(a.bias @ np.stack([u, v, u * v, u**2 - 1 / 3, v**2 - 1 / 3]).reshape(5, -1)).reshape(size, size)
     image = np.clip(image * bias, 0.0, None) ** params.gamma
-    base = params.noise.shape[-1]
+    check_base_grid(params.noise.shape[-1], size)
+    return add_rician_noise(image, params.noise, params.noise_sigma)
+
+
+def check_base_grid(base: int, size: int) -> None:
     if size % base:
         raise ValueError(f"render a slice drawn on a {base}-pixel grid at a multiple of {base} pixels; got {size}.")
-    factor = size // base
 
-    def on_base(x):  # percentiles on the base grid, so a finer rendering keeps the base rendering's scale
+
+def add_rician_noise(image: np.ndarray, noise: np.ndarray, sigma: float) -> np.ndarray:
+    """Scale by the 99.5th percentile, add Rician noise drawn on the base grid (``noise``: ``(2, base, base)``
+    standard normal), and scale again to [0, 1]; the percentiles are taken on the base grid, so a finer rendering
+    keeps the base rendering's scale."""
+    base = noise.shape[-1]
+    factor = image.shape[-1] // base
+
+    def on_base(x):
         return x.reshape(base, factor, base, factor).mean(axis=(1, 3)) if factor > 1 else x
 
     image = image / percentile_top(on_base(image), floor=1e-6)
-    noise = np.kron(params.noise, np.ones((factor, factor))) if factor > 1 else params.noise
-    image = np.hypot(image + params.noise_sigma * noise[0], params.noise_sigma * noise[1])
+    noise = np.kron(noise, np.ones((factor, factor))) if factor > 1 else noise
+    image = np.hypot(image + sigma * noise[0], sigma * noise[1])
     return percentile_to_unit(image, top=percentile_top(on_base(image), floor=1e-6))
 
 

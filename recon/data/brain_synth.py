@@ -34,8 +34,16 @@ import scipy.ndimage as ndi
 import torch
 
 from recon.data.brain import FIELD_OF_VIEW_MM, _tissue_maps, slab_level
-from recon.data.brain_real import FOV_BINS, ORIENTATIONS, _centre, _level_range, _prepared, _volume
-from recon.data.intensity import percentile_to_unit, percentile_top
+from recon.data.brain_real import (
+    FOV_BINS,
+    ORIENTATIONS,
+    _centre,
+    _level_range,
+    _prepared,
+    _volume,
+    add_rician_noise,
+    check_base_grid,
+)
 from recon.data.splits import check_request, split_rng
 
 FAMILY = 41
@@ -159,10 +167,8 @@ def sample_cut(params: SynthSlice, u: np.ndarray, v: np.ndarray, size: int) -> n
 
 def render_synth_slice(params: SynthSlice, size: int) -> np.ndarray:
     """The slice on a ``size x size`` grid (anterior or superior up), divided by its 99.5th percentile, in [0, 1]."""
-    base = params.noise.shape[-1]
-    if size % base:
-        raise ValueError(f"render a slice drawn on a {base}-pixel grid at a multiple of {base} pixels; got {size}.")
-    factor = size // base
+    check_base_grid(params.noise.shape[-1], size)
+    factor = size // params.noise.shape[-1]
     coords = (np.arange(size) + 0.5) / size * 2 - 1
     v, u = np.meshgrid(coords, coords, indexing="ij")
     warp = diffeomorphism(params.velocity, size)
@@ -179,21 +185,6 @@ def render_synth_slice(params: SynthSlice, size: int) -> np.ndarray:
     bias = np.exp(params.bias @ np.stack([u, v, u * v, u**2 - 1 / 3, v**2 - 1 / 3]).reshape(5, -1))
     image = np.clip(image * bias.reshape(size, size), 0.0, None) ** params.gamma
     return add_rician_noise(image, params.noise, params.noise_sigma)
-
-
-def add_rician_noise(image: np.ndarray, noise: np.ndarray, sigma: float) -> np.ndarray:
-    """Scale by the 99.5th percentile, add Rician noise drawn on the base grid, and scale again to [0, 1]; the
-    percentiles are taken on the base grid, so a finer rendering keeps the base rendering's scale."""
-    base = noise.shape[-1]
-    factor = image.shape[-1] // base
-
-    def on_base(x):
-        return x.reshape(base, factor, base, factor).mean(axis=(1, 3)) if factor > 1 else x
-
-    image = image / percentile_top(on_base(image), floor=1e-6)
-    noise = np.kron(noise, np.ones((factor, factor))) if factor > 1 else noise
-    image = np.hypot(image + sigma * noise[0], sigma * noise[1])
-    return percentile_to_unit(image, top=percentile_top(on_base(image), floor=1e-6))
 
 
 def _render_range(args: tuple) -> np.ndarray:
