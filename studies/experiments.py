@@ -484,3 +484,44 @@ def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: i
                        "licence": s.licence, "description": s.description} for name, s in SOURCES.items()}
     return {**out, "figure": {"path": figure, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
                               "keys": sorted(arrays)}, "packaged_sources": packaged}
+
+
+@experiment
+def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32, n_val: int = 8, n_trials: int = 10,
+            seed: int = 0, device: str = "cpu", evaluation: str = "results/evaluation.json",
+            out: str | None = None) -> dict:
+    """Today's solvers (studies.solver_study) on every protocol task, tuned alike at each of ``budgets`` on
+    validation images and tested on ``n_images`` off-grid test images at every budget of ``nfes``. The table's
+    budget (the evaluation's ``nfe``) keeps the evaluation's tuned proximal and DPS values and their rows there. With
+    ``out``, the partial result is written after every task."""
+    from studies.solver_study import curve_rows, tune_setting
+
+    stored = load_results(evaluation)
+    table_nfe, entries = stored["results"]["options"]["nfe"], {e["task"]: e for e in stored["results"]["tasks"]}
+    if table_nfe not in budgets:
+        raise ValueError(f"budgets {budgets} must hold the evaluation's budget {table_nfe} (its stored rows are used).")
+    priors, tuned_by_setting = protocol.protocol_priors(device), {}
+    few_step = min(budgets)
+
+    def run(task):
+        print(task.key, flush=True)
+        setting, prior = f"{task.name}|{task.noise_name}", priors[task.dataset]
+        entry = entries[task.key]
+        if setting not in tuned_by_setting:
+            kept = {m: tuned_from_json(entry["tuned"][m]) for m in task.score_methods()}
+            tuned_by_setting[setting] = {
+                b: tune_setting(task, prior, b, few_step=few_step, table_nfe=table_nfe,
+                                stored=kept if b == table_nfe else {}, n_val=n_val, n_trials=n_trials, seed=seed,
+                                device=device) for b in budgets}
+        tuned = tuned_by_setting[setting]
+        curve = curve_rows(task, prior, tuned, nfes=nfes, n_images=n_images, seed=seed, device=device,
+                           skip={table_nfe: set(task.score_methods())})
+        table = {r["method"]: r for r in entry["rows"] if r["method"] in task.score_methods()}
+        for point in curve:
+            if point["nfe"] == table_nfe:
+                point["rows"] = {**table, **point["rows"]}
+        return {**task.header(), "split": task.split, "dataset": task.dataset, "prior": protocol.PRIORS[task.dataset],
+                "curve": curve, "tuned": {str(b): t for b, t in tuned.items()}}
+
+    return each_setting({"tasks": [], "evaluation": stored["provenance"]}, "tasks", protocol.tasks(seed=seed), run,
+                        out)
