@@ -131,3 +131,13 @@ def test_stored_tuned_values_and_briefs_keep_the_files_shape():
     assert tuned_text({"a": to_json(tuned)}, "a") == "lam = 0.5†, snr = 0.2" and tuned_text({}, "a") == ""
     assert tag_of({"name": "MRI, 8x", "noise": "noise-free", "split": "test_shift"}) == "MRI_8x_shift"
     assert tag_of({"name": "CT, 16 views", "noise": "Poisson, 1e+04"}) == "CT_16_views_noisy"
+
+
+def test_the_solvers_study_borrows_the_tuning_of_the_nearest_budget_in_log_nfe():
+    from studies import protocol
+    from studies.solver_study import SOLVERS, methods_at, nearest_budget
+
+    assert [nearest_budget(n, (60, 8)) for n in (4, 8, 10, 21, 22, 30, 100)] == [8, 8, 8, 8, 60, 60, 60]
+    task = next(t for t in protocol.tasks() if t.noise is not None)
+    assert methods_at(task, 8, 8) == ["proximal_ddrm", "dps", *SOLVERS, "consistency"]
+    assert methods_at(task, 60, 8) == ["proximal_ddrm", "dps", *SOLVERS]
