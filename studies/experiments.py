@@ -488,14 +488,19 @@ def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: i
 
 @experiment
 def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32, n_val: int = 8, n_trials: int = 10,
-            seed: int = 0, device: str = "cpu", evaluation: str = "results/evaluation.json",
+            seed: int = 0, device: str = "cpu", evaluation: str = "results/evaluation.json", tasks=None,
             out: str | None = None) -> dict:
-    """Today's solvers (studies.solver_study) on every protocol task, tuned alike at each of ``budgets`` on
-    validation images and tested on ``n_images`` off-grid test images at every budget of ``nfes``. The table's
-    budget (the evaluation's ``nfe``) keeps the evaluation's tuned proximal and DPS values and their rows there. With
-    ``out``, the partial result is written after every task."""
+    """Today's solvers (studies.solver_study) on the protocol tasks (``tasks``: their keys; None: all), tuned alike
+    at each of ``budgets`` on validation images and tested on ``n_images`` off-grid test images at every budget of
+    ``nfes``. The table's budget (the evaluation's ``nfe``) keeps the evaluation's tuned proximal and DPS values and
+    their rows there. With ``out``, the partial result is written after every task, and a rerun with the same
+    options continues from it."""
     from studies.solver_study import curve_rows, tune_setting
 
+    options = {"budgets": list(budgets), "nfes": list(nfes), "n_images": n_images, "n_val": n_val,
+               "n_trials": n_trials, "seed": seed}
+    partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
+    done = {e["task"]: e for e in partial.get("tasks", [])} if partial.get("settings") == options else {}
     stored = load_results(evaluation)
     table_nfe, entries = stored["results"]["options"]["nfe"], {e["task"]: e for e in stored["results"]["tasks"]}
     if table_nfe not in budgets:
@@ -504,8 +509,13 @@ def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32
     few_step = min(budgets)
 
     def run(task):
-        print(task.key, flush=True)
         setting, prior = f"{task.name}|{task.noise_name}", priors[task.dataset]
+        if task.key in done:
+            print(task.key, "(stored)", flush=True)
+            tuned_by_setting.setdefault(setting, {int(b): {label: tuned_from_json(t) for label, t in tuned.items()}
+                                                  for b, tuned in done[task.key]["tuned"].items()})
+            return done[task.key]
+        print(task.key, flush=True)
         entry = entries[task.key]
         if setting not in tuned_by_setting:
             kept = {m: tuned_from_json(entry["tuned"][m]) for m in task.score_methods()}
@@ -523,5 +533,8 @@ def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32
         return {**task.header(), "split": task.split, "dataset": task.dataset, "prior": protocol.PRIORS[task.dataset],
                 "curve": curve, "tuned": {str(b): t for b, t in tuned.items()}}
 
-    return each_setting({"tasks": [], "evaluation": stored["provenance"]}, "tasks", protocol.tasks(seed=seed), run,
+    chosen = [t for t in protocol.tasks(seed=seed) if tasks is None or t.key in tasks]
+    if tasks is not None and len(chosen) != len(tasks):
+        raise ValueError(f"unknown tasks {sorted(set(tasks) - {t.key for t in chosen})}; choose protocol task keys.")
+    return each_setting({"settings": options, "tasks": [], "evaluation": stored["provenance"]}, "tasks", chosen, run,
                         out)

@@ -57,3 +57,29 @@ def curve_rows(task: Task, prior, tuned: dict[int, dict[str, Tuned]], *, nfes, n
         print(f" {task.key} at {nfe} NFE (tuned at {budget})", flush=True)
         out.append({"nfe": nfe, "tuned_at": budget, "rows": evaluate_all(data, choices, seed=seed, device=device)})
     return out
+
+
+# Reading the stored study (results/solvers.json) for the chapter: the rows of a budget, the curves, the choice a
+# reader can make without test images, and the goals of the solvers issue.
+
+
+def rows_at(entry: dict, nfe: int) -> dict[str, dict]:
+    """``label -> row`` of a stored task entry at ``nfe``."""
+    return next(point["rows"] for point in entry["curve"] if point["nfe"] == nfe)
+
+
+def curve(entry: dict, label: str, metric: str = "psnr") -> tuple[list[int], list[list[float]]]:
+    """The budgets at which ``label`` ran and its per-image ``metric`` at each."""
+    points = [p for p in entry["curve"] if label in p["rows"]]
+    return [p["nfe"] for p in points], [p["rows"][label][metric] for p in points]
+
+
+def chosen(entry: dict, budget: int) -> str:
+    """The method a reader would pick at ``budget`` without test images: the best mean validation PSNR of the
+    methods tuned there (the tuning's own score)."""
+    tuned = entry["tuned"][str(budget)]
+    return max(tuned, key=lambda label: tuned[label]["value"])
+
+
+def mean(values) -> float:
+    return sum(values) / len(values)
