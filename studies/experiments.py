@@ -486,6 +486,21 @@ def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: i
                               "keys": sorted(arrays)}, "packaged_sources": packaged}
 
 
+def _solver_entry(task, prior, entry, tuned, *, nfes, n_images, table_nfe, seed, device) -> dict:
+    """One task of the solvers experiment: its curve over ``nfes``, with the evaluation's stored proximal and DPS rows
+    (``entry``) at the table's budget."""
+    from studies.solver_study import curve_rows
+
+    curve = curve_rows(task, prior, tuned, nfes=nfes, n_images=n_images, seed=seed, device=device,
+                       skip={table_nfe: set(task.score_methods())})
+    table = {r["method"]: r for r in entry["rows"] if r["method"] in task.score_methods()}
+    for point in curve:
+        if point["nfe"] == table_nfe:
+            point["rows"] = {**table, **point["rows"]}
+    return {**task.header(), "split": task.split, "dataset": task.dataset, "prior": protocol.PRIORS[task.dataset],
+            "curve": curve, "tuned": {str(b): t for b, t in tuned.items()}}
+
+
 @experiment
 def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32, n_val: int = 8, n_trials: int = 10,
             seed: int = 0, device: str = "cpu", evaluation: str = "results/evaluation.json", tasks=None,
@@ -495,7 +510,7 @@ def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32
     ``nfes``. The table's budget (the evaluation's ``nfe``) keeps the evaluation's tuned proximal and DPS values and
     their rows there. With ``out``, the partial result is written after every task, and a rerun with the same
     options continues from it."""
-    from studies.solver_study import curve_rows, tune_setting
+    from studies.solver_study import tune_setting
 
     options = {"budgets": list(budgets), "nfes": list(nfes), "n_images": n_images, "n_val": n_val,
                "n_trials": n_trials, "seed": seed}
@@ -523,15 +538,8 @@ def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32
                 b: tune_setting(task, prior, b, few_step=few_step, table_nfe=table_nfe,
                                 stored=kept if b == table_nfe else {}, n_val=n_val, n_trials=n_trials, seed=seed,
                                 device=device) for b in budgets}
-        tuned = tuned_by_setting[setting]
-        curve = curve_rows(task, prior, tuned, nfes=nfes, n_images=n_images, seed=seed, device=device,
-                           skip={table_nfe: set(task.score_methods())})
-        table = {r["method"]: r for r in entry["rows"] if r["method"] in task.score_methods()}
-        for point in curve:
-            if point["nfe"] == table_nfe:
-                point["rows"] = {**table, **point["rows"]}
-        return {**task.header(), "split": task.split, "dataset": task.dataset, "prior": protocol.PRIORS[task.dataset],
-                "curve": curve, "tuned": {str(b): t for b, t in tuned.items()}}
+        return _solver_entry(task, prior, entry, tuned_by_setting[setting], nfes=nfes, n_images=n_images,
+                             table_nfe=table_nfe, seed=seed, device=device)
 
     chosen = [t for t in protocol.tasks(seed=seed) if tasks is None or t.key in tasks]
     if tasks is not None and len(chosen) != len(tasks):

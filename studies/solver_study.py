@@ -74,11 +74,11 @@ def curve(entry: dict, label: str, metric: str = "psnr") -> tuple[list[int], lis
     return [p["nfe"] for p in points], [p["rows"][label][metric] for p in points]
 
 
-def chosen(entry: dict, budget: int) -> str:
-    """The method a reader would pick at ``budget`` without test images: the best mean validation PSNR of the
-    methods tuned there (the tuning's own score)."""
+def chosen(entry: dict, budget: int, among=None) -> str:
+    """The method a reader would pick at ``budget`` without test images: the best mean validation PSNR (the tuning's
+    own score) of the methods tuned there (or of those ``among`` them)."""
     tuned = entry["tuned"][str(budget)]
-    return max(tuned, key=lambda label: tuned[label]["value"])
+    return max([label for label in tuned if among is None or label in among], key=lambda label: tuned[label]["value"])
 
 
 def mean(values) -> float:
