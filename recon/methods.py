@@ -59,6 +59,18 @@ class Range:
         if not self.low < self.high or (self.log and not self.low > 0):
             raise ValueError(f"a range needs low < high (and low > 0 with log=True); got {self}.")
 
+    def grid(self, n: int) -> list[float]:
+        """``n`` points from ``low`` to ``high``, both included, evenly spaced (in the logarithm if ``log``).
+
+        >>> Range(1e-2, 1e2, log=True).grid(5)
+        [0.01, 0.1, 1.0, 10.0, 100.0]
+        """
+        if n < 2:
+            raise ValueError(f"a grid needs at least 2 points (both bounds); got {n}.")
+        f, g = (math.log, math.exp) if self.log else (float, float)
+        a, b = f(self.low), f(self.high)
+        return [float(f"{g(a + (b - a) * i / (n - 1)):.12g}") for i in range(n)]
+
     def at_bound(self, value: float, margin: float = 0.05) -> bool:
         """Whether ``value`` lies within ``margin`` of the range's width (in log units if ``log``) of a bound."""
         f = math.log if self.log else float

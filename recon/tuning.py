@@ -28,7 +28,58 @@ from recon.operators.base import LinearOperator
 from recon.operators.noise import simulate
 from recon.reconstruction import reconstruct
 
-__all__ = ["Range", "Tuned", "run_study", "storage_for", "study_seed", "tune_method"]
+__all__ = ["GRID_POINTS", "Range", "Search", "Tuned", "run_study", "search_plan", "storage_for", "study_seed",
+           "tune_method"]
+
+# The protocol's search (``search="protocol"``): a method with one free parameter is tuned on a grid of 13 points, one
+# with two on a 7 x 7 grid (a grid finds a peaked optimum that 10 random-start TPE trials can miss, and its trials are
+# the sensitivity curve); one with more by TPE with at least 30 trials, a third of them random start-up.
+GRID_POINTS = {1: 13, 2: 7}
+MIN_TPE_TRIALS = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """How a study searches a space: ``kind`` "grid" (every point of ``grid``), "tpe" (``n_trials`` trials, the
+    first ``n_startup_trials`` random) or "none" (nothing to tune: one evaluation)."""
+
+    kind: str
+    n_trials: int
+    n_startup_trials: int = 0
+    grid: dict | None = None
+
+    def sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        if self.kind == "grid":
+            return optuna.samplers.GridSampler(self.grid, seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=self.n_startup_trials)
+
+
+def search_plan(space: dict[str, Range], search: str = "tpe", n_trials: int = 20,
+                n_startup_trials: int = 8) -> Search:
+    """The search of ``space``: "tpe" (``n_trials`` trials, ``n_startup_trials`` random), "grid" (the protocol's grid
+    for one or two parameters), or "protocol" (the grid for one or two parameters, else TPE with at least
+    ``MIN_TPE_TRIALS`` trials and a third random). An empty space is evaluated once.
+
+    >>> search_plan({"zeta": Range(1e-2, 1e2, log=True)}, "protocol").n_trials
+    13
+    >>> plan = search_plan({"a": Range(0, 1), "b": Range(0, 1), "c": Range(0, 1)}, "protocol", n_trials=10)
+    >>> plan.kind, plan.n_trials, plan.n_startup_trials
+    ('tpe', 30, 10)
+    """
+    if search not in ("tpe", "grid", "protocol"):
+        raise ValueError(f"search must be 'tpe', 'grid' or 'protocol'; got {search!r}.")
+    if not space:
+        return Search("none", 1)
+    if search in ("grid", "protocol") and len(space) in GRID_POINTS:
+        points = GRID_POINTS[len(space)]
+        return Search("grid", points ** len(space), grid={k: r.grid(points) for k, r in space.items()})
+    if search == "grid":
+        raise ValueError(f"a grid search takes 1 or 2 free parameters; this space has {sorted(space)}: use "
+                         "search='protocol' (TPE beyond two) or fix some of them.")
+    if search == "protocol":
+        n_trials = max(n_trials, MIN_TPE_TRIALS)
+        n_startup_trials = n_trials // 3
+    return Search("tpe", n_trials, n_startup_trials)
 
 
 def storage_for(storage: str | Path | None):
@@ -111,6 +162,7 @@ class Tuned:
     trials: list
     at_bound: list
     seed: int
+    search: str = "tpe"
 
     @property
     def options(self) -> dict:
@@ -119,15 +171,16 @@ class Tuned:
 
 def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, prior=None, *, noise=None,
                 fine: torch.Tensor | None = None, fixed: dict | None = None, space: dict | None = None,
-                n_trials: int = 20, n_startup_trials: int = 8, name: str | None = None, seed: int = 0,
-                sampler_seed: int | None = None, storage: str | Path | None = None, device="cpu",
+                n_trials: int = 20, n_startup_trials: int = 8, search: str = "tpe", name: str | None = None,
+                seed: int = 0, sampler_seed: int | None = None, storage: str | Path | None = None, device="cpu",
                 worker: int = 0) -> Tuned:
     """Tune ``method``'s free parameters on ``images`` (validation images only: the test split must never choose a
     value). Measurements are simulated once (``noise`` model, off-grid from ``fine`` if given); each trial
     reconstructs them with ``fixed`` options plus the suggested ones from the method's registered space
-    (:meth:`recon.methods.Method.space_for`, unless ``space`` replaces it) and scores mean PSNR. The study's sampler
-    seed is ``sampler_seed`` or derived from ``name``; with ``storage`` (a SQLite file, or any database URL optuna's
-    relational storage takes) trials already there count toward ``n_trials``. Reconstructions run on ``device`` (the
+    (:meth:`recon.methods.Method.space_for`, unless ``space`` replaces it) and scores mean PSNR. The search is
+    :func:`search_plan`'s ``search`` (TPE with ``n_trials`` by default; "protocol": a grid for one or two parameters).
+    The sampler's seed is ``sampler_seed`` or derived from ``name``; with ``storage`` (a SQLite file, or any database
+    URL optuna's relational storage takes) trials already there count toward the study's trials. Reconstructions run on ``device`` (the
     measurements are simulated on the CPU).
 
     Several workers (processes, or machines sharing a database) may run the same study at once: each passes its own
@@ -149,8 +202,8 @@ def tune_method(method: str, operator: LinearOperator, images: torch.Tensor, pri
         return float(psnr(x, images).mean())
 
     chosen = (study_seed(name) if sampler_seed is None else sampler_seed) + worker
-    study = run_study(objective, name, n_trials if space else 1, storage,  # nothing to tune: one evaluation
-                      optuna.samplers.TPESampler(seed=chosen, n_startup_trials=n_startup_trials))
+    plan = search_plan(space, search, n_trials, n_startup_trials)
+    study = run_study(objective, name, plan.n_trials, storage, plan.sampler(chosen))
     trials = [{**t.params, "value": t.value, **t.user_attrs} for t in study.trials]
     at_bound = [k for k, r in space.items() if r.at_bound(study.best_params[k])]
-    return Tuned(method, fixed, study.best_params, study.best_value, trials, at_bound, chosen)
+    return Tuned(method, fixed, study.best_params, study.best_value, trials, at_bound, chosen, plan.kind)

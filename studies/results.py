@@ -108,7 +108,7 @@ class Brief:
 def tuned_from_json(entry: Mapping) -> Tuned:
     """The :class:`recon.tuning.Tuned` of a stored entry (a brief one has no trials)."""
     return Tuned(entry["method"], dict(entry["fixed"]), dict(entry["best"]), entry["value"], entry.get("trials", []),
-                 list(entry["at_bound"]), entry["seed"])
+                 list(entry["at_bound"]), entry["seed"], entry.get("search", "tpe"))
 
 
 def tuned_text(tuned: Mapping, label: str) -> str:

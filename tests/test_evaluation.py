@@ -85,6 +85,35 @@ def test_every_method_is_tuned_by_one_protocol_with_its_own_seed():
     assert Range(0.0, 1.0).at_bound(0.99) and not Range(1e-3, 1e3, log=True).at_bound(1.0)
 
 
+def test_the_protocol_searches_one_or_two_parameters_on_a_grid():
+    import pytest
+
+    import recon
+    from recon.methods import METHODS
+    from recon.tuning import MIN_TPE_TRIALS, Range, search_plan, tune_method
+
+    op = recon.ParallelBeamCT(16, 6)
+    images = recon.data.head_ct_phantoms(3, 16, "val", 0)
+    noise = recon.operators.noise.RelativeGaussian(0.02)
+    tuned = tune_method("tv", op, images, noise=noise, fixed={"iters": 30}, search="protocol", name="grid")
+    weights = sorted(t["weight"] for t in tuned.trials)  # every grid point once, whatever n_trials says
+    grid = METHODS["tv"].space_for({})["weight"].grid(13)
+    assert tuned.search == "grid" and weights == grid and tuned.value == max(t["value"] for t in tuned.trials)
+    assert tuned.best["weight"] in weights
+    two = search_plan({"lam": Range(0.0, 1.0), "snr": Range(0.01, 10.0, log=True)}, "grid")
+    assert two.n_trials == 49 and two.grid["lam"][:2] == pytest.approx([0.0, 1 / 6]) and two.grid["snr"][-1] == 10.0
+    three = {k: Range(0.0, 1.0) for k in "abc"}
+    assert search_plan(three, "tpe", n_trials=10, n_startup_trials=8).n_trials == 10  # today's studies, unchanged
+    plan = search_plan(three, "protocol", n_trials=10)
+    assert plan.kind == "tpe" and plan.n_trials == MIN_TPE_TRIALS and plan.n_startup_trials == MIN_TPE_TRIALS // 3
+    with pytest.raises(ValueError, match="1 or 2 free parameters"):
+        search_plan(three, "grid")
+    with pytest.raises(ValueError, match="'tpe', 'grid' or 'protocol'"):
+        search_plan(three, "random")
+    with pytest.raises(ValueError, match="at least 2 points"):
+        Range(0.0, 1.0).grid(1)
+
+
 def test_the_protocol_tunes_on_validation_and_tests_off_grid():
     import recon
     from recon.tuning import Range, Tuned
@@ -107,7 +136,7 @@ def test_the_protocol_tunes_on_validation_and_tests_off_grid():
     assert result["rows"][2].options["steps"] == 4 and result["rows"][2].nfe == 4
     stored = to_json({**result, "tuned": tuned})  # the results file's shape
     assert list(stored["rows"][2]) == ["method", "options", "psnr", "ssim", "residual", "nfe", "seconds_per_image"]
-    assert list(stored["tuned"]["tv"]) == ["method", "fixed", "best", "value", "trials", "at_bound", "seed"]
+    assert list(stored["tuned"]["tv"]) == ["method", "fixed", "best", "value", "trials", "at_bound", "seed", "search"]
     crime = run_task(task, prior, tuned, n_images=3, seed=0, off_grid=False)
     assert crime["rows"][0].psnr != result["rows"][0].psnr  # the data differ: the inverse crime is a choice
     assert [t.key for t in protocol.tasks()][-1] == "MRI, 8x|noise-free|test_shift"
@@ -126,7 +155,7 @@ def test_stored_tuned_values_and_briefs_keep_the_files_shape():
                   ["lam"], 7)
     assert to_json(Brief(tuned, prior="cm", borrowed_from=200)) == {
         "prior": "cm", "method": "proximal", "fixed": {"steps": 50, "sampler": "pc"}, "best": {"lam": 0.5, "snr": 0.2},
-        "value": 30.0, "at_bound": ["lam"], "seed": 7, "borrowed_from": 200}
+        "value": 30.0, "at_bound": ["lam"], "seed": 7, "search": "tpe", "borrowed_from": 200}
     assert tuned_from_json(to_json(tuned)) == tuned and tuned_from_json(to_json(Brief(tuned))).trials == []
     assert tuned_text({"a": to_json(tuned)}, "a") == "lam = 0.5†, snr = 0.2" and tuned_text({}, "a") == ""
     assert tag_of({"name": "MRI, 8x", "noise": "noise-free", "split": "test_shift"}) == "MRI_8x_shift"

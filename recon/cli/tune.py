@@ -61,6 +61,7 @@ class TuneOptions:
     fixed: tuple[str, ...]  # KEY=VALUE pairs
     n_val: int
     n_trials: int
+    search: str
     storage: str | None
     study: str | None
     worker: int
@@ -91,6 +92,9 @@ def parse_options(argv=None) -> TuneOptions:
     p.add_argument("--fixed", action="append", default=[], metavar="KEY=VALUE", help="an option held fixed")
     p.add_argument("--n-val", type=int, default=8, help="validation images")
     p.add_argument("--n-trials", type=int, default=20, help="trials of the whole study (all workers together)")
+    p.add_argument("--search", choices=("tpe", "grid", "protocol"), default="tpe",
+                   help="TPE with --n-trials trials (default); grid: 13 points for one free parameter, 7 x 7 for two "
+                        "(--n-trials is then the grid's size); protocol: the grid up to two, else TPE with at least 30")
     p.add_argument("--storage", default=None, help="SQLite file or database URL shared by the workers")
     p.add_argument("--study", default=None, help="the study's name (default: from method, setting and prior)")
     p.add_argument("--worker", type=int, default=0, help="this worker's number (offsets its sampler's seed)")
@@ -191,12 +195,12 @@ def main(argv=None) -> dict:
     name = options.study or f"{options.method}|{options.setting}|{card.get('sha256', '')[:12]}|{fixed}"
     try:
         tuned = tune_method(options.method, operator, truth, prior, fine=fine, fixed=fixed, n_trials=options.n_trials,
-                            name=name, seed=options.seed, storage=options.storage, device=options.device,
+                            search=options.search, name=name, seed=options.seed, storage=options.storage, device=options.device,
                             worker=options.worker)
     except ValueError as error:
         raise UsageError(f"--method {options.method} with --fixed {fixed}: {str(error).splitlines()[0]}") from None
     result = {"method": tuned.method, "fixed": tuned.fixed, "best": tuned.best, "value": tuned.value,
-              "at_bound": tuned.at_bound, "trials": len(tuned.trials), "study": name, "setting": options.setting,
+              "at_bound": tuned.at_bound, "trials": len(tuned.trials), "search": tuned.search, "study": name, "setting": options.setting,
               "prior": options.prior, "data": options.data, "n_val": int(truth.shape[0]), "off_grid": fine is not None}
     if options.result is not None:
         atomic_write_text(options.result, json.dumps(result, indent=1) + "\n")
