@@ -546,3 +546,35 @@ def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32
         raise ValueError(f"unknown tasks {sorted(set(tasks) - {t.key for t in chosen})}; choose protocol task keys.")
     return each_setting({"settings": options, "tasks": [], "evaluation": stored["provenance"]}, "tasks", chosen, run,
                         out)
+
+
+@experiment
+def tuning(*, nfe: int = 60, methods=None, draws: int = 3, n_val: int = 16, n_images: int = 32, seed: int = 0,
+           device: str = "cpu", tasks=None, out: str | None = None) -> dict:
+    """The protocol's tuned values, one source (:mod:`studies.tuning_study`): every tunable method of each protocol
+    task (``tasks``: their keys; None: all) at ``nfe``, or those named in ``methods``, swept over its grid on
+    ``draws x n_val`` validation images and ``n_images`` test images. With ``out``, the partial result is written
+    after every (task, method), and a rerun with the same options continues from it."""
+    from studies.tuning_study import sweep
+
+    options = {"nfe": nfe, "methods": methods, "draws": draws, "n_val": n_val, "n_images": n_images, "seed": seed}
+    partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
+    done = {(e["task"], e["label"]): e for e in partial.get("sweeps", [])} if partial.get("settings") == options else {}
+    priors = protocol.protocol_priors(device)
+    chosen = [t for t in protocol.tasks(seed=seed) if tasks is None or t.key in tasks]
+    if tasks is not None and len(chosen) != len(tasks):
+        raise ValueError(f"unknown tasks {sorted(set(tasks) - {t.key for t in chosen})}; choose protocol task keys.")
+    items = [(task, label, choice) for task in chosen
+             for label, choice in protocol.candidates(task, nfe, priors[task.dataset]).items()
+             if methods is None or label in methods]
+
+    def run(item):
+        task, label, choice = item
+        if (task.key, label) in done:
+            return done[task.key, label]
+        print(task.key, label, flush=True)
+        return {**task.header(), "split": task.split, "label": label, "prior": protocol.PRIORS[task.dataset],
+                **sweep(task, choice.method, choice.options, choice.prior, draws=draws, n_val=n_val,
+                        n_images=n_images, seed=seed, device=device)}
+
+    return each_setting({"settings": options, "sweeps": []}, "sweeps", items, run, out)

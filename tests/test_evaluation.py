@@ -170,3 +170,30 @@ def test_the_solvers_study_borrows_the_tuning_of_the_nearest_budget_in_log_nfe()
     task = next(t for t in protocol.tasks() if t.noise is not None)
     assert methods_at(task, 8, 8) == ["proximal_ddrm", "dps", *SOLVERS, "consistency"]
     assert methods_at(task, 60, 8) == ["proximal_ddrm", "dps", *SOLVERS]
+
+
+def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle():
+    import pytest
+
+    import recon
+    from studies import protocol
+    from studies.results import to_json
+    from studies.tuning_study import best_point, draw_spread, grid_points, sweep, tuned_row
+
+    assert len(grid_points("tv", {"iters": 30})) == 13 and grid_points("fbp", {}) == [{}]
+    pc = grid_points("proximal", {"steps": 2, "sampler": "pc"})  # lam and the corrector's snr: a 7 x 7 grid
+    assert len(pc) == 49 and set(pc[0]) == {"lam", "snr"}
+    with pytest.raises(ValueError, match="more than two free parameters"):
+        grid_points("consistency", {"steps": 8})
+    assert best_point([[1.0, 5.0], [2.0, 2.0]]) == 0 and best_point([[1.0, 5.0], [2.0, 2.0]], slice(0, 1)) == 1
+
+    task = protocol.Task("CT, 6 views", recon.ParallelBeamCT(16, 6), "head_ct", protocol.PoissonCT(flux=1e5))
+    entry = sweep(task, "tv", {"iters": 30}, None, draws=2, n_val=2, n_images=3, seed=0)
+    val_means = [sum(p) / len(p) for p in entry["val_psnr"]]
+    test_means = [sum(r.psnr) / 3 for r in entry["rows"]]
+    assert len(entry["points"]) == len(entry["rows"]) == 13 and all(len(p) == 4 for p in entry["val_psnr"])
+    assert val_means[entry["chosen"]] == max(val_means) and test_means[entry["oracle"]] == max(test_means)
+    assert len(entry["draws"]) == 2 and max(val_means) - min(val_means) > 1  # the weight matters on this grid
+    stored = to_json(entry)
+    low, high = draw_spread(stored)
+    assert low <= high and tuned_row(stored)["options"]["weight"] == entry["points"][entry["chosen"]]["weight"]

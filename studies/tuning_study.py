@@ -1,0 +1,85 @@
+"""One source of tuned values, and how much a tuned value can be trusted (``results/tuning.json``).
+
+For every (setting, method, budget, prior) the method's free parameters are swept over the protocol's grid
+(:func:`recon.tuning.search_plan` with ``search="protocol"``: 13 points for one parameter, 7 x 7 for two), each grid
+point run on ``draws x n_val`` validation images and on the setting's test images. The sweep gives at once:
+
+* the **sensitivity curve**: mean validation PSNR against the parameter, with the test curve beside it;
+* the **tuned value**: the grid point with the best mean PSNR over all validation images (the value every chapter
+  reads; no chapter re-tunes it);
+* its **stability**: the point each of ``draws`` disjoint validation draws would choose, and the test PSNR of each
+  such choice (read from the test curve, so no extra run);
+* the **oracle**: the grid point best on test images, labelled as such, to say what validation-only tuning costs.
+
+Test images never choose the tuned value. The sweep is what a TPE study would spend its trials on, spent where a grid
+finds a peaked optimum.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from recon.data.offgrid import fine_and_truth
+from recon.methods import METHODS
+from recon.operators.noise import simulate
+from recon.tuning import search_plan
+from studies.protocol import Choice, Measured, Task, measured, reconstruct_row
+
+
+def grid_points(method: str, fixed: dict) -> list[dict]:
+    """Every point of the protocol's grid over ``method``'s free parameters given ``fixed`` (one point, ``{}``, for a
+    method with nothing to tune); a method with more than two free parameters has no grid (TPE tunes it)."""
+    plan = search_plan(METHODS[method].space_for(fixed), "protocol")
+    if plan.kind == "none":
+        return [{}]
+    if plan.kind != "grid":
+        raise ValueError(f"{method} with {fixed} has more than two free parameters; the sweep takes one or two (fix "
+                         "the others, or tune it with recon.tuning.tune_method(search='protocol')).")
+    names = list(plan.grid)
+    return [dict(zip(names, values)) for values in itertools.product(*plan.grid.values())]
+
+
+def validation(task: Task, n: int, seed: int) -> Measured:
+    """The task's first ``n`` validation images, measured as its test images are (off-grid, the task's noise)."""
+    truth, fine = fine_and_truth(task.dataset, n, task.operator.image_shape[0], "val", seed)
+    return Measured(truth, simulate(task.operator, truth, task.noise, seed, fine))
+
+
+def best_point(val_psnr: list[list[float]], images: slice = slice(None)) -> int:
+    """The grid point with the best mean validation PSNR over ``images`` (ties: the first)."""
+    means = [sum(p[images]) / len(p[images]) for p in val_psnr]
+    return max(range(len(means)), key=means.__getitem__)
+
+
+def sweep(task: Task, method: str, fixed: dict, prior, *, draws: int, n_val: int, n_images: int, seed: int,
+          device="cpu") -> dict:
+    """The sensitivity sweep of ``method`` (``fixed`` options) on ``task``: per grid point its options, per-image
+    validation PSNR and test row; the pooled choice, each draw's choice and the oracle (indices into the points)."""
+    points = grid_points(method, fixed)
+    val, test = validation(task, draws * n_val, seed), measured(task, n_images, seed)
+    val_psnr, rows = [], []
+    for point in points:
+        choice = Choice(method, {**fixed, **point}, prior)
+        val_psnr.append(reconstruct_row(val, choice, seed=seed, device=device)[1].psnr)
+        rows.append(reconstruct_row(test, choice, seed=seed, device=device)[1])
+        print(f"  {method} {point}: val {sum(val_psnr[-1]) / len(val_psnr[-1]):.2f}, "
+              f"test {sum(rows[-1].psnr) / n_images:.2f} dB", flush=True)
+    test_psnr = [r.psnr for r in rows]
+    return {"method": method, "fixed": fixed, "points": points, "val_psnr": val_psnr, "rows": rows,
+            "chosen": best_point(val_psnr),
+            "draws": [best_point(val_psnr, slice(d * n_val, (d + 1) * n_val)) for d in range(draws)],
+            "oracle": best_point(test_psnr)}
+
+
+# Reading the stored study for the chapters.
+
+
+def tuned_row(entry: dict) -> dict:
+    """The test row of a stored sweep at its tuned (pooled validation) value."""
+    return entry["rows"][entry["chosen"]]
+
+
+def draw_spread(entry: dict) -> tuple[float, float]:
+    """The lowest and highest mean test PSNR over the choices of the validation draws."""
+    means = [sum(entry["rows"][i]["psnr"]) / len(entry["rows"][i]["psnr"]) for i in entry["draws"]]
+    return min(means), max(means)
