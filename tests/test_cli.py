@@ -134,6 +134,16 @@ def test_tuning_workers_share_one_sqlite_study(tmp_path):
     assert last["value"] <= study.best_value and last["off_grid"] is True
 
 
+def test_tuning_on_the_protocol_grid_runs_every_grid_point(tmp_path):
+    result = tmp_path / "grid.json"
+    done = subprocess.run([sys.executable, "-m", "recon.tune", "--prior", "head_ct", "--data", "head_ct", "--setting",
+                           "ct:16", "--method", "tv", "--n-val", "2", "--n-trials", "3", "--search", "grid",
+                           "--result", str(result)], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    tuned = json.loads(result.read_text())
+    assert tuned["search"] == "grid" and tuned["trials"] == 13  # the grid's size, not --n-trials
+
+
 def test_sharded_draws_are_the_single_process_draws():
     whole = torch.randn((8, 3), generator=torch.Generator().manual_seed(1))
     parts = []
