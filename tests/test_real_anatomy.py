@@ -42,6 +42,27 @@ def test_a_package_with_another_checksum_is_refused(tmp_path, monkeypatch):
     assert archives.archive_file("fake").read_bytes() == b"not what was pinned"
 
 
+def test_a_registry_tarball_is_checked_before_it_is_unpacked(tmp_path, monkeypatch):
+    import tarfile
+
+    monkeypatch.setenv("RECON_DATA_DIR", str(tmp_path))
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w:gz") as archive:
+        info = tarfile.TarInfo("package/data/scan.dcm")
+        info.size = 4
+        archive.addfile(info, io.BytesIO(b"scan"))
+    source = archives.npm("pkg", "1.0.0", "0" * 64, "data/scan.dcm", "MIT", "test")
+    assert source.url == "https://registry.npmjs.org/pkg/-/pkg-1.0.0.tgz" and source.tarball == "pkg-1.0.0.tgz"
+    monkeypatch.setitem(archives.SOURCES, "fake", source)
+    (tmp_path / "tarballs").mkdir()
+    (tmp_path / "tarballs" / source.tarball).write_bytes(payload.getvalue())
+    with pytest.raises(archives.ChecksumError, match="SHA-256"):
+        archives.archive_file("fake")
+    good = dataclasses.replace(source, sha256=hashlib.sha256(payload.getvalue()).hexdigest())
+    monkeypatch.setitem(archives.SOURCES, "fake", good)
+    assert archives.archive_file("fake").read_bytes() == b"scan"
+
+
 def test_unknown_source_names_the_choices():
     with pytest.raises(ValueError, match="colin27"):
         archives.archive_file("colin28")
@@ -131,9 +152,9 @@ def test_real_test_slices_off_the_grid():
 def test_real_scans_load_with_their_subjects(packaged):
     from recon.data.real_scans import real_ct_scans, real_mr_scans
 
-    packaged("cranium", "dipy_t1")
+    packaged(*archives.SOURCES)
     ct, mr = real_ct_scans(), real_mr_scans()
-    assert len({s.subject for s in ct}) == 3 and len({s.subject for s in mr}) == 3
+    assert len({s.subject for s in ct}) == 5 and len({s.subject for s in mr}) == 8  # people, test-only
     for scan in ct + mr:
         assert 0 <= scan.image.min() and scan.image.max() <= 1 and scan.image.std() > 0.05
     cranium = [s.image for s in ct if s.subject == "InVesalius Cranium"]
