@@ -13,17 +13,22 @@ from recon.methods import sample_prior
 from recon.models.denoiser import ClassConditioned, Denoiser
 
 
-def sample(prior: Denoiser, n: int, *, seed: int = 0, label: int | None = None, steps: int = 18,
-           sampler: str = "heun", batch: int = 64, out: str | Path | None = None, progress: bool = True) -> torch.Tensor:
+def sample(prior: Denoiser, n: int, *, seed: int = 0, label: int | None = None, guidance: float = 0.0,
+           steps: int = 18, sampler: str = "heun", batch: int = 64, out: str | Path | None = None,
+           progress: bool = True) -> torch.Tensor:
     """``n`` synthetic images ``(n, 1, H, W)`` in [0, 1] from ``prior`` (of class ``label`` for a class-conditional
     prior; None: its unconditional entry), sample ``i`` from seed ``seed + i`` whatever ``batch``; by default
     Heun's second-order sampler on ``steps`` Karras levels (EDM's sampler, ``2 steps - 1`` network evaluations).
+    ``guidance`` (with a ``label``) is the classifier-free guidance weight ``w`` of :class:`ClassConditioned`, which
+    doubles the network evaluations.
 
     With ``out``, writes ``out/images.npy`` (float32), ``out/labels.npy`` and one 8-bit PNG per image in ``out/png``.
     """
     check_positive_int(n, "n")
     check_positive_int(batch, "batch")
-    model = prior if label is None else ClassConditioned(prior, label)
+    if label is None and guidance:
+        raise ValueError("guidance steers towards a label; pass label= with it (or guidance=0 for unlabelled samples).")
+    model = prior if label is None else ClassConditioned(prior, label, guidance)
     chunks = []
     with torch.no_grad(), tqdm(total=n, desc="sample", disable=not progress, mininterval=5.0) as bar:
         for start in range(0, n, batch):

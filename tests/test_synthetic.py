@@ -50,6 +50,22 @@ def test_labels_change_the_conditional_denoiser():
         ClassConditioned(plain, 0)
 
 
+def test_classifier_free_guidance_extrapolates_from_the_unconditional_entry():
+    prior, x = tiny_conditional(), torch.rand(3, 1, 16, 16)
+    conditional, unconditional = ClassConditioned(prior, 1)(x, 0.5), prior(x, 0.5)
+    guided = ClassConditioned(prior, 1, guidance=2.0)
+    torch.testing.assert_close(guided(x, 0.5), unconditional + 3.0 * (conditional - unconditional))
+    assert guided.nfe_per_call == 2 and ClassConditioned(prior, 1).nfe_per_call == 1
+    sigmas = torch.tensor([0.2, 0.5, 1.0])  # per-image levels travel with their images through the doubled batch
+    torch.testing.assert_close(guided(x, sigmas)[1:2], guided(x[1:2], 0.5))
+    with pytest.raises(ValueError, match="guidance must be >= 0"):
+        ClassConditioned(prior, 1, guidance=-1.0)
+    with pytest.raises(ValueError, match="pass label="):
+        recon.sample(prior, 1, guidance=1.0, steps=2, progress=False)
+    a = recon.sample(prior, 2, seed=3, label=1, guidance=1.5, steps=3, progress=False)
+    assert not torch.allclose(a, recon.sample(prior, 2, seed=3, label=1, steps=3, progress=False))
+
+
 def test_sample_writes_images_and_is_independent_of_the_batch(tmp_path):
     prior = tiny_conditional()
     a = recon.sample(prior, 3, seed=5, label=1, steps=3, batch=2, out=tmp_path / "syn", progress=False)

@@ -141,22 +141,37 @@ class GaussianDenoiser(Denoiser):
 
 
 class ClassConditioned(Denoiser, nn.Module):
-    """A class-conditional :class:`EDMDenoiser` held at one label: ``D(x, sigma) = base(x, sigma, labels=label)``.
-    It keeps the denoiser contract, so every sampler and guide takes it as it takes an unconditional prior."""
+    """A class-conditional :class:`EDMDenoiser` held at one label: ``D(x, sigma) = base(x, sigma, labels=label)``,
+    or with ``guidance = w > 0`` classifier-free guidance (Ho & Salimans 2022) in the denoiser's terms,
+    ``D = D_u + (1 + w) (D_c - D_u)`` with ``D_u`` the network's "no label" entry (which label dropout trained): two
+    network evaluations per call, batched as one. It keeps the denoiser contract, so every sampler and guide takes it
+    as it takes an unconditional prior."""
 
-    def __init__(self, base: EDMDenoiser, label: int):
+    def __init__(self, base: EDMDenoiser, label: int, guidance: float = 0.0):
         nn.Module.__init__(self)
         classes = getattr(base.net, "classes", 0)
         if not classes:
             raise ValueError("this prior is unconditional; class labels need a prior trained with --classes N.")
         if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < classes:
             raise ValueError(f"label must be an integer in [0, {classes}); got {label!r}.")
-        self.base, self.label = base, label
+        if not guidance >= 0:
+            raise ValueError(f"guidance must be >= 0 (0: the conditional denoiser alone); got {guidance}.")
+        self.base, self.label, self.guidance, self.classes = base, label, float(guidance), classes
         self.sigma_min, self.sigma_max, self.image_size = base.sigma_min, base.sigma_max, base.image_size
+
+    @property
+    def nfe_per_call(self) -> int:
+        return 2 if self.guidance > 0 else 1
 
     def forward(self, x: torch.Tensor, sigma) -> torch.Tensor:
         labels = torch.full((x.shape[0],), self.label, dtype=torch.int64, device=x.device)
-        return self.base(x, sigma, labels=labels)
+        if self.guidance == 0:
+            return self.base(x, sigma, labels=labels)
+        sigma = sigma_batch(sigma, x)
+        both = self.base(torch.cat([x, x]), torch.cat([sigma, sigma]),
+                         labels=torch.cat([labels, torch.full_like(labels, self.classes)]))
+        conditional, unconditional = both.chunk(2)
+        return unconditional + (1 + self.guidance) * (conditional - unconditional)
 
     __call__ = nn.Module.__call__
 
