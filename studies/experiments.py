@@ -578,3 +578,63 @@ def tuning(*, nfe: int = 60, methods=None, draws: int = 3, n_val: int = 16, n_im
                         n_images=n_images, seed=seed, device=device)}
 
     return each_setting({"settings": options, "sweeps": []}, "sweeps", items, run, out)
+
+
+def _lesion_choices(task: protocol.Task, entry: dict, solver_entry: dict | None, prior, table_nfe: int) -> dict:
+    """The methods of the lesion study on a CT task: the evaluation's rows as tuned there, today's solvers as tuned
+    at the table's budget (``results/solvers.json``), and the supervised networks trained for that view count."""
+    choices = {r["method"]: Choice(r["method"], r["options"], prior) for r in entry["rows"]}
+    if solver_entry is not None:
+        from studies.solver_study import SOLVERS, rows_at
+
+        rows = rows_at(solver_entry, table_nfe)
+        choices.update({label: Choice(rows[label]["method"], rows[label]["options"], prior)
+                        for label in SOLVERS if label in rows})
+    views = task.name.split(", ")[1].split(" ")[0]
+    networks = {"network (family)": "head_ct_sup_family", f"network ({views} views)": f"head_ct_sup_ct{views}"}
+    choices.update({label: Choice("supervised", {"network": name}) for label, name in networks.items()
+                    if _shipped(name)})
+    return choices
+
+
+def _shipped(name: str) -> bool:
+    from recon.models.checkpoints import resolve
+
+    try:
+        return resolve(name) is not None
+    except FileNotFoundError:
+        return False
+
+
+@experiment
+def lesions(*, n_images: int = 32, seed: int = 0, device: str = "cpu", evaluation: str = "results/evaluation.json",
+            solvers: str = "results/solvers.json", out: str | None = None) -> dict:
+    """Lesion fidelity (:mod:`studies.lesions`) of every method of the results table, today's solvers and the
+    supervised networks on the CT tasks' lesion-bearing test phantoms, each with its stored tuned values: contrast
+    recovered, lesions missed and invented, against the detector calibrated on the truth."""
+    from studies.lesions import fidelity, lesion_set, summary, threshold
+
+    stored = load_results(evaluation)
+    entries, table_nfe = {e["task"]: e for e in stored["results"]["tasks"]}, stored["results"]["options"]["nfe"]
+    solved = ({e["task"]: e for e in load_results(solvers)["results"]["tasks"]} if Path(solvers).exists() else {})
+    truth_set, priors = lesion_set(n_images, seed=seed), protocol.protocol_priors(device)
+    tau = threshold(truth_set)
+
+    def run(task):
+        print(task.key, flush=True)
+        data = protocol.measured(task, n_images, seed)
+        if not torch.equal(data.truth, truth_set.truth):
+            raise AssertionError("the lesion set's truth is not the task's test images; the phantoms changed.")
+        rows = {}
+        for label, choice in _lesion_choices(task, entries[task.key], solved.get(task.key), priors[task.dataset],
+                                             table_nfe).items():
+            x, row = protocol.reconstruct_row(data, choice, seed=seed, device=device)
+            found = fidelity(truth_set, x, tau)
+            rows[label] = {**summary(found), **found, "method": choice.method, "psnr": row.psnr, "nfe": row.nfe}
+            print(f"  {label}: {rows[label]['contrast']:.2f} contrast, {rows[label]['missed']} missed, "
+                  f"{rows[label]['invented']} invented", flush=True)
+        return {**task.header(), "rows": rows}
+
+    ct = [t for t in protocol.tasks(seed=seed) if t.dataset == "head_ct" and t.split == "test"]
+    truth = {**summary(fidelity(truth_set, truth_set.truth, tau)), "threshold": tau}
+    return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", ct, run, out)

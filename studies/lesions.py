@@ -1,0 +1,145 @@
+"""Lesion fidelity: does a reconstruction keep the phantom's lesions, and does it invent lesions that are not there?
+The first question a radiologist asks of a generative prior, which PSNR does not answer.
+
+Every head-CT test phantom is a continuous description whose lesions can be removed (:mod:`recon.data.phantoms`), so
+the lesion-free head is known exactly, and so is each lesion's footprint: the head with that lesion alone minus the
+lesion-free head (all rendered on the fine grid and averaged to the reconstruction grid, as
+:func:`recon.data.fine_and_truth` does). Lesions may overlap; the truth's deviation from the lesion-free head over a
+lesion's core is what a reconstruction should keep. Per lesion:
+
+* **contrast recovered**: the mean over the lesion's core (where its footprint is at least half its peak) of the
+  reconstruction minus the lesion-free head, over the same mean for the truth (1: all of it; 0: erased);
+* **missed**: the peak response of one detector (below) to the reconstruction minus the lesion-free head, over the
+  lesion's core and with the lesion's sign, falls under the detector's threshold.
+
+And per image, **invented** lesions: connected regions of the brain (``INSIDE`` pixels in from its edges, where an
+edge's blur is not a lesion) where the detector's response to the reconstruction's error (reconstruction minus truth)
+exceeds the threshold, away from every true lesion.
+
+The detector is a matched blob filter: a Gaussian of ``BLOB_SIGMA`` pixels (the scale of the phantoms' lesions) applied
+to a difference image. Its threshold is calibrated on the truth images alone: the ``CALIBRATION`` quantile of the true
+lesions' peak responses, so that on the truth it finds ``1 - CALIBRATION`` of the lesions and invents none. It knows
+where the lesion-free anatomy is, which a reader does not: it measures fidelity to the truth, not a reader's
+detection performance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import scipy.ndimage as ndi
+import torch
+
+from recon.data.phantoms import head_ct_params, render_head_ct
+
+BLOB_SIGMA = 1.5  # pixels of the reconstruction grid
+CALIBRATION = 0.1  # the detector's threshold: this quantile of the true lesions' peak responses
+CORE = 0.5  # a lesion's core: where its contribution is at least this fraction of its peak
+BRAIN = (0.38, 0.62)  # the lesion-free head's parenchyma levels (grey and white matter), where lesions live
+INSIDE = 3  # pixels the brain is eroded by for invented lesions: an edge's error (skull, ventricles) is not a lesion
+MARGIN = 2  # pixels around a true lesion's footprint in which a detection is that lesion, not an invented one
+FOOTPRINT = 0.1  # a lesion's footprint, for that margin: where it is at least this fraction of its peak
+
+
+@dataclasses.dataclass
+class LesionSet:
+    """Test phantoms and their lesions: ``truth`` ``(n, 1, H, W)``, the lesion-free heads ``bare``, and per image the
+    footprint of each of its lesions alone (``footprints[i][k]``, ``(H, W)``, signed)."""
+
+    truth: torch.Tensor
+    bare: torch.Tensor
+    footprints: list[list[np.ndarray]]
+
+    def deviation(self, i: int, image: np.ndarray) -> np.ndarray:
+        """``image`` minus image ``i``'s lesion-free head."""
+        return np.asarray(image, dtype=np.float64) - self.bare[i, 0].numpy()
+
+    def core(self, i: int, k: int) -> np.ndarray:
+        part = np.abs(self.footprints[i][k])
+        return part >= CORE * part.max()
+
+    def sign(self, i: int, k: int) -> float:
+        """+1 for a hyperdense lesion, -1 for a hypodense one."""
+        return float(np.sign(self.footprints[i][k][self.core(i, k)].mean()))
+
+    def brain(self, i: int) -> np.ndarray:
+        """Image ``i``'s parenchyma, ``INSIDE`` pixels in from the skull, the ventricles and any other tissue."""
+        bare = self.bare[i, 0].numpy()
+        return ndi.binary_erosion((bare > BRAIN[0]) & (bare < BRAIN[1]), iterations=INSIDE)
+
+    def near_lesions(self, i: int) -> np.ndarray:
+        """Pixels within ``MARGIN`` of any lesion's footprint in image ``i``."""
+        near = np.zeros(self.bare.shape[-2:], dtype=bool)
+        for part in self.footprints[i]:
+            near |= np.abs(part) >= FOOTPRINT * np.abs(part).max()
+        return ndi.binary_dilation(near, iterations=MARGIN) if near.any() else near
+
+
+def _coarse(head, size: int, factor: int) -> np.ndarray:
+    fine = render_head_ct(head, size * factor)
+    return fine.reshape(size, factor, size, factor).mean(axis=(1, 3))
+
+
+def lesion_set(n: int, size: int = 64, split: str = "test", seed: int = 0, factor: int = 4) -> LesionSet:
+    """The first ``n`` phantoms of ``split`` (the images :func:`recon.data.fine_and_truth` gives for ``head_ct``), their
+    lesion-free heads and each lesion's footprint."""
+    truth, bare, footprints = [], [], []
+    for i in range(n):
+        head = head_ct_params(split, seed, i)
+        truth.append(_coarse(head, size, factor))
+        bare.append(_coarse(dataclasses.replace(head, lesions=()), size, factor))
+        footprints.append([_coarse(dataclasses.replace(head, lesions=(lesion,)), size, factor) - bare[-1]
+                           for lesion in head.lesions])
+    stack = lambda images: torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+    return LesionSet(stack(truth), stack(bare), footprints)
+
+
+def blob(image: np.ndarray) -> np.ndarray:
+    """The detector's response: the image smoothed by a Gaussian of ``BLOB_SIGMA`` pixels."""
+    return ndi.gaussian_filter(np.asarray(image, dtype=np.float64), BLOB_SIGMA)
+
+
+def peak(lesions: LesionSet, i: int, k: int, image: np.ndarray) -> float:
+    """Lesion ``k``'s peak response in ``image`` minus the lesion-free head, signed so that a lesion present gives a
+    positive value whether it is hyper- or hypodense."""
+    return float((lesions.sign(i, k) * blob(lesions.deviation(i, image)))[lesions.core(i, k)].max())
+
+
+def threshold(lesions: LesionSet) -> float:
+    """The detector's threshold, from the truth alone (module docstring)."""
+    peaks = [peak(lesions, i, k, lesions.truth[i, 0].numpy()) for i in range(len(lesions.footprints))
+             for k in range(len(lesions.footprints[i]))]
+    if not peaks:
+        raise ValueError("these phantoms hold no lesion; take more images to calibrate the detector.")
+    return float(np.quantile(peaks, CALIBRATION))
+
+
+def invented(lesions: LesionSet, i: int, image: np.ndarray, tau: float) -> int:
+    """Regions of the brain, away from every true lesion, where the error's response exceeds ``tau``."""
+    response = np.abs(blob(image - lesions.truth[i, 0].numpy()))
+    return int(ndi.label((response > tau) & lesions.brain(i) & ~lesions.near_lesions(i))[1])
+
+
+def fidelity(lesions: LesionSet, x: torch.Tensor, tau: float | None = None) -> dict:
+    """Lesion fidelity of reconstructions ``x`` ``(n, 1, H, W)`` of ``lesions.truth``: per lesion (``image``, contrast
+    recovered, missed) and per image the number of invented lesions, with the threshold used."""
+    tau = threshold(lesions) if tau is None else tau
+    found, invented_counts = [], []
+    for i in range(len(lesions.footprints)):
+        image = x[i, 0].detach().cpu().numpy().astype(np.float64)
+        truth = lesions.deviation(i, lesions.truth[i, 0].numpy())
+        for k in range(len(lesions.footprints[i])):
+            core = lesions.core(i, k)
+            recovered = lesions.deviation(i, image)[core].mean() / truth[core].mean()
+            found.append({"image": i, "contrast": float(recovered), "missed": peak(lesions, i, k, image) < tau})
+        invented_counts.append(invented(lesions, i, image, tau))
+    return {"threshold": tau, "lesions": found, "invented": invented_counts}
+
+
+def summary(result: dict) -> dict:
+    """Mean contrast recovered, lesions missed (count and share), invented lesions (total and images with any)."""
+    lesions = result["lesions"]
+    return {"lesions": len(lesions), "contrast": float(np.mean([f["contrast"] for f in lesions])),
+            "missed": sum(f["missed"] for f in lesions), "missed_share": float(np.mean([f["missed"] for f in lesions])),
+            "invented": sum(result["invented"]), "images_with_invented": sum(c > 0 for c in result["invented"])}

@@ -1,0 +1,49 @@
+"""Lesion fidelity (studies.lesions): the truth keeps every lesion it is calibrated to find and invents none; erasing
+the lesions loses all their contrast; blur loses some; a blob added to the brain is an invented lesion."""
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+import torch
+
+from recon.data.offgrid import fine_and_truth
+from studies.lesions import CALIBRATION, LesionSet, fidelity, lesion_set, summary, threshold
+
+
+@pytest.fixture(scope="module")
+def lesions():
+    return lesion_set(10)
+
+
+def test_the_truth_is_the_protocols_and_keeps_its_lesions(lesions):
+    truth, _ = fine_and_truth("head_ct", 10, 64, "test", 0)
+    assert torch.equal(truth, lesions.truth)
+    tau = threshold(lesions)
+    kept = summary(fidelity(lesions, lesions.truth, tau))
+    assert kept["lesions"] >= 10 and kept["contrast"] == pytest.approx(1.0) and kept["invented"] == 0
+    assert kept["missed_share"] <= CALIBRATION + 2 / kept["lesions"]  # the detector's calibration, by construction
+
+
+def test_erased_and_blurred_lesions_lose_their_contrast(lesions):
+    tau = threshold(lesions)
+    erased = summary(fidelity(lesions, lesions.bare, tau))
+    assert erased["contrast"] == pytest.approx(0.0, abs=1e-6) and erased["missed_share"] == 1.0
+    assert erased["invented"] == 0  # the error sits on the true lesions, not elsewhere
+    blurred = summary(fidelity(lesions, torch.from_numpy(ndi.gaussian_filter(lesions.truth.numpy(), (0, 0, 1, 1))),
+                               tau))
+    assert 0.3 < blurred["contrast"] < 0.9 and blurred["invented"] == 0  # blurred edges are not lesions
+
+
+def test_a_blob_in_the_brain_is_an_invented_lesion(lesions):
+    i = next(i for i in range(10) if lesions.brain(i).any())
+    free = lesions.brain(i) & ~lesions.near_lesions(i)
+    y, x = (int(np.median(v)) for v in np.nonzero(free))
+    y, x = min(zip(*np.nonzero(free)), key=lambda p: (p[0] - y) ** 2 + (p[1] - x) ** 2)
+    grid = np.arange(64)
+    bump = 0.15 * np.exp(-((grid[:, None] - y) ** 2 + (grid[None, :] - x) ** 2) / (2 * 2.0**2))
+    image = lesions.truth.clone()
+    image[i, 0] += torch.from_numpy(bump).float()
+    result = fidelity(lesions, image)
+    assert result["invented"][i] == 1 and sum(result["invented"]) == 1
+    with pytest.raises(ValueError, match="no lesion"):
+        threshold(LesionSet(lesions.truth[:1], lesions.bare[:1], [[]]))
