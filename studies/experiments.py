@@ -638,3 +638,35 @@ def lesions(*, n_images: int = 32, seed: int = 0, device: str = "cpu", evaluatio
     ct = [t for t in protocol.tasks(seed=seed) if t.dataset == "head_ct" and t.split == "test"]
     truth = {**summary(fidelity(truth_set, truth_set.truth, tau)), "threshold": tau}
     return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", ct, run, out)
+
+
+@experiment
+def real_solvers(*, n_val: int = 8, seed: int = 0, device: str = "cpu", evaluation: str = "results/evaluation.json",
+                 solvers: str = "results/solvers.json", modalities=("ct", "mri"), out: str | None = None) -> dict:
+    """Today's solvers on the real scans (:mod:`studies.real_solvers`), person by person: every real slice of each
+    modality measured at the protocol's CT 16-view or MRI 4x setting, noise-free and noisy; the evaluation's and the
+    solvers study's stored values at the table's budget, each solver also warm-started (its level tuned on the
+    setting's validation phantoms, ``n_val`` images, the protocol grid); the classical inverse beside them."""
+    from recon.operators.noise import simulate
+    from studies.real_solvers import SETTINGS, real_condition, stored_tuned
+    from studies.real_study import real_images
+
+    stored, solved = load_results(evaluation), load_results(solvers)
+    table_nfe = stored["results"]["options"]["nfe"]
+    entries = {e["task"]: e for e in stored["results"]["tasks"]}
+    solver_entries = {e["task"]: e for e in solved["results"]["tasks"]}
+    priors = protocol.protocol_priors(device)
+
+    def run(task):
+        print(task.key, flush=True)
+        modality = next(m for m, name in SETTINGS.items() if name == task.name)
+        scans, truth, fine = real_images(modality)
+        data = protocol.Measured(truth, simulate(task.operator, truth, task.noise, seed, fine))
+        tuned = stored_tuned(task, entries[task.key], solver_entries[task.key], table_nfe)
+        return real_condition(task, data, scans, tuned, priors[task.dataset], n_val=n_val, classical=task.classical,
+                              seed=seed, device=device)
+
+    wanted = {SETTINGS[m] for m in modalities}
+    chosen = [t for t in protocol.tasks(seed=seed) if t.name in wanted and t.split == "test"]
+    result = {"nfe": table_nfe, "evaluation": stored["provenance"], "solvers": solved["provenance"], "tasks": []}
+    return each_setting(result, "tasks", chosen, run, out)
