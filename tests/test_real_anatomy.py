@@ -26,20 +26,26 @@ def packaged():
     return fetch
 
 
+def refused_then_accepted(monkeypatch, source, path, payload: bytes, member: bytes):
+    """A fetched package with another checksum is refused; pinned by its own checksum, its member is read."""
+    monkeypatch.setitem(archives.SOURCES, "fake", source)
+    path.parent.mkdir()
+    path.write_bytes(payload)
+    with pytest.raises(archives.ChecksumError, match="SHA-256"):
+        archives.archive_file("fake")
+    good = dataclasses.replace(source, sha256=hashlib.sha256(payload).hexdigest())
+    monkeypatch.setitem(archives.SOURCES, "fake", good)
+    assert archives.archive_file("fake").read_bytes() == member
+
+
 def test_a_package_with_another_checksum_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("RECON_DATA_DIR", str(tmp_path))
     payload = io.BytesIO()
     with zipfile.ZipFile(payload, "w") as z:
         z.writestr("pkg/data.npy", b"not what was pinned")
     source = archives.WheelSource("pkg", "1.0", "0" * 64, "pkg-1.0-py3-none-any.whl", "pkg/data.npy", "MIT", "test")
-    monkeypatch.setitem(archives.SOURCES, "fake", source)
-    (tmp_path / "pypi").mkdir()
-    (tmp_path / "pypi" / source.wheel).write_bytes(payload.getvalue())
-    with pytest.raises(archives.ChecksumError, match="SHA-256"):
-        archives.archive_file("fake")
-    good = dataclasses.replace(source, sha256=hashlib.sha256(payload.getvalue()).hexdigest())
-    monkeypatch.setitem(archives.SOURCES, "fake", good)
-    assert archives.archive_file("fake").read_bytes() == b"not what was pinned"
+    refused_then_accepted(monkeypatch, source, tmp_path / "pypi" / source.wheel, payload.getvalue(),
+                          b"not what was pinned")
 
 
 def test_a_registry_tarball_is_checked_before_it_is_unpacked(tmp_path, monkeypatch):
@@ -53,14 +59,7 @@ def test_a_registry_tarball_is_checked_before_it_is_unpacked(tmp_path, monkeypat
         archive.addfile(info, io.BytesIO(b"scan"))
     source = archives.npm("pkg", "1.0.0", "0" * 64, "data/scan.dcm", "MIT", "test")
     assert source.url == "https://registry.npmjs.org/pkg/-/pkg-1.0.0.tgz" and source.tarball == "pkg-1.0.0.tgz"
-    monkeypatch.setitem(archives.SOURCES, "fake", source)
-    (tmp_path / "tarballs").mkdir()
-    (tmp_path / "tarballs" / source.tarball).write_bytes(payload.getvalue())
-    with pytest.raises(archives.ChecksumError, match="SHA-256"):
-        archives.archive_file("fake")
-    good = dataclasses.replace(source, sha256=hashlib.sha256(payload.getvalue()).hexdigest())
-    monkeypatch.setitem(archives.SOURCES, "fake", good)
-    assert archives.archive_file("fake").read_bytes() == b"scan"
+    refused_then_accepted(monkeypatch, source, tmp_path / "tarballs" / source.tarball, payload.getvalue(), b"scan")
 
 
 def test_unknown_source_names_the_choices():
