@@ -663,8 +663,8 @@ def real_solvers(*, n_val: int = 8, seed: int = 0, device: str = "cpu", evaluati
         scans, truth, fine = real_images(modality)
         data = protocol.Measured(truth, simulate(task.operator, truth, task.noise, seed, fine))
         tuned = stored_tuned(task, entries[task.key], solver_entries[task.key], table_nfe)
-        return real_condition(task, data, scans, tuned, priors[task.dataset], n_val=n_val, classical=task.classical,
-                              seed=seed, device=device)
+        return real_condition(task, data, scans, tuned, priors[task.dataset], n_val=n_val, seed=seed,
+                              device=device)
 
     wanted = {SETTINGS[m] for m in modalities}
     chosen = [t for t in protocol.tasks(seed=seed) if t.name in wanted and t.split == "test"]

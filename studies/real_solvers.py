@@ -15,7 +15,7 @@ verdict per person.
 from __future__ import annotations
 
 from recon.solvers import START_SIGMA
-from recon.tuning import Tuned
+from recon.tuning import GRID_POINTS, Tuned
 from studies.protocol import Choice, Measured, Task, evaluate_all, tune_all
 from studies.solver_study import SOLVERS
 
@@ -39,21 +39,21 @@ def tune_warm_starts(task: Task, stored: dict[str, Tuned], prior, *, n_val: int,
     """Each solver's warm-start level tuned on the task's validation images on the protocol grid, its other values
     fixed at the stored ones: ``"<solver> (warm start)" -> Tuned``."""
     choices = {f"{m}{WARM}": Choice(m, stored[m].options, prior) for m in SOLVERS}
-    return tune_all(task, choices, n_val=n_val, n_trials=13, seed=seed, device=device,
+    return tune_all(task, choices, n_val=n_val, n_trials=GRID_POINTS[1], seed=seed, device=device,
                     space={"start_sigma": START_SIGMA}, search="grid")
 
 
 def pick(tuned: dict[str, Tuned]) -> str:
     """The solver a reader picks without test images: the best mean validation PSNR among the solvers, cold or warm."""
-    return max((label for label in tuned if label.split(" (")[0] in SOLVERS), key=lambda label: tuned[label].value)
+    return max((label for label in tuned if label.removesuffix(WARM) in SOLVERS), key=lambda label: tuned[label].value)
 
 
 def real_condition(task: Task, data: Measured, scans: list, stored: dict[str, Tuned], prior, *, n_val: int,
-                   classical: str, seed: int, device="cpu") -> dict:
+                   seed: int, device="cpu") -> dict:
     """One setting on the real slices: the stored methods, the warm-started solvers, the classical inverse; the rows
     (per slice), the tuned values, the validation pick and each slice's person."""
     tuned = {**stored, **tune_warm_starts(task, stored, prior, n_val=n_val, seed=seed, device=device)}
-    choices = {classical: Choice(classical, {})}
+    choices = {task.classical: Choice(task.classical, {})}
     choices.update({label: Choice.tuned(t, None if label == "tv" else prior) for label, t in tuned.items()})
     rows = evaluate_all(data, choices, seed=seed, device=device)
     return {**task.header(), "noise_std": data.measurement.noise_std, "images": [s.name for s in scans],
