@@ -568,16 +568,25 @@ def tuning(*, nfe: int = 60, methods=None, draws: int = 3, n_val: int = 16, n_im
              for label, choice in protocol.candidates(task, nfe, priors[task.dataset]).items()
              if methods is None or label in methods]
 
+    result = {"settings": options, "sweeps": []}
+    progress = partial.get("in_progress") if partial.get("settings") == options else None
+
     def run(item):
         task, label, choice = item
         if (task.key, label) in done:
             return done[task.key, label]
         print(task.key, label, flush=True)
-        return {**task.header(), "split": task.split, "label": label, "prior": protocol.PRIORS[task.dataset],
-                **sweep(task, choice.method, choice.options, choice.prior, draws=draws, n_val=n_val,
-                        n_images=n_images, seed=seed, device=device)}
+        here = progress if progress and (progress["task"], progress["label"]) == (task.key, label) else None
 
-    return each_setting({"settings": options, "sweeps": []}, "sweeps", items, run, out)
+        def save(points):  # the finished sweeps and this one's finished points, so that a kill loses one point
+            write_partial(out, {**result, "in_progress": {"task": task.key, "label": label, **points}})
+
+        entry = {**task.header(), "split": task.split, "label": label, "prior": protocol.PRIORS[task.dataset],
+                 **sweep(task, choice.method, choice.options, choice.prior, draws=draws, n_val=n_val,
+                         n_images=n_images, seed=seed, device=device, done=here, save=save if out else None)}
+        return entry
+
+    return each_setting(result, "sweeps", items, run, out)
 
 
 def _lesion_choices(task: protocol.Task, entry: dict, solver_entry: dict | None, prior, table_nfe: int) -> dict:

@@ -52,23 +52,37 @@ def best_point(val_psnr: list[list[float]], images: slice = slice(None)) -> int:
 
 
 def sweep(task: Task, method: str, fixed: dict, prior, *, draws: int, n_val: int, n_images: int, seed: int,
-          device="cpu") -> dict:
+          device="cpu", done: dict | None = None, save=None) -> dict:
     """The sensitivity sweep of ``method`` (``fixed`` options) on ``task``: per grid point its options, per-image
-    validation PSNR and test row; the pooled choice, each draw's choice and the oracle (indices into the points)."""
+    validation PSNR and test row; the pooled choice, each draw's choice and the oracle (indices into the points).
+
+    A sweep can take hours on a CPU, so it resumes inside itself: ``done`` holds the points an earlier run finished
+    (``{"val_psnr": [...], "rows": [...]}``, as ``save`` received them), and ``save(progress)`` is called after every
+    point with the points finished so far."""
     points = grid_points(method, fixed)
     val, test = validation(task, draws * n_val, seed), measured(task, n_images, seed)
-    val_psnr, rows = [], []
-    for point in points:
+    val_psnr, rows = list((done or {}).get("val_psnr", [])), list((done or {}).get("rows", []))
+    if len(val_psnr) != len(rows) or len(rows) > len(points):
+        raise ValueError(f"the resumed sweep of {method} holds {len(val_psnr)} validation and {len(rows)} test results "
+                         f"for {len(points)} grid points; delete its 'in_progress' entry to start it again.")
+    for point in points[len(rows):]:
         choice = Choice(method, {**fixed, **point}, prior)
         val_psnr.append(reconstruct_row(val, choice, seed=seed, device=device)[1].psnr)
         rows.append(reconstruct_row(test, choice, seed=seed, device=device)[1])
         print(f"  {method} {point}: val {sum(val_psnr[-1]) / len(val_psnr[-1]):.2f}, "
-              f"test {sum(rows[-1].psnr) / n_images:.2f} dB", flush=True)
-    test_psnr = [r.psnr for r in rows]
+              f"test {sum(_psnr(rows[-1])) / n_images:.2f} dB", flush=True)
+        if save is not None:
+            save({"val_psnr": val_psnr, "rows": rows})
+    test_psnr = [_psnr(r) for r in rows]
     return {"method": method, "fixed": fixed, "points": points, "val_psnr": val_psnr, "rows": rows,
             "chosen": best_point(val_psnr),
             "draws": [best_point(val_psnr, slice(d * n_val, (d + 1) * n_val)) for d in range(draws)],
             "oracle": best_point(test_psnr)}
+
+
+def _psnr(row) -> list[float]:
+    """A test row's per-image PSNR, whether a fresh :class:`~studies.protocol.Row` or one resumed from JSON."""
+    return row["psnr"] if isinstance(row, dict) else row.psnr
 
 
 # Reading the stored study for the chapters.

@@ -188,12 +188,22 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
     assert best_point([[1.0, 5.0], [2.0, 2.0]]) == 0 and best_point([[1.0, 5.0], [2.0, 2.0]], slice(0, 1)) == 1
 
     task = protocol.Task("CT, 6 views", recon.ParallelBeamCT(16, 6), "head_ct", protocol.PoissonCT(flux=1e5))
-    entry = sweep(task, "tv", {"iters": 30}, None, draws=2, n_val=2, n_images=3, seed=0)
+    saved = []  # what a sweep saves after every point, for a run that is cut short
+    entry = sweep(task, "tv", {"iters": 30}, None, draws=2, n_val=2, n_images=3, seed=0,
+                  save=lambda progress: saved.append(to_json(progress)))
     val_means = [sum(p) / len(p) for p in entry["val_psnr"]]
     test_means = [sum(r.psnr) / 3 for r in entry["rows"]]
     assert len(entry["points"]) == len(entry["rows"]) == 13 and all(len(p) == 4 for p in entry["val_psnr"])
     assert val_means[entry["chosen"]] == max(val_means) and test_means[entry["oracle"]] == max(test_means)
     assert len(entry["draws"]) == 2 and max(val_means) - min(val_means) > 1  # the weight matters on this grid
     stored = to_json(entry)
+    assert [len(p["rows"]) for p in saved] == list(range(1, 14))
+    # cut short after 10 points, it resumes from what it saved and ends as the uninterrupted sweep (timings aside)
+    resumed = to_json(sweep(task, "tv", {"iters": 30}, None, draws=2, n_val=2, n_images=3, seed=0, done=saved[9]))
+    untimed = lambda e: {**e, "rows": [{k: v for k, v in r.items() if k != "seconds_per_image"} for r in e["rows"]]}
+    assert untimed(resumed) == untimed(stored)
+    with pytest.raises(ValueError, match="delete its 'in_progress' entry"):
+        sweep(task, "tv", {"iters": 30}, None, draws=2, n_val=2, n_images=3, seed=0,
+              done={"val_psnr": saved[4]["val_psnr"], "rows": []})
     low, high = draw_spread(stored)
     assert low <= high and tuned_row(stored)["options"]["weight"] == entry["points"][entry["chosen"]]["weight"]
