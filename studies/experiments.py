@@ -639,7 +639,8 @@ def lesions(*, n_images: int = 32, seed: int = 0, device: str = "cpu", evaluatio
                                              table_nfe).items():
             x, row = protocol.reconstruct_row(data, choice, seed=seed, device=device)
             found = fidelity(truth_set, x, tau)
-            rows[label] = {**summary(found), **found, "method": choice.method, "psnr": row.psnr, "nfe": row.nfe}
+            rows[label] = {**summary(found), **found, "method": choice.method, "options": choice.options,
+                           "psnr": row.psnr, "nfe": row.nfe}
             print(f"  {label}: {rows[label]['contrast']:.2f} contrast, {rows[label]['missed']} missed, "
                   f"{rows[label]['invented']} invented", flush=True)
         return {**task.header(), "rows": rows}

@@ -138,8 +138,32 @@ def fidelity(lesions: LesionSet, x: torch.Tensor, tau: float | None = None) -> d
 
 
 def summary(result: dict) -> dict:
-    """Mean contrast recovered, lesions missed (count and share), invented lesions (total and images with any)."""
+    """Per method: contrast recovered as the median and quartiles over lesions (a lesion that overlaps another of
+    opposite sign keeps almost no contrast in the truth, and its ratio is unbounded, so no mean), the share of lesions
+    keeping at least half their contrast, lesions missed (count and share), invented lesions (total and images with
+    any)."""
     lesions = result["lesions"]
-    return {"lesions": len(lesions), "contrast": float(np.mean([f["contrast"] for f in lesions])),
+    contrast = np.array([f["contrast"] for f in lesions])
+    low, median, high = np.quantile(contrast, [0.25, 0.5, 0.75])
+    return {"lesions": len(lesions), "contrast": float(median), "contrast_quartiles": [float(low), float(high)],
+            "kept_half": float(np.mean(contrast >= 0.5)),
             "missed": sum(f["missed"] for f in lesions), "missed_share": float(np.mean([f["missed"] for f in lesions])),
             "invented": sum(result["invented"]), "images_with_invented": sum(c > 0 for c in result["invented"])}
+
+
+def compare(a: dict, b: dict, *, seed: int = 0) -> dict:
+    """Method ``a`` against method ``b`` on the same lesions and images (two :func:`fidelity` results): lesions only
+    one of them misses, with the exact two-sided McNemar p-value (a binomial test on those discordant lesions; lesions
+    of one image are not independent, so read it as a guide), and the paired difference of invented lesions per
+    image with its bootstrap interval over images."""
+    from scipy.stats import binomtest
+
+    from studies.statistics import paired_difference
+
+    if [f["image"] for f in a["lesions"]] != [f["image"] for f in b["lesions"]]:
+        raise ValueError("the two results are not on the same lesions; compare rows of one task.")
+    only_a = sum(x["missed"] and not y["missed"] for x, y in zip(a["lesions"], b["lesions"]))
+    only_b = sum(y["missed"] and not x["missed"] for x, y in zip(a["lesions"], b["lesions"]))
+    p = binomtest(only_a, only_a + only_b, 0.5).pvalue if only_a + only_b else 1.0
+    return {"missed_only_a": only_a, "missed_only_b": only_b, "missed_p": float(p),
+            "invented": paired_difference(a["invented"], b["invented"], seed=seed)}

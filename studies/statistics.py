@@ -49,3 +49,17 @@ def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, see
                        rng=np.random.default_rng(seed))
     interval = result.confidence_interval
     return PairedComparison(float(d.mean()), float(interval.low), float(interval.high), len(d), level)
+
+
+def holm(pvalues) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979) for a family of tests, in the order given: a test is called at
+    level alpha when its adjusted value is at most alpha, and the chance of any false call in the family stays below
+    alpha."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()

@@ -7,7 +7,7 @@ import scipy.ndimage as ndi
 import torch
 
 from recon.data.offgrid import fine_and_truth
-from studies.lesions import CALIBRATION, LesionSet, fidelity, lesion_set, summary, threshold
+from studies.lesions import CALIBRATION, LesionSet, compare, fidelity, lesion_set, summary, threshold
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,14 @@ def test_erased_and_blurred_lesions_lose_their_contrast(lesions):
     blurred = summary(fidelity(lesions, torch.from_numpy(ndi.gaussian_filter(lesions.truth.numpy(), (0, 0, 1, 1))),
                                tau))
     assert 0.3 < blurred["contrast"] < 0.9 and blurred["invented"] == 0  # blurred edges are not lesions
+    assert erased["kept_half"] == 0.0 and summary(fidelity(lesions, lesions.truth, tau))["kept_half"] == 1.0
+    versus = compare(fidelity(lesions, lesions.bare, tau), fidelity(lesions, lesions.truth, tau))
+    assert versus["missed_only_b"] == 0 and versus["missed_only_a"] == erased["missed"] - kept_missed(lesions, tau)
+    assert versus["missed_p"] < 0.01 and versus["invented"].verdict == "tie"  # neither invents any
+
+
+def kept_missed(lesions, tau):
+    return summary(fidelity(lesions, lesions.truth, tau))["missed"]
 
 
 def test_a_blob_in_the_brain_is_an_invented_lesion(lesions):

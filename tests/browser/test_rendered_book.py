@@ -68,7 +68,7 @@ def test_widget_renders_and_responds_without_a_kernel(browser, site, page):
 
 
 ALL_CHAPTERS = ["book/intro.html", "book/inverse_problems.html", "book/diffusion_primer.html", "book/data.html",
-                "book/evaluation.html", "book/guided_reconstruction.html", "book/solvers.html", "book/lambda.html",
+                "book/evaluation.html", "book/guided_reconstruction.html", "book/solvers.html", "book/lesions.html", "book/lambda.html",
                 "book/path_guided.html",
                 "book/consistency.html", "book/one_prior_many_hospitals.html", "book/synthetic_data.html",
                 "book/own_data.html", "book/real_scans.html",
@@ -76,7 +76,8 @@ ALL_CHAPTERS = ["book/intro.html", "book/inverse_problems.html", "book/diffusion
 NOTEBOOK_PAGES = ["notebooks/01_measurements.html", "notebooks/02_prior.html", "notebooks/03_guided_reconstruction.html",
                   "notebooks/03b_results_table.html", "notebooks/04_lambda.html", "notebooks/05_path_guided.html",
                   "notebooks/06_consistency.html", "notebooks/07_synthetic_dp.html", "notebooks/08_shift.html",
-                  "notebooks/09_own_data.html", "notebooks/10_real_scans.html", "notebooks/11_solvers.html"]
+                  "notebooks/09_own_data.html", "notebooks/10_real_scans.html", "notebooks/11_solvers.html",
+                  "notebooks/12_lesions.html"]
 
 
 @pytest.mark.parametrize("folder, pages", [("book", ALL_CHAPTERS), ("notebooks", NOTEBOOK_PAGES)])
