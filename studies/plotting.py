@@ -153,3 +153,30 @@ def panel_rows(rows: Sequence[dict], *, size: float = 1.9, title_size: int = 8):
         fig.colorbar(shown, cax=axes_row[-1]).set_label(row.get("label", ""), fontsize=title_size)
     fig.tight_layout()
     return fig
+
+
+def at_psnr(image: torch.Tensor, target_db: float, kind: str, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``image`` (``(H, W)``, range [0, 1]) degraded to exactly ``target_db`` PSNR, to show a reader what a PSNR looks
+    like: ``kind="noise"`` adds white Gaussian noise of the matching standard deviation; ``kind="blur"`` blurs with the
+    Gaussian width found by bisection (to 0.01 dB). Not a reconstruction: the two kinds of error reconstructions make,
+    each alone."""
+    import scipy.ndimage as ndi
+
+    from recon.metrics import psnr
+
+    image = image.double()
+    rms = 10 ** (-target_db / 20)  # PSNR = -20 log10(rms error) on a data range of 1
+    if kind == "noise":
+        noise = torch.randn(image.shape, generator=generator, dtype=torch.float64)
+        return image + noise * rms / noise.pow(2).mean().sqrt()
+    if kind != "blur":
+        raise ValueError(f"kind must be 'noise' or 'blur'; got {kind!r}.")
+    blurred = lambda width: torch.from_numpy(ndi.gaussian_filter(image.numpy(), width))
+    score = lambda width: float(psnr(blurred(width)[None, None], image[None, None])[0])
+    low, high = 0.0, 16.0
+    if score(high) > target_db:
+        raise ValueError(f"no blur of up to {high} pixels brings this image down to {target_db} dB; ask for more.")
+    while high - low > 1e-4:  # PSNR falls as the blur widens
+        middle = (low + high) / 2
+        low, high = (middle, high) if score(middle) > target_db else (low, middle)
+    return blurred(high)

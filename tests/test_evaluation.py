@@ -214,3 +214,17 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
               done={"val_psnr": saved[4]["val_psnr"], "rows": []})
     low, high = draw_spread(stored)
     assert low <= high and tuned_row(stored)["options"]["weight"] == entry["points"][entry["chosen"]]["weight"]
+
+
+def test_images_at_a_given_psnr_hit_it():
+    from recon.data import head_ct_phantoms
+    from recon.metrics import psnr
+    from studies.plotting import at_psnr
+
+    image = head_ct_phantoms(1, 32, "test", 0)[0, 0]
+    for kind in ("noise", "blur"):
+        for target in (25.0, 40.0):
+            x = at_psnr(image, target, kind, generator=torch.Generator().manual_seed(0))
+            assert float(psnr(x[None, None].float(), image[None, None])[0]) == pytest.approx(target, abs=0.05)
+    with pytest.raises(ValueError, match="'noise' or 'blur'"):
+        at_psnr(image, 30.0, "jpeg")

@@ -67,12 +67,12 @@ def test_widget_renders_and_responds_without_a_kernel(browser, site, page):
     )
 
 
-ALL_CHAPTERS = ["book/intro.html", "book/inverse_problems.html", "book/diffusion_primer.html", "book/data.html",
+ALL_CHAPTERS = ["book/intro.html", "book/findings.html", "book/verdicts.html", "book/inverse_problems.html", "book/diffusion_primer.html", "book/data.html",
                 "book/evaluation.html", "book/guided_reconstruction.html", "book/solvers.html", "book/lesions.html", "book/lambda.html",
                 "book/path_guided.html",
                 "book/consistency.html", "book/one_prior_many_hospitals.html", "book/synthetic_data.html",
                 "book/own_data.html", "book/real_scans.html",
-                "book/reproducing.html", "book/references.html"]
+                "book/glossary.html", "book/reproducing.html", "book/references.html"]
 NOTEBOOK_PAGES = ["notebooks/01_measurements.html", "notebooks/02_prior.html", "notebooks/03_guided_reconstruction.html",
                   "notebooks/03b_results_table.html", "notebooks/04_lambda.html", "notebooks/05_path_guided.html",
                   "notebooks/06_consistency.html", "notebooks/07_synthetic_dp.html", "notebooks/08_shift.html",
@@ -97,3 +97,15 @@ def test_no_python_object_or_unresolved_glue_shows(browser, site, page):
     leaks = ("IPython.core.display", "object at 0x", "{glue", "glue:text", "glue:md")
     for leak in leaks + (("<Figure size",) if page.startswith("book/") else ()):
         assert leak not in main, f"{leak!r} shows on {page}"
+
+
+# A page says what is, not how it came to be: no word of the project's issues or of earlier versions.
+HISTORY_WORDS = ("the issue", "issue's", "first version", "not built yet")
+
+
+@pytest.mark.parametrize("page", ALL_CHAPTERS + NOTEBOOK_PAGES)
+def test_no_page_tells_the_projects_history(browser, site, page):
+    _open(browser, site, page)
+    main = browser.find_element(By.CSS_SELECTOR, "main").text.lower()
+    found = [word for word in HISTORY_WORDS if word in main]
+    assert not found, f"{page} says {found}: state what is, without the project's history"
