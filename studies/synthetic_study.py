@@ -238,6 +238,19 @@ def private_sets(n_private: int, n_test: int, seed: int = 0) -> dict:
             for split, n in (("train", n_private), ("val", n_private), ("test", n_test))}
 
 
+def real_reference(sets: dict, n_synthetic: int, *, seed: int) -> tuple[dict, dict]:
+    """The classifier trained on the real private images, the reference of every comparison: ``(real, summary)``,
+    ``real`` what :func:`utility_and_fidelity` needs, ``summary`` its scores and the held-out floor of the
+    fidelity measures (held-out real images against the test images, at the synthetic sets' size)."""
+    model = train_classifier(*sets["train"], seed=seed)
+    probs, test_features = predict(model, sets["test"][0])
+    _, val_features = predict(model, sets["val"][0][:n_synthetic])
+    summary = {"classifier": classifier_scores(probs, sets["test"][1].numpy()),
+               "fd_heldout": frechet_distance(val_features, test_features),
+               **precision_recall(test_features, val_features)}
+    return {"model": model, "probs": probs, "test_features": test_features}, summary
+
+
 def synthetic_set(prior, n: int, *, steps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` labelled synthetic images, half of each class: class ``c`` from seeds ``seed + c n`` on."""
     from recon.synthesis import sample
