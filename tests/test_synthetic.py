@@ -101,6 +101,10 @@ def test_membership_inference_auc():
     assert st.membership_inference(low, high)["auc"] > 0.85  # members have lower loss: the attack works
     same = st.membership_inference(low, rng.normal(0, 1, 300))
     assert same["low"] < 0.5 < same["high"]
+    # at a low false-positive rate a null attack finds about as many members as it accuses non-members
+    assert same["tpr_at_1pct_fpr"] < 0.05 and same["tpr_at_0.1pct_fpr"] <= same["tpr_at_1pct_fpr"]
+    memorised = st.membership_inference(rng.normal(-4, 0.5, 300), rng.normal(0, 1, 300))  # members far below
+    assert memorised["tpr_at_0.1pct_fpr"] > 0.9
 
 
 def test_classifier_learns_a_separable_task_and_refuses_one_class():
