@@ -7,8 +7,9 @@ point run on ``draws x n_val`` validation images and on the setting's test image
 * the **sensitivity curve**: mean validation PSNR against the parameter, with the test curve beside it;
 * the **tuned value**: the grid point with the best mean PSNR over all validation images (the value every chapter
   reads; no chapter re-tunes it);
-* its **stability**: the point each of ``draws`` disjoint validation draws would choose, and the test PSNR of each
-  such choice (read from the test curve, so no extra run);
+* its **stability**: the point each of ``draws`` disjoint validation draws would choose, or with one draw the point
+  each of :data:`BOOTSTRAP` resamples of the validation images (with replacement) would choose, and the test PSNR of
+  each such choice (read from the test curve, so no extra run);
 * the **oracle**: the grid point best on test images, labelled as such, to say what validation-only tuning costs.
 
 Test images never choose the tuned value. The sweep is what a TPE study would spend its trials on, spent where a grid
@@ -18,6 +19,8 @@ finds a peaked optimum.
 from __future__ import annotations
 
 import itertools
+
+import numpy as np
 
 from recon.data.offgrid import fine_and_truth
 from recon.methods import METHODS
@@ -45,10 +48,24 @@ def validation(task: Task, n: int, seed: int) -> Measured:
     return Measured(truth, simulate(task.operator, truth, task.noise, seed, fine))
 
 
-def best_point(val_psnr: list[list[float]], images: slice = slice(None)) -> int:
-    """The grid point with the best mean validation PSNR over ``images`` (ties: the first)."""
-    means = [sum(p[images]) / len(p[images]) for p in val_psnr]
+BOOTSTRAP = 200  # resamples of the validation images for a sweep's stability when it has one draw
+
+
+def best_point(val_psnr: list[list[float]], images: slice | list[int] = slice(None)) -> int:
+    """The grid point with the best mean validation PSNR over ``images`` (a slice or a list of indices, repeats
+    allowed; ties: the first)."""
+    picked = [[p[i] for i in images] if isinstance(images, list) else p[images] for p in val_psnr]
+    means = [sum(p) / len(p) for p in picked]
     return max(range(len(means)), key=means.__getitem__)
+
+
+def choices(val_psnr: list[list[float]], draws: int, n_val: int, seed: int) -> list[int]:
+    """The point each disjoint draw of ``n_val`` validation images chooses; with one draw, the point each of
+    :data:`BOOTSTRAP` resamples (with replacement, seeded) chooses."""
+    if draws > 1:
+        return [best_point(val_psnr, slice(d * n_val, (d + 1) * n_val)) for d in range(draws)]
+    rng = np.random.default_rng(seed)
+    return [best_point(val_psnr, rng.integers(0, n_val, n_val).tolist()) for _ in range(BOOTSTRAP)]
 
 
 def sweep(task: Task, method: str, fixed: dict, prior, *, draws: int, n_val: int, n_images: int, seed: int,
@@ -76,7 +93,7 @@ def sweep(task: Task, method: str, fixed: dict, prior, *, draws: int, n_val: int
     test_psnr = [_psnr(r) for r in rows]
     return {"method": method, "fixed": fixed, "points": points, "val_psnr": val_psnr, "rows": rows,
             "chosen": best_point(val_psnr),
-            "draws": [best_point(val_psnr, slice(d * n_val, (d + 1) * n_val)) for d in range(draws)],
+            "draws": choices(val_psnr, draws, n_val, seed),
             "oracle": best_point(test_psnr)}
 
 

@@ -185,7 +185,7 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
     import recon
     from studies import protocol
     from studies.results import to_json
-    from studies.tuning_study import best_point, draw_spread, grid_points, sweep, tuned_row
+    from studies.tuning_study import BOOTSTRAP, best_point, choices, draw_spread, grid_points, sweep, tuned_row
 
     assert len(grid_points("tv", {"iters": 30})) == 13 and grid_points("fbp", {}) == [{}]
     pc = grid_points("proximal", {"steps": 2, "sampler": "pc"})  # lam and the corrector's snr: a 7 x 7 grid
@@ -193,6 +193,11 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
     with pytest.raises(ValueError, match="more than two free parameters"):
         grid_points("consistency", {"steps": 8})
     assert best_point([[1.0, 5.0], [2.0, 2.0]]) == 0 and best_point([[1.0, 5.0], [2.0, 2.0]], slice(0, 1)) == 1
+    assert best_point([[1.0, 5.0], [2.0, 2.0]], [0, 0, 0, 0, 1]) == 1  # a bootstrap resample: image 0 four times
+    flat = [[30.0, 30.2, 29.8, 30.1], [30.1, 30.0, 29.9, 30.05]]  # two points, close: resamples disagree
+    boot = choices(flat, 1, 4, seed=0)
+    assert len(boot) == BOOTSTRAP and set(boot) == {0, 1} and choices(flat, 1, 4, seed=0) == boot
+    assert choices(flat, 2, 2, seed=0) == [0, 1]
 
     task = protocol.Task("CT, 6 views", recon.ParallelBeamCT(16, 6), "head_ct", protocol.PoissonCT(flux=1e5))
     saved = []  # what a sweep saves after every point, for a run that is cut short
