@@ -12,8 +12,8 @@ Sources (``SOURCES``) and where they may appear:
   coronal, sagittal), with a wider field of view (0.9-1.3 x 196 mm) or, one slice in three, a zoomed crop
   (0.3-0.7 x 196 mm) centred anywhere within 50 mm of the head's centre, as a scanner's smaller field of view shows.
 
-Validation and test images come from the MNI152 sources in their disjoint axial slabs (no MNI152 training slice
-crosses them: the non-axial slices come from Colin27 only), so validation-tuned settings never saw a test slice.
+Validation and test images come from the MNI152 sources in the test slab (other draws for each split; no MNI152
+training slice crosses it: the non-axial slices come from Colin27 only).
 Colin27's training slices do pass through the levels of those slabs, but in another person's head. Its volume ends
 40 mm below the AC line, so wide coronal and sagittal views show a straight cut there (a scanner's field of view
 shows such edges too). Real-valued
