@@ -56,7 +56,8 @@ bench: venv
 # `results`: the evaluation protocol, the lambda chapter, the path transfer test and cost curve, the shift grid (needs
 # `make networks` first; resumable from results/shift.partial.json), the synthetic-data study, the real-scan study (fetches
 # its packaged scans, see recon/data/archives.py): about 3.5 hours on 2 CPU cores; then today's solvers (about 2 hours),
-# the solvers on the real scans, lesion fidelity and the tuning sweep, which read the evaluation's stored values.
+# the solvers on the real scans, lesion fidelity and the tuning sweep (about 17 hours on 2 AVX2 cores; resumable from
+# its partial file, one grid point at a time), which read the evaluation's stored values; Private Evolution.
 # `results-gpu`: the path-guided and consistency head-to-heads, which want a GPU (9 minutes each on an H200).
 # consistency_timing times this CPU; run it held to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2) and save it
 # as results/consistency_timing_avx2.json for the second CPU kind.
@@ -67,7 +68,9 @@ results: venv
 	$(PY) scripts/make_results.py synthetic_dp
 	$(PY) scripts/make_results.py real_scans
 	$(PY) scripts/make_results.py solvers --set out=results/solvers.partial.json
-	$(PY) scripts/make_results.py real_solvers lesions tuning
+	$(PY) scripts/make_results.py real_solvers lesions
+	$(PY) scripts/make_results.py tuning --set out=results/tuning.partial.json
+	$(PY) scripts/make_results.py synthetic_pe --set out=results/synthetic_pe.partial.json
 
 results-gpu: venv
 	$(PY) scripts/make_results.py path_guided --set device=cuda
