@@ -462,7 +462,8 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
     images, labels = sets["train"]
 
     def run(epsilon):
-        sigma = sigma_for(epsilon, len(levels) + 1, delta)
+        votes = Evolution(n_synthetic // 2, tuple(levels), sigma=1.0, threshold=0.0).votes
+        sigma = sigma_for(epsilon, votes, delta)
         settings = Evolution(n_synthetic // 2, tuple(levels), sigma=sigma, threshold=threshold_sigmas * sigma,
                              steps=steps)
         synthetic = torch.cat([private_evolution(prior, images[labels == c], settings, seed=seed + c * 10**6)

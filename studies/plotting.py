@@ -158,7 +158,7 @@ def panel_rows(rows: Sequence[dict], *, size: float = 1.9, title_size: int = 8):
 def at_psnr(image: torch.Tensor, target_db: float, kind: str, *, generator: torch.Generator | None = None) -> torch.Tensor:
     """``image`` (``(H, W)``, range [0, 1]) degraded to exactly ``target_db`` PSNR, to show a reader what a PSNR looks
     like: ``kind="noise"`` adds white Gaussian noise of the matching standard deviation; ``kind="blur"`` blurs with the
-    Gaussian width found by bisection (to 0.01 dB). Not a reconstruction: the two kinds of error reconstructions make,
+    Gaussian width found by bisection on the width (to 1e-4 pixels). Not a reconstruction: the two kinds of error reconstructions make,
     each alone."""
     import scipy.ndimage as ndi
 
