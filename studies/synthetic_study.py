@@ -253,13 +253,26 @@ def real_reference(sets: dict, n_synthetic: int, *, seed: int) -> tuple[dict, di
     return {"model": model, "probs": probs, "test_features": test_features}, summary
 
 
-def synthetic_set(prior, n: int, *, steps: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` labelled synthetic images, half of each class: class ``c`` from seeds ``seed + c n`` on."""
+def synthetic_set(prior, n: int, *, steps: int, seed: int, guidance: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` labelled synthetic images, half of each class: class ``c`` from seeds ``seed + c n`` on, with
+    classifier-free guidance weight ``guidance`` (0: the conditional denoiser alone)."""
     from recon.synthesis import sample
 
     half = n // 2
-    images = [sample(prior, half, seed=seed + c * n, label=c, steps=steps, progress=False) for c in (0, 1)]
+    images = [sample(prior, half, seed=seed + c * n, label=c, guidance=guidance, steps=steps, progress=False)
+              for c in (0, 1)]
     return torch.cat(images), torch.cat([torch.full((half,), c, dtype=torch.int64) for c in (0, 1)])
+
+
+def label_fidelity(real_model: LesionClassifier, images: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Does a synthetic image carry its label? Per class, the share of images the classifier trained on real images
+    calls "haemorrhage" (at probability 0.5), and their mean probability."""
+    probs, _ = predict(real_model, images)
+    labels = labels.numpy()
+    from recon.data.hospital import CLASSES
+
+    return {CLASSES[c]: {"flagged": float((probs[labels == c] > 0.5).mean()),
+                            "mean_prob": float(probs[labels == c].mean())} for c in (0, 1)}
 
 
 def utility_and_fidelity(images, labels, sets: dict, real: dict, *, seed: int) -> dict:

@@ -118,6 +118,20 @@ def test_classifier_learns_a_separable_task_and_refuses_one_class():
         st.train_classifier(images, torch.zeros(128, dtype=torch.int64))
 
 
+def test_label_fidelity_counts_the_images_the_real_classifier_flags_per_class():
+    images = torch.zeros(128, 1, 32, 32)
+    labels = torch.arange(128) % 2
+    images[labels == 1, :, 10:14, 10:14] = 1.0
+    model = st.train_classifier(images, labels, epochs=4, batch=32)
+    # a synthetic set whose "haemorrhage" half carries the square on 3 of 4 images, and whose other half never does
+    synthetic, synthetic_labels = torch.zeros(64, 1, 32, 32), torch.repeat_interleave(torch.tensor([0, 1]), 32)
+    synthetic[32:, :, 10:14, 10:14] = 1.0
+    synthetic[32::4] = 0.0
+    found = st.label_fidelity(model, synthetic, synthetic_labels)
+    assert found[CLASSES[0]]["flagged"] == 0.0 and found[CLASSES[1]]["flagged"] == pytest.approx(0.75)
+    assert found[CLASSES[1]]["mean_prob"] > found[CLASSES[0]]["mean_prob"]
+
+
 def test_fine_tuning_starts_unseen_labels_from_the_no_label_entry():
     from recon.cli.train import start_unseen_labels
 

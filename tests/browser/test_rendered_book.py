@@ -15,7 +15,7 @@ PAGES_WITH_MATH = ["book/intro.html", "book/inverse_problems.html", "book/guided
                    "book/lambda.html", "notebooks/01_measurements.html"]
 PAGES_WITH_FIGURES = ["book/inverse_problems.html", "book/data.html", "book/guided_reconstruction.html",
                       "book/lambda.html", "notebooks/01_measurements.html", "notebooks/03_guided_reconstruction.html"]
-WIDGET_PAGES = ["notebooks/01_measurements.html", "notebooks/04_lambda.html"]
+WIDGET_PAGES = ["notebooks/01_measurements.html", "notebooks/09_lambda.html"]
 
 
 def _open(browser, site, page):
@@ -74,10 +74,10 @@ ALL_CHAPTERS = ["book/intro.html", "book/findings.html", "book/verdicts.html", "
                 "book/own_data.html", "book/real_scans.html",
                 "book/glossary.html", "book/reproducing.html", "book/references.html"]
 NOTEBOOK_PAGES = ["notebooks/01_measurements.html", "notebooks/02_prior.html", "notebooks/03_guided_reconstruction.html",
-                  "notebooks/03b_results_table.html", "notebooks/04_lambda.html", "notebooks/05_path_guided.html",
-                  "notebooks/06_consistency.html", "notebooks/07_synthetic_dp.html", "notebooks/08_shift.html",
-                  "notebooks/09_own_data.html", "notebooks/10_real_scans.html", "notebooks/11_solvers.html",
-                  "notebooks/12_lesions.html"]
+                  "notebooks/04_results_table.html", "notebooks/09_lambda.html", "notebooks/10_path_guided.html",
+                  "notebooks/11_consistency.html", "notebooks/12_synthetic_dp.html", "notebooks/07_shift.html",
+                  "notebooks/13_own_data.html", "notebooks/08_real_scans.html", "notebooks/05_solvers.html",
+                  "notebooks/06_lesions.html"]
 
 
 @pytest.mark.parametrize("folder, pages", [("book", ALL_CHAPTERS), ("notebooks", NOTEBOOK_PAGES)])
