@@ -208,7 +208,8 @@ PRIVATE_RUN = ["--data", "head_ct_private", "--n-train", "2048", "--batch", "64"
 
 def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
     """``(checkpoint folder, recon.train arguments)`` of the chapter's priors, in training order: the public prior,
-    then each private fine-tuning (ε = 10, non-private, ε = 10 from scratch, 4, 1)."""
+    then each private fine-tuning (ε = 10, non-private, ε = 10 from scratch, 4, 1), then the non-private one five
+    times longer and the audits' memorising positive control."""
     dev = ["--device", device] if device else []
     public = ["--init", "checkpoints/head_ct_64_public"]
     runs = [("head_ct_64_public", ["--data", "head_ct_public", "--classes", "2", "--base", "16", "--n-train", "4096",
@@ -217,7 +218,14 @@ def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
             ("head_ct_64_private", [*PRIVATE_RUN, *public, "--precision", "fp32"]),  # fp32 like the DP runs
             ("head_ct_64_dp_eps10_scratch", [*PRIVATE_RUN, "--classes", "2", "--base", "16", "--dp-epsilon", "10"]),
             ("head_ct_64_dp_eps4", [*PRIVATE_RUN, *public, "--dp-epsilon", "4"]),
-            ("head_ct_64_dp_eps1", [*PRIVATE_RUN, *public, "--dp-epsilon", "1"])]
+            ("head_ct_64_dp_eps1", [*PRIVATE_RUN, *public, "--dp-epsilon", "1"]),
+            # the non-private ceiling of experiment synthetic_cfg: the same fine-tuning, five times longer
+            ("head_ct_64_private_long", [*PRIVATE_RUN[:6], "--steps", "1000", "--warmup", "20", "--checkpoint-every",
+                                         "100", *public, "--precision", "fp32"]),
+            # the audits' positive control: fine-tuned for 1,000 passes over 32 private images, to memorise them
+            ("head_ct_64_private_memorised", ["--data", "head_ct_private", "--n-train", "32", "--batch", "32",
+                                              "--steps", "1000", "--warmup", "20", "--checkpoint-every", "100",
+                                              *public, "--precision", "fp32"])]
     return [(f"checkpoints/{name}", [*args, *dev, "--out", f"checkpoints/{name}"]) for name, args in runs]
 
 
@@ -273,6 +281,22 @@ def label_fidelity(real_model: LesionClassifier, images: torch.Tensor, labels: t
 
     return {CLASSES[c]: {"flagged": float((probs[labels == c] > 0.5).mean()),
                             "mean_prob": float(probs[labels == c].mean())} for c in (0, 1)}
+
+
+def label_separation(run: dict) -> float:
+    """How well a synthetic set carries its label: the share of its "haemorrhage" images the real-data classifier
+    flags minus the share of its "no haemorrhage" images it flags (1: every image carries its label; 0: none)."""
+    from recon.data.hospital import CLASSES
+
+    found = run["label_fidelity"]
+    return found[CLASSES[1]]["flagged"] - found[CLASSES[0]]["flagged"]
+
+
+def pick_guidance(runs: list[dict]) -> dict:
+    """The run (guidance weight, sampler length) whose images carry their label best (:func:`label_separation`, to
+    three decimals; a tie goes to fewer network evaluations). It is chosen on synthetic images and the classifier
+    trained on the private training images, never on the test images that score utility."""
+    return max(runs, key=lambda r: (round(label_separation(r), 3), -r["nfe_per_image"]))
 
 
 def utility_and_fidelity(images, labels, sets: dict, real: dict, *, seed: int) -> dict:
