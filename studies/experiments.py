@@ -455,8 +455,6 @@ def synthetic_cfg(*, prior: str = "head_ct_private_long", guidances=(0.0, 1.0, 3
     train-on-synthetic, test-on-real utility and fidelity as in :func:`synthetic_dp`. ``show`` samples per label and
     setting go to ``samples`` (float16; its SHA-256 in the result). With ``out``, the partial result is written after
     every setting."""
-    import hashlib
-    import io
     import itertools
 
     import numpy as np
@@ -488,12 +486,21 @@ def synthetic_cfg(*, prior: str = "head_ct_private_long", guidances=(0.0, 1.0, 3
     result = {"prior": prior, "card": {k: load_card(prior).get(k) for k in ("command", "hardware", "wall_time_s")},
               "real": summary, "runs": []}
     each_setting(result, "runs", itertools.product(guidances, steps), run, out)
+    return {**result, "samples": save_samples(arrays, samples)}
+
+
+def save_samples(arrays: dict, path: str) -> dict:
+    """Write ``arrays`` to the compressed ``.npz`` at ``path`` atomically; return its path, SHA-256 and keys."""
+    import hashlib
+    import io
+
+    import numpy as np
+
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    Path(samples).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(samples, lambda path: path.write_bytes(buffer.getvalue()))
-    return {**result, "samples": {"path": samples, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(),
-                                  "keys": sorted(arrays)}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda target: target.write_bytes(buffer.getvalue()))
+    return {"path": path, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(), "keys": sorted(arrays)}
 
 
 @experiment
