@@ -65,7 +65,7 @@ results: venv
 	$(PY) scripts/make_results.py evaluation lambda_sweeps lambda_study realism_validation path_transfer path_nfe consistency_timing
 	$(PY) scripts/make_results.py shift --set out=results/shift.partial.json
 	$(PY) scripts/make_results.py shift_truncation
-	$(PY) scripts/make_results.py synthetic_dp synthetic_cfg synthetic_audit_control
+	$(PY) scripts/make_results.py synthetic_dp synthetic_cfg synthetic_audit_control synthetic_dp_long
 	$(PY) scripts/make_results.py real_scans
 	$(PY) scripts/make_results.py solvers --set out=results/solvers.partial.json
 	$(PY) scripts/make_results.py real_solvers lesions

@@ -469,18 +469,11 @@ def synthetic_cfg(*, prior: str = "head_ct_private_long", guidances=(0.0, 1.0, 3
     arrays = {}
 
     def run(setting):
-        w, n_steps = setting
-        images, labels = st.synthetic_set(model, n_synthetic, steps=n_steps, seed=seed + 10**6, guidance=w)
+        result, images = st.guided_run(model, *setting, n_synthetic=n_synthetic, sets=sets, real=real, seed=seed)
         half = n_synthetic // 2
         for c in (0, 1):
-            arrays[f"w{w:g}|steps{n_steps}|class{c}"] = images[c * half:c * half + show, 0].numpy().astype(np.float16)
-        result = {"guidance": w, "steps": n_steps, "nfe_per_image": (2 * n_steps - 1) * (2 if w > 0 else 1),
-                  "label_fidelity": st.label_fidelity(real["model"], images, labels),
-                  **st.utility_and_fidelity(images, labels, sets, real, seed=seed)}
-        print(f"  w = {w:g}, {n_steps} steps: AUC {result['classifier']['auc']:.3f} "
-              f"(ratio {result['auc_ratio_to_real']['ratio']:.3f}), flagged "
-              f"{result['label_fidelity']['no haemorrhage']['flagged']:.2f} / "
-              f"{result['label_fidelity']['haemorrhage']['flagged']:.2f}", flush=True)
+            arrays[f"w{setting[0]:g}|steps{setting[1]}|class{c}"] = (
+                images[c * half:c * half + show, 0].numpy().astype(np.float16))
         return result
 
     result = {"prior": prior, "card": {k: load_card(prior).get(k) for k in ("command", "hardware", "wall_time_s")},
@@ -501,6 +494,51 @@ def save_samples(arrays: dict, path: str) -> dict:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda target: target.write_bytes(buffer.getvalue()))
     return {"path": path, "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(), "keys": sorted(arrays)}
+
+
+@experiment
+def synthetic_dp_long(*, priors=("head_ct_dp_eps10_long",), guidances=(0.0, 1.0, 3.0), steps: int = 18,
+                      n_synthetic: int = 1024, n_private: int = 2048, n_test: int = 1024, mia_images: int = 1024,
+                      show: int = 8, seed: int = 0, device: str = "cpu", out: str | None = None,
+                      samples: str = "results/synthetic_dp_long_samples.npz") -> dict:
+    """DP-SGD at the non-private ceiling's budget (:func:`synthetic_cfg`: 1,000 fine-tuning steps): for each private
+    prior, its privacy card, label fidelity and train-on-synthetic utility at each guidance weight (as
+    :func:`synthetic_cfg`), and the audits of :func:`synthetic_dp` (nearest neighbours on the unguided synthetic set,
+    the membership attack on ``mia_images`` members and as many non-members); ``show`` images per class, weight and
+    prior go to ``samples``. With ``out``, the partial result is written after every prior."""
+    import numpy as np
+
+    from recon.models.checkpoints import load_card
+    from studies import synthetic_study as st
+
+    for name in priors:
+        st.check_members(name, n_private, seed)
+    sets = st.private_sets(n_private, n_test, seed)
+    real, summary = st.real_reference(sets, n_synthetic, seed=seed)
+
+    def run(name):
+        model = recon.load_prior(name, device)
+        card = load_card(name)
+        runs, unguided = [], None
+        for w in guidances:
+            result, images = st.guided_run(model, w, steps, n_synthetic=n_synthetic, sets=sets, real=real, seed=seed)
+            runs.append(result)
+            unguided = images if w == 0 else unguided
+            for c in (0, 1):
+                start = c * (n_synthetic // 2)
+                arrays[f"{name}|w{w:g}|class{c}"] = images[start:start + show, 0].numpy().astype(np.float16)
+        losses = [st.denoising_losses(model, sets[k][0][:mia_images], sets[k][1][:mia_images], seed=seed)
+                  for k in ("train", "val")]  # members, non-members
+        audits = {"membership": {**st.membership_inference(*losses, seed=seed),
+                                 "losses": [[round(float(v), 6) for v in loss] for loss in losses]}}
+        if unguided is not None:
+            audits["memorisation"] = st.memorisation(unguided, sets["train"][0], sets["val"][0])
+        return {"prior": name, "privacy": card.get("privacy"),
+                "card": {k: card.get(k) for k in ("command", "hardware", "wall_time_s")}, "runs": runs, **audits}
+
+    arrays = {}
+    result = each_setting({"real": summary, "models": []}, "models", priors, run, out)
+    return {**result, "samples": save_samples(arrays, samples)}
 
 
 @experiment
@@ -535,12 +573,16 @@ def synthetic_audit_control(*, prior: str = "head_ct_private_memorised", n_membe
 @experiment
 def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5, 0.35, 0.25, 0.18, 0.12),
                  threshold_sigmas: float = 2.0, n_synthetic: int = 1024, n_private: int = 2048, n_test: int = 1024,
-                 steps: int = 18, seed: int = 0, device: str = "cpu", out: str | None = None) -> dict:
+                 steps: int = 18, show: int = 8, seed: int = 0, device: str = "cpu", out: str | None = None,
+                 samples: str = "results/synthetic_pe_samples.npz") -> dict:
     """Private Evolution (:mod:`studies.private_evolution`) over the public prior, the training-free alternative to
     DP-SGD: at each ε, each class evolved on that class's private training images (one variation level per round in
     ``levels``, vote noise set by the accountant, counts under ``threshold_sigmas`` noise deviations cut), then the
-    synthetic set's utility, fidelity and memorisation as in :func:`synthetic_dp`. With ``out``, the partial result is
+    synthetic set's label fidelity, utility, fidelity and memorisation as in :func:`synthetic_cfg` and
+    :func:`synthetic_dp`; ``show`` images per class and ε go to ``samples``. With ``out``, the partial result is
     written after every ε."""
+    import numpy as np
+
     from studies import synthetic_study as st
     from studies.private_evolution import Evolution, private_evolution, sigma_for
 
@@ -557,13 +599,19 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
         synthetic = torch.cat([private_evolution(prior, images[labels == c], settings, seed=seed + c * 10**6)
                                for c in (0, 1)]).cpu()
         synthetic_labels = torch.repeat_interleave(torch.tensor([0, 1]), n_synthetic // 2)
+        for c in (0, 1):
+            start = c * (n_synthetic // 2)
+            arrays[f"eps{epsilon:g}|class{c}"] = synthetic[start:start + show, 0].numpy().astype(np.float16)
         result = {"epsilon": epsilon, "delta": delta, "sigma": sigma, "votes": settings.votes,
+                  "label_fidelity": st.label_fidelity(real["model"], synthetic, synthetic_labels),
                   **st.utility_and_fidelity(synthetic, synthetic_labels, sets, real, seed=seed),
                   "memorisation": st.memorisation(synthetic, sets["train"][0], sets["val"][0])}
         print(f"  PE at ε = {epsilon}: σ = {sigma:.2f}, AUC {result['classifier']['auc']:.3f}", flush=True)
         return result
 
-    return each_setting({"real": summary, "levels": list(levels), "runs": []}, "runs", epsilons, run, out)
+    arrays = {}
+    result = each_setting({"real": summary, "levels": list(levels), "runs": []}, "runs", epsilons, run, out)
+    return {**result, "samples": save_samples(arrays, samples)}
 
 
 @experiment

@@ -225,7 +225,10 @@ def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
             # the audits' positive control: fine-tuned for 1,000 passes over 32 private images, to memorise them
             ("head_ct_64_private_memorised", ["--data", "head_ct_private", "--n-train", "32", "--batch", "32",
                                               "--steps", "1000", "--warmup", "20", "--checkpoint-every", "100",
-                                              *public, "--precision", "fp32"])]
+                                              *public, "--precision", "fp32"]),
+            # DP-SGD at the ceiling's budget (experiment synthetic_dp_long)
+            ("head_ct_64_dp_eps10_long", [*PRIVATE_RUN[:6], "--steps", "1000", "--warmup", "20", "--checkpoint-every",
+                                          "100", *public, "--dp-epsilon", "10"])]
     return [(f"checkpoints/{name}", [*args, *dev, "--out", f"checkpoints/{name}"]) for name, args in runs]
 
 
@@ -297,6 +300,21 @@ def pick_guidance(runs: list[dict]) -> dict:
     three decimals; a tie goes to fewer network evaluations). It is chosen on synthetic images and the classifier
     trained on the private training images, never on the test images that score utility."""
     return max(runs, key=lambda r: (round(label_separation(r), 3), -r["nfe_per_image"]))
+
+
+def guided_run(model, guidance: float, steps: int, *, n_synthetic: int, sets: dict, real: dict,
+               seed: int) -> tuple[dict, torch.Tensor]:
+    """One synthetic set of ``model`` at classifier-free guidance weight ``guidance`` and ``steps`` Heun steps:
+    ``(result, images)``, the result its label fidelity and its utility and fidelity on the test images."""
+    images, labels = synthetic_set(model, n_synthetic, steps=steps, seed=seed + 10**6, guidance=guidance)
+    result = {"guidance": guidance, "steps": steps, "nfe_per_image": (2 * steps - 1) * (2 if guidance > 0 else 1),
+              "label_fidelity": label_fidelity(real["model"], images, labels),
+              **utility_and_fidelity(images, labels, sets, real, seed=seed)}
+    print(f"  w = {guidance:g}, {steps} steps: AUC {result['classifier']['auc']:.3f} "
+          f"(ratio {result['auc_ratio_to_real']['ratio']:.3f}), flagged "
+          f"{result['label_fidelity']['no haemorrhage']['flagged']:.2f} / "
+          f"{result['label_fidelity']['haemorrhage']['flagged']:.2f}", flush=True)
+    return result, images
 
 
 def utility_and_fidelity(images, labels, sets: dict, real: dict, *, seed: int) -> dict:
