@@ -36,16 +36,17 @@ def hardware(device: torch.device | str = "cpu", network_precision: str = "auto"
 
 
 def code_version() -> str:
-    """The git commit of the checkout, ``+dirty`` when the code that computes (``recon/``, ``scripts/``) has
-    uncommitted changes; ``RECON_CODE_VERSION`` where the code runs from a copy without git (a lent GPU machine);
-    ``unknown`` otherwise."""
+    """The git commit of the checkout, ``+dirty`` when the code that computes (``recon/``, ``studies/``,
+    ``scripts/``) has uncommitted changes; ``RECON_CODE_VERSION`` where the code runs from a copy without git (a lent
+    GPU machine); ``unknown`` otherwise."""
     if os.environ.get("RECON_CODE_VERSION"):
         return os.environ["RECON_CODE_VERSION"]
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "recon", "scripts"],
-                               cwd=ROOT, capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        watched = ["recon", "studies", "scripts"]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *watched], cwd=ROOT,
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
