@@ -57,7 +57,8 @@ bench: venv
 # `make networks` first; resumable from results/shift.partial.json), the synthetic-data study, the real-scan study (fetches
 # its packaged scans, see recon/data/archives.py): about 5 hours on 2 CPU cores; then today's solvers (about 2 hours),
 # the solvers on the real scans, lesion fidelity and the tuning sweep (about 17 hours on 2 AVX2 cores; resumable from
-# its partial file, one grid point at a time), which read the evaluation's stored values; Private Evolution (51 minutes on 2 AVX512_BF16 cores).
+# its partial file, one grid point at a time), which read the evaluation's stored values; Private Evolution (51 minutes
+# on 2 AVX512_BF16 cores).
 # `results-gpu`: the path-guided and consistency head-to-heads, which want a GPU (9 minutes each on an H200).
 # consistency_timing times this CPU; run it held to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2) and save it
 # as results/consistency_timing_avx2.json for the second CPU kind.

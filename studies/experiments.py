@@ -427,14 +427,12 @@ def synthetic_dp(*, n_synthetic: int = 1024, n_private: int = 2048, n_test: int 
         st.check_members(name, n_private, seed)
     for label, name in st.DP_MODELS.items():
         prior = recon.load_prior(name, device)
-        images, labels = st.synthetic_set(prior, n_synthetic, steps=steps, seed=seed + 10**6)
-        losses = [st.denoising_losses(prior, sets[k][0][:mia_images], sets[k][1][:mia_images], seed=seed)
-                  for k in ("train", "val")]  # members, non-members
+        images, labels = st.synthetic_set(prior, n_synthetic, steps=steps, seed=seed + st.SAMPLE_SEED)
+        members, nonmembers = ((sets[k][0][:mia_images], sets[k][1][:mia_images]) for k in ("train", "val"))
         result = {"checkpoint": name, "privacy": load_card(name).get("privacy"),
                   **st.utility_and_fidelity(images, labels, sets, real, seed=seed),
                   "memorisation": st.memorisation(images, sets["train"][0], sets["val"][0]),
-                  "membership": {**st.membership_inference(*losses, seed=seed),
-                                 "losses": [[round(float(v), 6) for v in loss] for loss in losses]},
+                  "membership": st.membership_audit(prior, members, nonmembers, seed=seed),
                   "reconstruction": st.reconstruction(prior, nfe=nfe, n_images=n_images, n_val=n_val,
                                                       n_trials=n_trials, seed=seed, device=device)}
         print(f"  {label}: AUC {result['classifier']['auc']:.3f}, FD {result['fd']:.2f}, MIA "
@@ -457,9 +455,6 @@ def synthetic_cfg(*, prior: str = "head_ct_private_long", guidances=(0.0, 1.0, 3
     every setting."""
     import itertools
 
-    import numpy as np
-
-    from recon.models.checkpoints import load_card
     from studies import synthetic_study as st
 
     st.check_members(prior, n_private, seed)
@@ -470,14 +465,10 @@ def synthetic_cfg(*, prior: str = "head_ct_private_long", guidances=(0.0, 1.0, 3
 
     def run(setting):
         result, images = st.guided_run(model, *setting, n_synthetic=n_synthetic, sets=sets, real=real, seed=seed)
-        half = n_synthetic // 2
-        for c in (0, 1):
-            arrays[f"w{setting[0]:g}|steps{setting[1]}|class{c}"] = (
-                images[c * half:c * half + show, 0].numpy().astype(np.float16))
+        arrays.update({f"w{setting[0]:g}|steps{setting[1]}|class{c}": a for c, a in st.shown(images, show).items()})
         return result
 
-    result = {"prior": prior, "card": {k: load_card(prior).get(k) for k in ("command", "hardware", "wall_time_s")},
-              "real": summary, "runs": []}
+    result = {"prior": prior, "card": st.card_summary(prior), "real": summary, "runs": []}
     each_setting(result, "runs", itertools.product(guidances, steps), run, out)
     return {**result, "samples": save_samples(arrays, samples)}
 
@@ -506,8 +497,6 @@ def synthetic_dp_long(*, priors=("head_ct_dp_eps10_long",), guidances=(0.0, 1.0,
     :func:`synthetic_cfg`), and the audits of :func:`synthetic_dp` (nearest neighbours on the unguided synthetic set,
     the membership attack on ``mia_images`` members and as many non-members); ``show`` images per class, weight and
     prior go to ``samples``. With ``out``, the partial result is written after every prior."""
-    import numpy as np
-
     from recon.models.checkpoints import load_card
     from studies import synthetic_study as st
 
@@ -518,23 +507,18 @@ def synthetic_dp_long(*, priors=("head_ct_dp_eps10_long",), guidances=(0.0, 1.0,
 
     def run(name):
         model = recon.load_prior(name, device)
-        card = load_card(name)
         runs, unguided = [], None
         for w in guidances:
             result, images = st.guided_run(model, w, steps, n_synthetic=n_synthetic, sets=sets, real=real, seed=seed)
             runs.append(result)
             unguided = images if w == 0 else unguided
-            for c in (0, 1):
-                start = c * (n_synthetic // 2)
-                arrays[f"{name}|w{w:g}|class{c}"] = images[start:start + show, 0].numpy().astype(np.float16)
-        losses = [st.denoising_losses(model, sets[k][0][:mia_images], sets[k][1][:mia_images], seed=seed)
-                  for k in ("train", "val")]  # members, non-members
-        audits = {"membership": {**st.membership_inference(*losses, seed=seed),
-                                 "losses": [[round(float(v), 6) for v in loss] for loss in losses]}}
+            arrays.update({f"{name}|w{w:g}|class{c}": a for c, a in st.shown(images, show).items()})
+        members, nonmembers = ((sets[k][0][:mia_images], sets[k][1][:mia_images]) for k in ("train", "val"))
+        audits = {"membership": st.membership_audit(model, members, nonmembers, seed=seed)}
         if unguided is not None:
             audits["memorisation"] = st.memorisation(unguided, sets["train"][0], sets["val"][0])
-        return {"prior": name, "privacy": card.get("privacy"),
-                "card": {k: card.get(k) for k in ("command", "hardware", "wall_time_s")}, "runs": runs, **audits}
+        return {"prior": name, "privacy": load_card(name).get("privacy"), "card": st.card_summary(name), "runs": runs,
+                **audits}
 
     arrays = {}
     result = each_setting({"real": summary, "models": []}, "models", priors, run, out)
@@ -551,18 +535,15 @@ def synthetic_audit_control(*, prior: str = "head_ct_private_memorised", n_membe
     synthetic images (half of each class) against the members and as many held-out images. An audit that does not
     flag this prior has no power on the private ones."""
     from recon.data.hospital import private_heads
-    from recon.models.checkpoints import load_card
     from studies import synthetic_study as st
 
     st.check_members(prior, n_members, seed)
     members = private_heads(n_members, 64, "train", seed)
     nonmembers = private_heads(n_nonmembers, 64, "val", seed)
     model = recon.load_prior(prior, device)
-    losses = [st.denoising_losses(model, *images, seed=seed) for images in (members, nonmembers)]
-    images, _ = st.synthetic_set(model, n_synthetic, steps=steps, seed=seed + 10**6)
-    result = {"prior": prior, "card": {k: load_card(prior).get(k) for k in ("command", "hardware", "wall_time_s")},
-              "membership": {**st.membership_inference(*losses, seed=seed),
-                             "losses": [[round(float(v), 6) for v in loss] for loss in losses]},
+    images, _ = st.synthetic_set(model, n_synthetic, steps=steps, seed=seed + st.SAMPLE_SEED)
+    result = {"prior": prior, "card": st.card_summary(prior),
+              "membership": st.membership_audit(model, members, nonmembers, seed=seed),
               "memorisation": st.memorisation(images, members[0], nonmembers[0][:n_members])}
     print(f"  membership AUC {result['membership']['auc']:.3f} (TPR at 0.1 % FPR "
           f"{result['membership']['tpr_at_0.1pct_fpr']:.2f}); synthetic nearer a member: "
@@ -581,7 +562,6 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
     synthetic set's label fidelity, utility, fidelity and memorisation as in :func:`synthetic_cfg` and
     :func:`synthetic_dp`; ``show`` images per class and ε go to ``samples``. With ``out``, the partial result is
     written after every ε."""
-    import numpy as np
 
     from studies import synthetic_study as st
     from studies.private_evolution import Evolution, private_evolution, sigma_for
@@ -599,9 +579,7 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
         synthetic = torch.cat([private_evolution(prior, images[labels == c], settings, seed=seed + c * 10**6)
                                for c in (0, 1)]).cpu()
         synthetic_labels = torch.repeat_interleave(torch.tensor([0, 1]), n_synthetic // 2)
-        for c in (0, 1):
-            start = c * (n_synthetic // 2)
-            arrays[f"eps{epsilon:g}|class{c}"] = synthetic[start:start + show, 0].numpy().astype(np.float16)
+        arrays.update({f"eps{epsilon:g}|class{c}": a for c, a in st.shown(synthetic, show).items()})
         result = {"epsilon": epsilon, "delta": delta, "sigma": sigma, "votes": settings.votes,
                   "label_fidelity": st.label_fidelity(real["model"], synthetic, synthetic_labels),
                   **st.utility_and_fidelity(synthetic, synthetic_labels, sets, real, seed=seed),

@@ -53,6 +53,19 @@ def reused_part(path: str | Path, keep: Callable[[dict], bool], entries: Callabl
     return kept, {"from": str(path), "entries": len(kept), "provenance": stored["provenance"]}
 
 
+def load_samples(results_path: str | Path, entry: Mapping):
+    """The sample arrays a study saved beside its results file (``entry``: the result's ``samples`` record, with the
+    file's name and SHA-256), refused when the file is not the one the study wrote."""
+    import hashlib
+
+    import numpy as np
+
+    path = Path(results_path).parent / Path(entry["path"]).name
+    if hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
+        raise ValueError(f"{path} is not the file the study wrote (its SHA-256 differs); rerun the study.")
+    return np.load(path)
+
+
 def spot_check(live: Mapping[str, float], stored: Mapping[str, float], *, tolerance: float, what: str) -> str:
     """Assert that every live value is within ``tolerance`` of the stored one; return a one-line summary.
 

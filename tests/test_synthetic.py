@@ -173,3 +173,23 @@ def test_members_must_be_the_priors_training_images(tmp_path):
     st.check_members(str(tmp_path), 2048, 0)
     with pytest.raises(ValueError, match="n_private=2048"):
         st.check_members(str(tmp_path), 1024, 0)
+
+
+def test_a_regenerated_image_is_the_study_sets_image_and_stored_samples_are_checked(tmp_path):
+    prior = tiny_conditional()
+    images, _ = st.synthetic_set(prior, 4, steps=3, seed=7 + st.SAMPLE_SEED, guidance=1.0)
+    alone = st.regenerated(prior, 1, 1, n=4, seed=7, steps=3, guidance=1.0)  # class 1, its second image
+    np.testing.assert_allclose(alone, images[3, 0].numpy(), atol=1e-4)  # batched arithmetic only
+    shown = st.shown(images, 1)
+    assert shown[0].dtype == np.float16 and shown[1].shape == (1, 16, 16)
+    gaps = st.regeneration_gap(prior, {"w1|class0": shown[0], "w1|class1": shown[1]}, lambda c: f"w1|class{c}",
+                               {"n_synthetic": 4, "seed": 7}, {"steps": 3, "guidance": 1.0})
+    assert max(gaps.values()) < 1e-2  # float16 storage only
+    from studies.experiments import save_samples
+    from studies.results import load_samples
+
+    entry = save_samples({"a": shown[0]}, str(tmp_path / "samples.npz"))
+    assert load_samples(tmp_path / "result.json", entry)["a"].shape == (1, 16, 16)
+    (tmp_path / "samples.npz").write_bytes((tmp_path / "samples.npz").read_bytes() + b"x")
+    with pytest.raises(ValueError, match="not the file the study wrote"):
+        load_samples(tmp_path / "result.json", entry)
