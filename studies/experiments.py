@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 import recon
 from recon.data.offgrid import fine_and_truth
 from recon.files import atomic_write
+from recon.provenance import code_version, provenance
 from recon.methods import METHODS
 from studies import evaluation_study, protocol
 from studies.ablation import lambda_sweep
@@ -713,6 +715,7 @@ def tuning(*, nfe: int = 60, methods=None, draws: int = 1, n_val: int = 16, n_im
              if methods is None or label in methods]
 
     result = {"settings": options, "sweeps": []}
+    version = code_version()  # the code as imported now (later edits to the tree do not run here)
     progress = partial.get("in_progress") if partial.get("settings") == options else None
 
     def run(item):
@@ -725,9 +728,14 @@ def tuning(*, nfe: int = 60, methods=None, draws: int = 1, n_val: int = 16, n_im
         def save(points):  # the finished sweeps and this one's finished points, so that a kill loses one point
             write_partial(out, {**result, "in_progress": {"task": task.key, "label": label, **points}})
 
+        start = time.perf_counter()
         entry = {**task.header(), "split": task.split, "label": label, "prior": protocol.PRIORS[task.dataset],
                  **sweep(task, choice.method, choice.options, choice.prior, draws=draws, n_val=n_val,
                          n_images=n_images, seed=seed, device=device, done=here, save=save if out else None)}
+        # a sweep can span sessions and machines: each finished sweep records the run that finished it
+        entry["record"] = {**provenance("python scripts/make_results.py tuning", device=device),
+                           "code_version": version, "seconds": round(time.perf_counter() - start),
+                           "resumed_points": len(here["rows"]) if here else 0}
         return entry
 
     return each_setting(result, "sweeps", items, run, out)
