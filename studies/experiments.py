@@ -597,12 +597,14 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
 @experiment
 def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: int = 8, n_phantoms: int = 32,
                factor: int = 4, seed: int = 0, device: str = "cpu", figure: str = "results/real_scans_figure.npz",
-               modalities=("ct", "mri"), reuse: str = "results/real_scans.json") -> dict:
+               modalities=("ct", "mri"), reuse: str = "results/real_scans.json", search: str = "tpe") -> dict:
     """Does it work on real scans? (studies.real_study): the shipped and retrained priors (for MR also the prior
     trained on synthetic heads), TV, DPS and the supervised networks on real head CT (16 views) and brain MR (4x) slices
     of people no prior saw, measured off the grid, noise-free and noisy; the priors' posterior spread there; the priors
     on the phantom test sets. Three example slices per modality go to ``figure`` (float16 arrays; its SHA-256 is in the
-    result). A modality left out of ``modalities`` keeps its entries (and figure arrays) from ``reuse``."""
+    result). A modality left out of ``modalities`` keeps its entries (and figure arrays) from ``reuse``. ``search``:
+    optuna's TPE with ``n_trials`` trials, or "protocol", the grid of :func:`recon.tuning.search_plan` (13 points for
+    each method's one free parameter; ``n_trials`` then unused)."""
     import hashlib
     import io
 
@@ -612,7 +614,7 @@ def real_scans(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: i
     from studies.real_study import real_scan_study
 
     out, arrays = real_scan_study(nfe=nfe, n_val=n_val, n_trials=n_trials, spread_k=spread_k, n_phantoms=n_phantoms,
-                                  modalities=modalities, factor=factor, seed=seed, device=device)
+                                  modalities=modalities, factor=factor, seed=seed, search=search, device=device)
     left = [m for m in ("ct", "mri") if m not in modalities]
     if left:
         stored = load_results(reuse)
@@ -701,18 +703,16 @@ def tuning(*, nfe: int = 60, methods=None, draws: int = 1, n_val: int = 16, n_im
     resamples of the validation images, which costs no reconstruction; three disjoint draws cost 80 % more per point
     at 16 validation and 32 test images). With ``out``, the partial result is written
     after every (task, method), and a rerun with the same options continues from it."""
-    from studies.tuning_study import sweep
+    from studies.tuning_study import planned, sweep
 
     options = {"nfe": nfe, "methods": methods, "draws": draws, "n_val": n_val, "n_images": n_images, "seed": seed}
     partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
     done = {(e["task"], e["label"]): e for e in partial.get("sweeps", [])} if partial.get("settings") == options else {}
     priors = protocol.protocol_priors(device)
-    chosen = [t for t in protocol.tasks(seed=seed) if tasks is None or t.key in tasks]
-    if tasks is not None and len(chosen) != len(tasks):
-        raise ValueError(f"unknown tasks {sorted(set(tasks) - {t.key for t in chosen})}; choose protocol task keys.")
-    items = [(task, label, choice) for task in chosen
-             for label, choice in protocol.candidates(task, nfe, priors[task.dataset]).items()
-             if methods is None or label in methods]
+    known = {t.key for t in protocol.tasks(seed=seed)}
+    if tasks is not None and not set(tasks) <= known:
+        raise ValueError(f"unknown tasks {sorted(set(tasks) - known)}; choose protocol task keys.")
+    items = [item for item in planned(options, priors) if tasks is None or item[0].key in tasks]
 
     result = {"settings": options, "sweeps": []}
     version = code_version()  # the code as imported now (later edits to the tree do not run here)

@@ -58,14 +58,14 @@ def spread_report(samples: torch.Tensor, truth: torch.Tensor) -> dict:
 
 
 def prior_choices(spec: dict, setting: str, operator, noise, priors: dict, *, nfe: int, n_val: int, n_trials: int,
-                  seed: int, device="cpu") -> tuple[dict[str, Choice], dict[str, dict]]:
+                  seed: int, search: str = "tpe", device="cpu") -> tuple[dict[str, Choice], dict[str, dict]]:
     """Per prior of the modality, TV and the score methods tuned on its family's validation images (never on a real
-    scan): ``(label -> Choice, prior label -> {method: Tuned})``."""
+    scan; ``search`` as :func:`recon.tuning.search_plan`'s): ``(label -> Choice, prior label -> {method: Tuned})``."""
     choices, tuned = {}, {}
     for label, (checkpoint, family) in spec["priors"].items():
         task = protocol.Task(setting, operator, family, noise, classical=spec["classical"])
         tuned[label] = protocol.tune_all(task, protocol.candidates(task, nfe, priors[checkpoint]), n_val=n_val,
-                                         n_trials=n_trials, seed=seed, device=device)
+                                         n_trials=n_trials, seed=seed, device=device, search=search)
         choices[f"TV (tuned on {family} validation)"] = Choice.tuned(tuned[label]["tv"])
         choices.update({f"{label} prior, {m}": Choice.tuned(tuned[label][m], priors[checkpoint])
                         for m in task.score_methods()})
@@ -89,7 +89,7 @@ def spreads(data: protocol.Measured, choices: dict[str, Choice], figure: dict, *
 
 
 def condition(modality: str, noise, priors: dict, *, nfe: int, n_val: int, n_trials: int, spread_k: int, seed: int,
-              factor: int = 4, device="cpu") -> tuple[dict, dict]:
+              factor: int = 4, search: str = "tpe", device="cpu") -> tuple[dict, dict]:
     """One modality under one noise model: every method on the real slices; ``(result, figure arrays)``."""
     spec = MODALITIES[modality]
     setting = TRAINED_AT[spec["dataset"]]
@@ -99,7 +99,7 @@ def condition(modality: str, noise, priors: dict, *, nfe: int, n_val: int, n_tri
     index = [[s.name for s in scans].index(n) for n in FIGURE_IMAGES[modality]]
     figure = {"truth": truth[index, 0].numpy()}
     tested, tuned = prior_choices(spec, setting, operator, noise, priors, nfe=nfe, n_val=n_val, n_trials=n_trials,
-                                  seed=seed, device=device)
+                                  seed=seed, search=search, device=device)
     choices = {spec["classical"]: Choice(spec["classical"], {}), **tested}
     choices.update({f"network ({kind}, {spec['dataset']})": Choice("supervised", {"network": name})
                     for kind, name in NETWORKS[spec["dataset"]].items() if available(name)})
@@ -119,7 +119,7 @@ def condition(modality: str, noise, priors: dict, *, nfe: int, n_val: int, n_tri
 
 
 def phantom_check(modality: str, noise, priors: dict, tuned: dict, *, nfe: int, n_images: int, n_val: int,
-                  n_trials: int, seed: int, device="cpu") -> dict:
+                  n_trials: int, seed: int, search: str = "tpe", device="cpu") -> dict:
     """Both priors on the shipped family's phantom test set at the same setting, each with its proximal step tuned on
     that family's validation images (the shipped prior's tuning is reused from the real-scan run)."""
     spec = MODALITIES[modality]
@@ -133,14 +133,16 @@ def phantom_check(modality: str, noise, priors: dict, tuned: dict, *, nfe: int, 
             choices[f"{label} prior, {method}"] = Choice.tuned(tuned[label][method], prior)
             continue
         candidate = {method: Choice(method, protocol.budget_options(method, nfe), prior)}
-        here = protocol.tune_all(task, candidate, n_val=n_val, n_trials=n_trials, seed=seed, device=device)[method]
+        here = protocol.tune_all(task, candidate, n_val=n_val, n_trials=n_trials, seed=seed, device=device,
+                                 search=search)[method]
         choices[f"{label} prior, {method}"] = Choice.tuned(here, prior)
     rows = protocol.evaluate_all(protocol.measured(task, n_images, seed), choices, seed=seed, device=device)
     return {"setting": setting, "dataset": spec["dataset"], "noise": task.noise_name, "rows": rows}
 
 
 def real_scan_study(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread_k: int = 8, n_phantoms: int = 32,
-                    modalities=("ct", "mri"), factor: int = 4, seed: int = 0, device="cpu") -> tuple[dict, dict]:
+                    modalities=("ct", "mri"), factor: int = 4, seed: int = 0, search: str = "tpe",
+                    device="cpu") -> tuple[dict, dict]:
     """The whole study: ``(results, figure arrays keyed "modality|noise-free or noisy|row")``."""
     out, arrays = {}, {}
     for modality in modalities:
@@ -151,9 +153,10 @@ def real_scan_study(*, nfe: int = 30, n_val: int = 8, n_trials: int = 10, spread
             print(modality, "noise-free" if noise is None else noise.describe(), flush=True)
             start = time.perf_counter()
             result, figure = condition(modality, noise, priors, nfe=nfe, n_val=n_val, n_trials=n_trials,
-                                       spread_k=spread_k, seed=seed, factor=factor, device=device)
+                                       spread_k=spread_k, seed=seed, factor=factor, search=search, device=device)
             result["phantoms"] = phantom_check(modality, noise, priors, result["tuned"], nfe=nfe, n_images=n_phantoms,
-                                               n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+                                               n_val=n_val, n_trials=n_trials, seed=seed, search=search,
+                                               device=device)
             result["seconds"] = round(time.perf_counter() - start)
             out[modality].append(result)
             tag = "noise-free" if noise is None else "noisy"

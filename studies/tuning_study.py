@@ -102,6 +102,16 @@ def _psnr(row) -> list[float]:
     return row["psnr"] if isinstance(row, dict) else row.psnr
 
 
+def planned(settings: dict, priors: dict | None = None) -> list[tuple[Task, str, Choice]]:
+    """Every (task, label, choice) the study sweeps under its ``settings`` (the experiment's options: ``nfe``,
+    ``methods``, ``seed``), in the order it sweeps them; ``priors`` (dataset -> prior) is None to count them."""
+    from studies import protocol
+
+    return [(task, label, choice) for task in protocol.tasks(seed=settings["seed"])
+            for label, choice in protocol.candidates(task, settings["nfe"], (priors or {}).get(task.dataset)).items()
+            if settings["methods"] is None or label in settings["methods"]]
+
+
 # Reading the stored study for the chapters.
 
 
@@ -114,3 +124,54 @@ def draw_spread(entry: dict) -> tuple[float, float]:
     """The lowest and highest mean test PSNR over the choices of the validation draws."""
     means = [sum(entry["rows"][i]["psnr"]) / len(entry["rows"][i]["psnr"]) for i in entry["draws"]]
     return min(means), max(means)
+
+
+NEAR_DB = 0.5  # a grid point "near the optimum": its mean validation PSNR within this of the best
+
+
+def load_sweeps(path) -> dict:
+    """The finished sweeps of the tuning study, read from its results file (``results/tuning.json``) or, while the
+    study is still running, from its partial file (``results/tuning.partial.json``): ``{"settings", "sweeps",
+    "provenance"}`` plus ``"running"``, the (task, method) being swept, or None. A partial file has no single
+    provenance (it can span sessions and machines): each sweep there carries its own ``record``."""
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text())
+    if set(data) == {"provenance", "results"}:
+        results, provenance = data["results"], data["provenance"]
+    elif "settings" in data and "sweeps" in data:
+        results, provenance = data, None
+    else:
+        raise ValueError(f"{path} is neither the tuning study's results file nor its partial file (keys "
+                         f"{sorted(data)}); write it with `python scripts/make_results.py tuning`.")
+    running = results.get("in_progress")
+    return {"settings": results["settings"], "sweeps": results["sweeps"], "provenance": provenance,
+            "running": (running["task"], running["label"]) if running else None}
+
+
+def _mean(values) -> float:
+    return sum(values) / len(values)
+
+
+def summary(entry: dict, near: float = NEAR_DB) -> dict:
+    """One finished sweep in numbers: its parameter, the tuned (validation) value and its test PSNR, the oracle's,
+    the spread of test PSNR over the validation draws' (or resamples') choices, and how sensitive the method is
+    (the range of the parameter whose mean validation PSNR lies within ``near`` dB of the best, and the fall from the
+    best to the worst grid point)."""
+    space = METHODS[entry["method"]].space_for(entry["fixed"])
+    if len(space) != 1:
+        raise ValueError(f"summary takes a one-parameter sweep; {entry['method']} sweeps {sorted(space)}.")
+    (name, rng), = space.items()
+    values = [p[name] for p in entry["points"]]
+    val = [_mean(p) for p in entry["val_psnr"]]
+    test = [_mean(_psnr(r)) for r in entry["rows"]]
+    chosen, oracle = entry["chosen"], entry["oracle"]
+    near_values = [v for v, m in zip(values, val) if m >= val[chosen] - near]
+    low, high = draw_spread(entry)
+    return {"task": entry["task"], "label": entry["label"], "method": entry["method"], "parameter": name,
+            "log": rng.log, "values": values, "val": val, "test": test,
+            "chosen": values[chosen], "val_at_chosen": val[chosen], "test_at_chosen": test[chosen],
+            "oracle": values[oracle], "test_at_oracle": test[oracle],
+            "draw_low": low, "draw_high": high, "draw_choices": sorted({values[i] for i in entry["draws"]}),
+            "near": (min(near_values), max(near_values)), "fall": val[chosen] - min(val)}
