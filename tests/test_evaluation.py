@@ -185,7 +185,7 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
     import recon
     from studies import protocol
     from studies.results import to_json
-    from studies.tuning_study import BOOTSTRAP, best_point, choices, draw_spread, grid_points, sweep, tuned_row
+    from studies.tuning_study import BOOTSTRAP, best_point, choices, draw_spread, grid_points, summary, sweep, tuned_row
 
     assert len(grid_points("tv", {"iters": 30})) == 13 and grid_points("fbp", {}) == [{}]
     pc = grid_points("proximal", {"steps": 2, "sampler": "pc"})  # lam and the corrector's snr: a 7 x 7 grid
@@ -219,6 +219,40 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
               done={"val_psnr": saved[4]["val_psnr"], "rows": []})
     low, high = draw_spread(stored)
     assert low <= high and tuned_row(stored)["options"]["weight"] == entry["points"][entry["chosen"]]["weight"]
+
+    # what the chapter reads of a finished sweep
+    stored.update(task=task.key, label="tv")
+    s = summary(stored)
+    assert s["parameter"] == "weight" and s["log"] and s["chosen"] == entry["points"][entry["chosen"]]["weight"]
+    assert s["near"][0] <= s["chosen"] <= s["near"][1] and s["fall"] == pytest.approx(max(val_means) - min(val_means))
+    assert s["test_at_oracle"] == max(test_means) and (s["draw_low"], s["draw_high"]) == (low, high)
+    with pytest.raises(ValueError, match="one-parameter sweep"):
+        summary({**stored, "method": "proximal", "fixed": {"steps": 2, "sampler": "pc"}})
+
+
+def test_the_tuning_study_is_read_from_its_results_or_its_partial_file(tmp_path):
+    import json
+
+    import pytest
+
+    from studies.tuning_study import load_sweeps, planned
+
+    settings = {"nfe": 60, "methods": None, "draws": 1, "n_val": 16, "n_images": 32, "seed": 0}
+    every = planned(settings)
+    assert len(every) == len({(t.key, label) for t, label, _ in every})  # each (setting, method) swept once
+    assert {label for _, label, _ in every} == {"tv", "proximal", "proximal_ddrm", "dps"}
+    assert [label for _, label, _ in planned({**settings, "methods": ["tv"]})] == ["tv"] * (len(every) // 3)
+    partial = {"settings": settings, "sweeps": [{"task": "t", "label": "tv"}],
+               "in_progress": {"task": "t", "label": "dps", "val_psnr": [], "rows": []}}
+    (tmp_path / "tuning.partial.json").write_text(json.dumps(partial))
+    read = load_sweeps(tmp_path / "tuning.partial.json")
+    assert read["running"] == ("t", "dps") and read["provenance"] is None and len(read["sweeps"]) == 1
+    finished = {"provenance": {"command": "x"}, "results": {"settings": settings, "sweeps": []}}
+    (tmp_path / "tuning.json").write_text(json.dumps(finished))
+    assert load_sweeps(tmp_path / "tuning.json")["provenance"] == {"command": "x"}
+    (tmp_path / "other.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(ValueError, match="make_results.py tuning"):
+        load_sweeps(tmp_path / "other.json")
 
 
 def test_images_at_a_given_psnr_hit_it():
