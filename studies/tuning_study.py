@@ -157,8 +157,8 @@ def _mean(values) -> float:
 def summary(entry: dict, near: float = NEAR_DB) -> dict:
     """One finished sweep in numbers: its parameter, the tuned (validation) value and its test PSNR, the oracle's,
     the spread of test PSNR over the validation draws' (or resamples') choices, and how sensitive the method is
-    (the range of the parameter whose mean validation PSNR lies within ``near`` dB of the best, and the fall from the
-    best to the worst grid point)."""
+    (the range and the number of grid points whose mean validation PSNR lies within ``near`` dB of the best, the fall
+    from the best to the worst grid point, and the test PSNR at the grid points beside the tuned one)."""
     space = METHODS[entry["method"]].space_for(entry["fixed"])
     if len(space) != 1:
         raise ValueError(f"summary takes a one-parameter sweep; {entry['method']} sweeps {sorted(space)}.")
@@ -174,4 +174,6 @@ def summary(entry: dict, near: float = NEAR_DB) -> dict:
             "chosen": values[chosen], "val_at_chosen": val[chosen], "test_at_chosen": test[chosen],
             "oracle": values[oracle], "test_at_oracle": test[oracle],
             "draw_low": low, "draw_high": high, "draw_choices": sorted({values[i] for i in entry["draws"]}),
-            "near": (min(near_values), max(near_values)), "fall": val[chosen] - min(val)}
+            "near": (min(near_values), max(near_values)), "near_points": len(near_values),
+            "fall": val[chosen] - min(val),
+            "neighbours": [(values[i], test[i]) for i in (chosen - 1, chosen + 1) if 0 <= i < len(values)]}
