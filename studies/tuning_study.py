@@ -127,6 +127,7 @@ def draw_spread(entry: dict) -> tuple[float, float]:
 
 
 NEAR_DB = 0.5  # a grid point "near the optimum": its mean validation PSNR within this of the best
+STABLE_DB = 0.3  # a stable choice: the test PSNR of the draws' (or resamples') picks spans at most this
 
 
 def load_sweeps(path) -> dict:
