@@ -702,7 +702,8 @@ def tuning(*, nfe: int = 60, methods=None, draws: int = 1, n_val: int = 16, n_im
     ``draws x n_val`` validation images and ``n_images`` test images (one draw: the choice's stability from bootstrap
     resamples of the validation images, which costs no reconstruction; three disjoint draws cost 80 % more per point
     at 16 validation and 32 test images). With ``out``, the partial result is written
-    after every (task, method), and a rerun with the same options continues from it."""
+    after every (task, method), and a rerun with the same options continues from it; as such a study can span
+    sessions and machines, each finished sweep keeps the record of the run that finished it (``record``)."""
     from studies.tuning_study import planned, sweep
 
     options = {"nfe": nfe, "methods": methods, "draws": draws, "n_val": n_val, "n_images": n_images, "seed": seed}
@@ -732,7 +733,6 @@ def tuning(*, nfe: int = 60, methods=None, draws: int = 1, n_val: int = 16, n_im
         entry = {**task.header(), "split": task.split, "label": label, "prior": protocol.PRIORS[task.dataset],
                  **sweep(task, choice.method, choice.options, choice.prior, draws=draws, n_val=n_val,
                          n_images=n_images, seed=seed, device=device, done=here, save=save if out else None)}
-        # a sweep can span sessions and machines: each finished sweep records the run that finished it
         entry["record"] = {**provenance("python scripts/make_results.py tuning", device=device),
                            "code_version": version, "seconds": round(time.perf_counter() - start),
                            "resumed_points": len(here["rows"]) if here else 0}

@@ -19,6 +19,7 @@ finds a peaked optimum.
 from __future__ import annotations
 
 import itertools
+from statistics import fmean
 
 import numpy as np
 
@@ -151,30 +152,28 @@ def load_sweeps(path) -> dict:
             "running": (running["task"], running["label"]) if running else None}
 
 
-def _mean(values) -> float:
-    return sum(values) / len(values)
-
-
 def summary(entry: dict, near: float = NEAR_DB) -> dict:
     """One finished sweep in numbers: its parameter, the tuned (validation) value and its test PSNR, the oracle's,
     the spread of test PSNR over the validation draws' (or resamples') choices, and how sensitive the method is
     (the range and the number of grid points whose mean validation PSNR lies within ``near`` dB of the best, the fall
-    from the best to the worst grid point, and the test PSNR at the grid points beside the tuned one)."""
+    from the best to the worst grid point, and ``(value, test PSNR)`` at the grid points ``"below"`` and ``"above"``
+    the tuned one, where they exist); with the run that finished the sweep (``record``, None before sweeps kept one)."""
     space = METHODS[entry["method"]].space_for(entry["fixed"])
     if len(space) != 1:
         raise ValueError(f"summary takes a one-parameter sweep; {entry['method']} sweeps {sorted(space)}.")
     (name, rng), = space.items()
     values = [p[name] for p in entry["points"]]
-    val = [_mean(p) for p in entry["val_psnr"]]
-    test = [_mean(_psnr(r)) for r in entry["rows"]]
+    val = [fmean(p) for p in entry["val_psnr"]]
+    test = [fmean(_psnr(r)) for r in entry["rows"]]
     chosen, oracle = entry["chosen"], entry["oracle"]
     near_values = [v for v, m in zip(values, val) if m >= val[chosen] - near]
     low, high = draw_spread(entry)
     return {"task": entry["task"], "label": entry["label"], "method": entry["method"], "parameter": name,
             "log": rng.log, "values": values, "val": val, "test": test,
-            "chosen": values[chosen], "val_at_chosen": val[chosen], "test_at_chosen": test[chosen],
-            "oracle": values[oracle], "test_at_oracle": test[oracle],
-            "draw_low": low, "draw_high": high, "draw_choices": sorted({values[i] for i in entry["draws"]}),
+            "chosen": values[chosen], "test_at_chosen": test[chosen], "oracle": values[oracle],
+            "test_at_oracle": test[oracle], "draw_low": low, "draw_high": high,
             "near": (min(near_values), max(near_values)), "near_points": len(near_values),
             "fall": val[chosen] - min(val),
-            "neighbours": [(values[i], test[i]) for i in (chosen - 1, chosen + 1) if 0 <= i < len(values)]}
+            "neighbours": {side: (values[i], test[i]) for side, i in (("below", chosen - 1), ("above", chosen + 1))
+                           if 0 <= i < len(values)},
+            "record": entry.get("record")}

@@ -226,6 +226,9 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
     assert s["parameter"] == "weight" and s["log"] and s["chosen"] == entry["points"][entry["chosen"]]["weight"]
     assert s["near"][0] <= s["chosen"] <= s["near"][1] and s["fall"] == pytest.approx(max(val_means) - min(val_means))
     assert s["test_at_oracle"] == max(test_means) and (s["draw_low"], s["draw_high"]) == (low, high)
+    beside = {"below": entry["chosen"] - 1, "above": entry["chosen"] + 1}
+    assert s["neighbours"] == {k: (entry["points"][i]["weight"], test_means[i]) for k, i in beside.items()
+                               if 0 <= i < 13} and s["record"] is None
     with pytest.raises(ValueError, match="one-parameter sweep"):
         summary({**stored, "method": "proximal", "fixed": {"steps": 2, "sampler": "pc"}})
 
