@@ -9,6 +9,7 @@ owns the experiments' registry, their options and the loops over settings.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import time
@@ -591,6 +592,74 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
 
     arrays = {}
     result = each_setting({"real": summary, "levels": list(levels), "runs": []}, "runs", epsilons, run, out)
+    return {**result, "samples": save_samples(arrays, samples)}
+
+
+@experiment
+def synthetic_sim_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5, 0.35, 0.25, 0.18, 0.12),
+                     threshold_sigmas: float = 2.0, n_synthetic: int = 1024, n_private: int = 2048,
+                     n_test: int = 1024, show: int = 8, seed: int = 0, out: str | None = None,
+                     samples: str = "results/synthetic_sim_pe_samples.npz") -> dict:
+    """Private Evolution with the head simulator as its source (Sim-PE, :mod:`studies.simulator_evolution`): the
+    class label is a fixed input of the simulator, the lesion model a public guess
+    (:data:`~studies.simulator_evolution.PUBLIC_LESIONS`) that the votes may correct. Three kinds of run, each scored
+    as :func:`synthetic_pe` scores its sets: ``"no votes"``, the simulator's first population (no contact with the
+    private images, ε = 0); ``"oracle"``, the same count drawn from the hospital's own generator (a ceiling no
+    hospital has); and PE at each ε (votes, noise and threshold as :func:`synthetic_pe`). Every run records the
+    lesion statistics of its class-1 population by round, with the private images' own beside them, and a PE run how
+    many candidates of each class kept a vote count after the cut, by round (the population's diversity)."""
+
+    from recon.data.phantoms import head_ct_params
+    from studies import synthetic_study as st
+    from studies.private_evolution import Evolution, private_evolution, sigma_for
+    from studies.simulator_evolution import HOSPITAL_LESIONS, PUBLIC_LESIONS, SimulatorSource, lesion_statistics
+
+    sets = st.private_sets(n_private, n_test, seed)
+    real, summary = st.real_reference(sets, n_synthetic, seed=seed)
+    images, labels = sets["train"]
+    per_class = n_synthetic // 2
+    class_keys = ("class0", "class1")
+    synthetic_labels = torch.repeat_interleave(torch.tensor([0, 1]), per_class)
+    truth = [h for h, y in zip((head_ct_params("train", seed, i) for i in range(n_private)), labels.tolist()) if y]
+
+    def scored(name, synthetic, rounds, extra):
+        arrays.update({f"{name}|class{c}": a for c, a in st.shown(synthetic, show).items()})
+        result = {"run": name, **extra, "lesions_by_round": rounds,
+                  "label_fidelity": st.label_fidelity(real["model"], synthetic, synthetic_labels),
+                  **st.utility_and_fidelity(synthetic, synthetic_labels, sets, real, seed=seed),
+                  "memorisation": st.memorisation(synthetic, sets["train"][0], sets["val"][0])}
+        print(f"  {name}: AUC {result['classifier']['auc']:.3f}", flush=True)
+        return result
+
+    def run(setting):
+        if setting in ("no votes", "oracle"):
+            sources = [SimulatorSource(c, None if setting == "oracle" else PUBLIC_LESIONS) for c in (0, 1)]
+            drawn = [source.initial(per_class, seed + c * 10**6) for c, source in enumerate(sources)]
+            return scored(setting, torch.cat([d[0] for d in drawn]), [lesion_statistics(drawn[1][1])],
+                          {"epsilon": 0.0 if setting == "no votes" else None})
+        votes = Evolution(per_class, tuple(levels), sigma=1.0, threshold=0.0).votes
+        sigma = sigma_for(setting, votes, delta)
+        settings = Evolution(per_class, tuple(levels), sigma=sigma, threshold=threshold_sigmas * sigma)
+        rounds, kept = [], {0: [], 1: []}
+
+        def record(c, r):  # the class-1 lesions, and how many candidates of each class kept a count after the cut
+            kept[c].append(int((r["counts"] > 0).sum()))
+            if c:
+                rounds.append(lesion_statistics(r["state"]))
+
+        parts = [private_evolution(SimulatorSource(c, PUBLIC_LESIONS, first_level=levels[0]),
+                                   images[labels == c], settings, seed=seed + c * 10**6,
+                                   callback=lambda r, c=c: record(c, r))
+                 for c in (0, 1)]
+        return scored(f"eps{setting:g}", torch.cat(parts), rounds,
+                      {"epsilon": setting, "delta": delta, "sigma": sigma, "votes": settings.votes,
+                       "kept_by_round": {class_keys[c]: kept[c] for c in (0, 1)}})
+
+    arrays = {}
+    base = {"real": summary, "levels": list(levels), "private_lesions": lesion_statistics(truth),
+            "lesion_models": {"public": dataclasses.asdict(PUBLIC_LESIONS),
+                              "hospital": dataclasses.asdict(HOSPITAL_LESIONS)}, "runs": []}
+    result = each_setting(base, "runs", ["no votes", "oracle", *epsilons], run, out)
     return {**result, "samples": save_samples(arrays, samples)}
 
 

@@ -4,13 +4,15 @@ training on the private images.
 The private images touch the output only through votes. Each round, every private image votes for its nearest
 synthetic candidate (in a data-independent feature space); Gaussian noise is added to the vote counts, small counts
 are cut to zero, and the next population is drawn from the candidates in proportion to the noisy counts, then varied
-by the public prior (re-noised to a level and denoised back, SDEdit-style). Adding or removing one private image
+by the source: the public prior (re-noised to a level and denoised back, SDEdit-style), or a simulator whose
+parameters are moved (:mod:`studies.simulator_evolution`). Adding or removing one private image
 changes one count by one, so each round is a Gaussian mechanism of L2 sensitivity 1; ``rounds`` of them at noise
 ``sigma`` compose to ``mu``-Gaussian differential privacy with ``mu = sqrt(rounds) / sigma`` (Dong, Roth & Su 2022),
 which :func:`epsilon_of` converts to (epsilon, delta). Classes are handled one at a time on their own private images
 (disjoint sets: the guarantee is the largest of them, not their sum).
 
-Our own code over ``recon``'s denoiser; the paper's variation API is a foundation model, ours the book's public prior.
+Our own code over ``recon``'s denoiser; the paper's variation API is a foundation model, ours the book's public prior
+or the head simulator.
 """
 
 from __future__ import annotations
@@ -100,23 +102,51 @@ class Evolution:
         return epsilon_of(self.sigma, self.votes, delta)
 
 
-def private_evolution(prior: Denoiser, private: torch.Tensor, settings: Evolution, *, seed: int = 0,
+class PriorSource:
+    """The paper's source: a generative model. Fresh candidates are the public prior's samples (Heun, ``steps``
+    levels); a variation re-noises a candidate to a level and denoises it back (:func:`vary`). The state that travels
+    with a candidate is its image."""
+
+    def __init__(self, prior: Denoiser, steps: int = 18):
+        self.prior, self.steps = prior, steps
+
+    def initial(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        images = sample_prior(self.prior, n, steps=self.steps, seed=seed, sampler="heun").clamp(0, 1)
+        return images, images
+
+    def vary(self, state: torch.Tensor, level: float, seeds: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = vary(self.prior, state, level, steps=self.steps, seeds=seeds)
+        return images, images
+
+
+def _take(state, chosen: torch.Tensor):
+    """The states of the ``chosen`` candidates (a tensor is indexed, any other sequence listed)."""
+    return state[chosen] if isinstance(state, torch.Tensor) else [state[i] for i in chosen.tolist()]
+
+
+def private_evolution(source, private: torch.Tensor, settings: Evolution, *, seed: int = 0,
                       features: Callable[[torch.Tensor], torch.Tensor] = pooled_features,
                       callback: Callable[[dict], None] | None = None) -> torch.Tensor:
     """``settings.n`` synthetic images ``(n, 1, H, W)`` whose only contact with ``private`` is the noisy votes.
-    ``callback`` receives ``{"round", "population", "counts"}`` after every vote."""
+
+    ``source`` makes and varies the candidates: a denoiser (the public prior, wrapped in :class:`PriorSource` with
+    ``settings.steps``), or any object with ``initial(n, seed) -> (images, state)`` and ``vary(state, level, seeds) ->
+    (images, state)``, e.g. a simulator whose state is its parameters (Sim-PE, Lin et al. 2025). ``callback``
+    receives ``{"round", "population", "state", "counts"}`` after every vote."""
+    if not (hasattr(source, "initial") and hasattr(source, "vary")):
+        source = PriorSource(source, settings.steps)
     gen = torch.Generator().manual_seed(seed)
     private_features = features(private)
-    population = sample_prior(prior, settings.n, steps=settings.steps, seed=seed, sampler="heun").clamp(0, 1)
+    population, state = source.initial(settings.n, seed)
     for round_, level in enumerate((*settings.levels, None)):
         counts = noisy_votes(private_features, features(population), sigma=settings.sigma,
                              threshold=settings.threshold, generator=gen)
         if callback is not None:
-            callback({"round": round_, "population": population, "counts": counts})
+            callback({"round": round_, "population": population, "state": state, "counts": counts})
         weights = counts if counts.sum() > 0 else torch.ones_like(counts)  # all cut: keep the population as it is
         chosen = torch.multinomial(weights, settings.n, replacement=True, generator=gen)
-        population = population[chosen]
+        population, state = population[chosen], _take(state, chosen)
         if level is not None:
             start = seed + (round_ + 1) * settings.n
-            population = vary(prior, population, level, steps=settings.steps, seeds=range(start, start + settings.n))
+            population, state = source.vary(state, level, range(start, start + settings.n))
     return population

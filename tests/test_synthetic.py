@@ -132,15 +132,28 @@ def test_label_fidelity_counts_the_images_the_real_classifier_flags_per_class():
     assert found[CLASSES[1]]["mean_prob"] > found[CLASSES[0]]["mean_prob"]
 
 
-def test_guidance_is_picked_by_label_separation_and_ties_go_to_the_cheaper_run():
+def test_guidance_by_label_separation_ties_go_to_the_cheaper_run_and_a_rule_needs_its_scores():
     def run(w, nfe, no, yes):
         return {"guidance": w, "nfe_per_image": nfe,
                 "label_fidelity": {CLASSES[0]: {"flagged": no}, CLASSES[1]: {"flagged": yes}}}
 
     runs = [run(0, 35, 0.10, 0.40), run(1, 70, 0.02, 0.80), run(3, 70, 0.0, 0.78)]
     assert st.label_separation(runs[0]) == pytest.approx(0.30)
-    assert st.pick_guidance(runs)["guidance"] == 1
-    assert st.pick_guidance([run(0, 35, 0.0, 0.5), run(2, 70, 0.0, 0.5)])["guidance"] == 0
+    assert st.pick_guidance(runs, by="label")["guidance"] == 1
+    assert st.pick_guidance([run(0, 35, 0.0, 0.5), run(2, 70, 0.0, 0.5)], by="label")["guidance"] == 0
+    with pytest.raises(ValueError, match="hold no validation scores"):
+        st.pick_guidance(runs)
+    with pytest.raises(ValueError, match="unknown rule"):
+        st.pick_guidance(runs, by="test")
+
+
+def test_guidance_is_picked_on_validation_auc_not_on_test():
+    def run(w, nfe, val, test):
+        return {"guidance": w, "nfe_per_image": nfe, "validation": {"auc": val}, "classifier": {"auc": test}}
+
+    runs = [run(0, 35, 0.90, 0.70), run(1, 70, 0.85, 0.95), run(3, 70, 0.9001, 0.99)]
+    assert st.pick_guidance(runs)["guidance"] == 0  # the test AUC never decides; a tie at 3 decimals goes cheaper
+    assert st.pick_guidance(runs[1:])["guidance"] == 3
 
 
 def test_fine_tuning_starts_unseen_labels_from_the_no_label_entry():
