@@ -555,6 +555,53 @@ def synthetic_audit_control(*, prior: str = "head_ct_private_memorised", n_membe
 
 
 @experiment
+def synthetic_audit_calibrated(*, reference: str = "head_ct_public",
+                               studies=("results/synthetic_audit_control.json", "results/synthetic_dp.json",
+                                        "results/synthetic_dp_long.json"), seed: int = 0, device: str = "cpu") -> dict:
+    """The membership attack with difficulty calibration (:func:`studies.synthetic_study.calibrated_membership`) on
+    every prior the synthetic-data studies audited: each stored denoising loss minus the public prior's loss on the
+    same image under the same noise draws (the public prior, unconditional, saw no private image, so an attacker may
+    hold it). Reads the audited losses from ``studies`` (their SHA-256 recorded) and computes only the reference."""
+    import hashlib
+
+    import numpy as np
+
+    from recon.data.hospital import private_heads
+    from studies import synthetic_study as st
+
+    model, cache = recon.load_prior(reference, device), {}
+
+    def reference_losses(split, n):
+        if (split, n) not in cache:
+            cache[split, n] = st.denoising_losses(model, private_heads(n, 64, split, seed)[0], None, seed=seed)
+        return cache[split, n]
+
+    def audited(results):
+        if "membership" in results:  # the positive control
+            return [(results["prior"], results["membership"])]
+        models = results["models"]
+        if isinstance(models, dict):  # the DP study: label -> entry
+            return [(entry["checkpoint"], entry["membership"]) for entry in models.values()]
+        return [(entry["prior"], entry["membership"]) for entry in models]
+
+    out = {"reference": reference, "card": st.card_summary(reference), "sources": {}, "models": []}
+    for path in studies:
+        out["sources"][path] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        for prior, membership in audited(load_results(path)["results"]):
+            if prior == reference:
+                continue
+            member, nonmember = (np.asarray(v) for v in membership["losses"])
+            attack = st.calibrated_membership(member, nonmember, reference_losses("train", len(member)),
+                                              reference_losses("val", len(nonmember)), seed=seed)
+            raw = {k: membership.get(k) for k in ("auc", "low", "high", "tpr_at_1pct_fpr", "tpr_at_0.1pct_fpr")}
+            out["models"].append({"study": path, "prior": prior, "members": len(member),
+                                  "nonmembers": len(nonmember), "raw": raw, "calibrated": attack})
+            print(f"  {prior}: membership AUC {raw['auc']:.3f} raw, {attack['auc']:.3f} calibrated "
+                  f"(TPR at 1 % FPR {attack['tpr_at_1pct_fpr']:.2f})", flush=True)
+    return out
+
+
+@experiment
 def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5, 0.35, 0.25, 0.18, 0.12),
                  threshold_sigmas: float = 2.0, n_synthetic: int = 1024, n_private: int = 2048, n_test: int = 1024,
                  steps: int = 18, show: int = 8, seed: int = 0, device: str = "cpu", out: str | None = None,

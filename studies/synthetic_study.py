@@ -204,6 +204,19 @@ def membership_inference(member_loss: np.ndarray, nonmember_loss: np.ndarray, *,
             "member_loss_mean": float(member_loss.mean()), "nonmember_loss_mean": float(nonmember_loss.mean())}
 
 
+def calibrated_membership(member_loss, nonmember_loss, member_reference, nonmember_reference, *,
+                          seed: int = 0) -> dict:
+    """The difficulty-calibrated attack (Watson et al. 2022): each image's loss under the audited model minus its loss
+    under a reference model that never saw the private images, so that images that are simply easy to denoise no
+    longer look like members; then :func:`membership_inference` on the differences."""
+    arrays = [np.asarray(v, dtype=np.float64) for v in (member_loss, nonmember_loss, member_reference,
+                                                        nonmember_reference)]
+    if arrays[0].shape != arrays[2].shape or arrays[1].shape != arrays[3].shape:
+        raise ValueError("each loss needs its reference loss on the same images, in the same order; got shapes "
+                         f"{[a.shape for a in arrays]}.")
+    return membership_inference(arrays[0] - arrays[2], arrays[1] - arrays[3], seed=seed)
+
+
 # The chapter's models: label -> shipped checkpoint (python -m recon.train ..., see each card).
 DP_MODELS = {"public only": "head_ct_public", "ε = 1": "head_ct_dp_eps1", "ε = 4": "head_ct_dp_eps4",
              "ε = 10": "head_ct_dp_eps10", "ε = 10, from scratch": "head_ct_dp_eps10_scratch",

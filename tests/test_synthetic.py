@@ -206,3 +206,14 @@ def test_a_regenerated_image_is_the_study_sets_image_and_stored_samples_are_chec
     (tmp_path / "samples.npz").write_bytes((tmp_path / "samples.npz").read_bytes() + b"x")
     with pytest.raises(ValueError, match="not the file the study wrote"):
         load_samples(tmp_path / "result.json", entry)
+
+
+def test_calibration_removes_image_difficulty_from_the_membership_attack():
+    rng = np.random.default_rng(0)
+    difficulty = rng.uniform(0.0, 1.0, 400)  # how hard each image is to denoise, for any model
+    member, nonmember = difficulty[:200] - 0.05, difficulty[200:]  # members a little easier under the audited model
+    raw = st.membership_inference(member, nonmember)
+    calibrated = st.calibrated_membership(member, nonmember, difficulty[:200], difficulty[200:])
+    assert raw["auc"] < 0.65 and calibrated["auc"] == 1.0 and calibrated["tpr_at_0.1pct_fpr"] == 1.0
+    with pytest.raises(ValueError, match="same images, in the same order"):
+        st.calibrated_membership(member, nonmember, difficulty[:100], difficulty[200:])
