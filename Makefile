@@ -58,7 +58,8 @@ bench: venv
 # its packaged scans, see recon/data/archives.py): about 6 hours on 2 CPU cores; then today's solvers (about 2 hours),
 # the solvers on the real scans, lesion fidelity and the tuning sweep (about 8 hours on 2 CPU cores; resumable from
 # its partial file, one grid point at a time), which read the evaluation's stored values; Private Evolution (51 minutes
-# on 2 AVX512_BF16 cores).
+# on 2 AVX512_BF16 cores), over the simulator (11 minutes, AVX512 fp32), and the calibrated membership attack over the
+# stored audits (29 minutes, AVX512 fp32, shared with another run; a few minutes alone).
 # `results-gpu`: the path-guided and consistency head-to-heads, which want a GPU (9 minutes each on an H200).
 # consistency_timing times this CPU; run it held to AVX2 (ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2) and save it
 # as results/consistency_timing_avx2.json for the second CPU kind.
@@ -72,6 +73,8 @@ results: venv
 	$(PY) scripts/make_results.py real_solvers lesions
 	$(PY) scripts/make_results.py tuning --set out=results/tuning.partial.json
 	$(PY) scripts/make_results.py synthetic_pe --set out=results/synthetic_pe.partial.json
+	$(PY) scripts/make_results.py synthetic_sim_pe --set out=results/synthetic_sim_pe.partial.json
+	$(PY) scripts/make_results.py synthetic_audit_calibrated
 
 results-gpu: venv
 	$(PY) scripts/make_results.py path_guided --set device=cuda
