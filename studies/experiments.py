@@ -614,7 +614,7 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
     written after every ε."""
 
     from studies import synthetic_study as st
-    from studies.private_evolution import Evolution, private_evolution, sigma_for
+    from studies.private_evolution import Evolution, private_evolution
 
     sets = st.private_sets(n_private, n_test, seed)
     real, summary = st.real_reference(sets, n_synthetic, seed=seed)
@@ -622,10 +622,9 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
     images, labels = sets["train"]
 
     def run(epsilon):
-        votes = Evolution(n_synthetic // 2, tuple(levels), sigma=1.0, threshold=0.0).votes
-        sigma = sigma_for(epsilon, votes, delta)
-        settings = Evolution(n_synthetic // 2, tuple(levels), sigma=sigma, threshold=threshold_sigmas * sigma,
-                             steps=steps)
+        settings = Evolution.at_epsilon(n_synthetic // 2, levels, epsilon, delta, threshold_sigmas=threshold_sigmas,
+                                        steps=steps)
+        sigma = settings.sigma
         synthetic = torch.cat([private_evolution(prior, images[labels == c], settings, seed=seed + c * 10**6)
                                for c in (0, 1)]).cpu()
         synthetic_labels = torch.repeat_interleave(torch.tensor([0, 1]), n_synthetic // 2)
@@ -658,18 +657,26 @@ def synthetic_sim_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(
 
     from recon.data.phantoms import head_ct_params
     from studies import synthetic_study as st
-    from studies.private_evolution import Evolution, private_evolution, sigma_for
-    from studies.simulator_evolution import HOSPITAL_LESIONS, PUBLIC_LESIONS, SimulatorSource, lesion_statistics
+    from studies.private_evolution import Evolution
+    from studies.simulator_evolution import HOSPITAL_LESIONS, PUBLIC_LESIONS, evolve, lesion_statistics, simulated_set
 
     sets = st.private_sets(n_private, n_test, seed)
     real, summary = st.real_reference(sets, n_synthetic, seed=seed)
     images, labels = sets["train"]
-    per_class = n_synthetic // 2
-    class_keys = ("class0", "class1")
+    per_class, arrays = n_synthetic // 2, {}
     synthetic_labels = torch.repeat_interleave(torch.tensor([0, 1]), per_class)
     truth = [h for h, y in zip((head_ct_params("train", seed, i) for i in range(n_private)), labels.tolist()) if y]
 
-    def scored(name, synthetic, rounds, extra):
+    def run(setting):
+        if setting in ("no votes", "oracle"):
+            synthetic, heads = simulated_set(per_class, seed, None if setting == "oracle" else PUBLIC_LESIONS)
+            name, rounds = setting, [lesion_statistics(heads)]
+            extra = {"epsilon": 0.0 if setting == "no votes" else None}
+        else:
+            settings = Evolution.at_epsilon(per_class, levels, setting, delta, threshold_sigmas=threshold_sigmas)
+            synthetic, rounds, kept = evolve(images, labels, settings, seed=seed)
+            name, extra = f"eps{setting:g}", {"epsilon": setting, "delta": delta, "sigma": settings.sigma,
+                                             "votes": settings.votes, "kept_by_round": kept}
         arrays.update({f"{name}|class{c}": a for c, a in st.shown(synthetic, show).items()})
         result = {"run": name, **extra, "lesions_by_round": rounds,
                   "label_fidelity": st.label_fidelity(real["model"], synthetic, synthetic_labels),
@@ -678,31 +685,6 @@ def synthetic_sim_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(
         print(f"  {name}: AUC {result['classifier']['auc']:.3f}", flush=True)
         return result
 
-    def run(setting):
-        if setting in ("no votes", "oracle"):
-            sources = [SimulatorSource(c, None if setting == "oracle" else PUBLIC_LESIONS) for c in (0, 1)]
-            drawn = [source.initial(per_class, seed + c * 10**6) for c, source in enumerate(sources)]
-            return scored(setting, torch.cat([d[0] for d in drawn]), [lesion_statistics(drawn[1][1])],
-                          {"epsilon": 0.0 if setting == "no votes" else None})
-        votes = Evolution(per_class, tuple(levels), sigma=1.0, threshold=0.0).votes
-        sigma = sigma_for(setting, votes, delta)
-        settings = Evolution(per_class, tuple(levels), sigma=sigma, threshold=threshold_sigmas * sigma)
-        rounds, kept = [], {0: [], 1: []}
-
-        def record(c, r):  # the class-1 lesions, and how many candidates of each class kept a count after the cut
-            kept[c].append(int((r["counts"] > 0).sum()))
-            if c:
-                rounds.append(lesion_statistics(r["state"]))
-
-        parts = [private_evolution(SimulatorSource(c, PUBLIC_LESIONS, first_level=levels[0]),
-                                   images[labels == c], settings, seed=seed + c * 10**6,
-                                   callback=lambda r, c=c: record(c, r))
-                 for c in (0, 1)]
-        return scored(f"eps{setting:g}", torch.cat(parts), rounds,
-                      {"epsilon": setting, "delta": delta, "sigma": sigma, "votes": settings.votes,
-                       "kept_by_round": {class_keys[c]: kept[c] for c in (0, 1)}})
-
-    arrays = {}
     base = {"real": summary, "levels": list(levels), "private_lesions": lesion_statistics(truth),
             "lesion_models": {"public": dataclasses.asdict(PUBLIC_LESIONS),
                               "hospital": dataclasses.asdict(HOSPITAL_LESIONS)}, "runs": []}

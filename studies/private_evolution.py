@@ -101,6 +101,14 @@ class Evolution:
     def epsilon(self, delta: float) -> float:
         return epsilon_of(self.sigma, self.votes, delta)
 
+    @classmethod
+    def at_epsilon(cls, n: int, levels, epsilon: float, delta: float, *, threshold_sigmas: float = 2.0,
+                   steps: int = 18) -> "Evolution":
+        """The settings whose votes give (``epsilon``, ``delta``): the vote noise from the accountant, counts cut below
+        ``threshold_sigmas`` noise deviations."""
+        sigma = sigma_for(epsilon, len(levels) + 1, delta)
+        return cls(n, tuple(levels), sigma=sigma, threshold=threshold_sigmas * sigma, steps=steps)
+
 
 class PriorSource:
     """The paper's source: a generative model. Fresh candidates are the public prior's samples (Heun, ``steps``

@@ -24,6 +24,7 @@ import torch
 
 from recon.data.hospital import HYPERDENSE, has_haemorrhage
 from recon.data.phantoms import HeadCT, Lesion, draw_head_ct, render_head_ct
+from studies.private_evolution import Evolution, private_evolution
 
 WORD = 47  # entropy word of the simulator's streams: shared with no data family
 MAX_LESIONS = 4  # as the phantoms
@@ -178,3 +179,31 @@ def lesion_statistics(heads: Sequence[HeadCT]) -> dict:
                       "level": float(np.mean([l.level for l in lesions])),
                       "edge": float(np.mean([l.edge for l in lesions]))} if lesions else None)
     return out
+
+
+CLASS_SEED = 10**6  # class c of a run draws from seed + c * CLASS_SEED on
+
+
+def simulated_set(per_class: int, seed: int, model: LesionModel | None = PUBLIC_LESIONS):
+    """``per_class`` simulator images of each class with no votes (``model=None``: the hospital's generator):
+    ``(images, class-1 heads)``, class 0 first. These are the first population of :func:`evolve` with the same seed."""
+    drawn = [SimulatorSource(c, model).initial(per_class, seed + c * CLASS_SEED) for c in (0, 1)]
+    return torch.cat([images for images, _ in drawn]), drawn[1][1]
+
+
+def evolve(images: torch.Tensor, labels: torch.Tensor, settings: Evolution, *, seed: int,
+           model: LesionModel = PUBLIC_LESIONS) -> tuple[torch.Tensor, list[dict], dict[str, list[int]]]:
+    """Private Evolution over the simulator, each class on its own private images (class 0 first):
+    ``(synthetic, rounds, kept)``, with the lesion statistics of the class-1 population at every vote and, per class,
+    how many candidates kept a count after the cut at every vote."""
+    rounds, kept = [], {"class0": [], "class1": []}
+
+    def record(label, state):
+        kept[f"class{label}"].append(int((state["counts"] > 0).sum()))
+        if label:
+            rounds.append(lesion_statistics(state["state"]))
+
+    parts = [private_evolution(SimulatorSource(c, model, first_level=settings.levels[0]), images[labels == c],
+                               settings, seed=seed + c * CLASS_SEED, callback=lambda r, c=c: record(c, r))
+             for c in (0, 1)]
+    return torch.cat(parts), rounds, kept

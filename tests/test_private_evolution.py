@@ -57,3 +57,9 @@ def test_little_noise_moves_the_population_towards_the_private_images_and_much_n
                                 seed=0, features=features)
     assert moved.shape == (64, 1, size, size)
     assert float(moved.mean()) - 0.5 > shift / 2 and abs(float(drowned.mean()) - 0.5) < shift / 3
+
+
+def test_settings_at_an_epsilon_spend_exactly_that_budget():
+    settings = Evolution.at_epsilon(8, (0.3, 0.2, 0.1), 4.0, 1e-5, threshold_sigmas=2.0)
+    assert settings.votes == 4 and settings.epsilon(1e-5) == pytest.approx(4.0, rel=1e-6)
+    assert settings.threshold == pytest.approx(2.0 * settings.sigma)
