@@ -614,7 +614,7 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
     written after every ε."""
 
     from studies import synthetic_study as st
-    from studies.private_evolution import Evolution, private_evolution
+    from studies.private_evolution import CLASS_SEED, Evolution, private_evolution
 
     sets = st.private_sets(n_private, n_test, seed)
     real, summary = st.real_reference(sets, n_synthetic, seed=seed)
@@ -625,7 +625,7 @@ def synthetic_pe(*, epsilons=(1.0, 4.0, 10.0), delta: float = 1e-5, levels=(0.5,
         settings = Evolution.at_epsilon(n_synthetic // 2, levels, epsilon, delta, threshold_sigmas=threshold_sigmas,
                                         steps=steps)
         sigma = settings.sigma
-        synthetic = torch.cat([private_evolution(prior, images[labels == c], settings, seed=seed + c * 10**6)
+        synthetic = torch.cat([private_evolution(prior, images[labels == c], settings, seed=seed + c * CLASS_SEED)
                                for c in (0, 1)]).cpu()
         synthetic_labels = torch.repeat_interleave(torch.tensor([0, 1]), n_synthetic // 2)
         arrays.update({f"eps{epsilon:g}|class{c}": a for c, a in st.shown(synthetic, show).items()})

@@ -33,6 +33,9 @@ from recon.sampling.loops import sample_heun
 from recon.sampling.schedules import SIGMA_MIN, get_sigmas_karras
 
 
+CLASS_SEED = 10**6  # a study that evolves class c draws from seed + c * CLASS_SEED on, clear of the other class
+
+
 def delta_of(epsilon: float, mu: float) -> float:
     """The delta at which mu-GDP holds with ``epsilon`` (Dong, Roth & Su 2022, Corollary 2.13)."""
     return float(norm.cdf(-epsilon / mu + mu / 2) - math.exp(epsilon + norm.logcdf(-epsilon / mu - mu / 2)))

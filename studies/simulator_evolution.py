@@ -6,9 +6,11 @@ variation moves its parameters (never its pixels) by a step that shrinks round b
 fixed input of the simulator, so that every candidate of class 1 holds a hyperdense lesion and no candidate of class 0
 does. The private images still touch the output only through :func:`studies.private_evolution.noisy_votes`.
 
-What the simulator knows is public knowledge, written down as a :class:`LesionModel`: the head anatomy of the public
-phantoms and a lesion model with wide, textbook-style ranges (:data:`PUBLIC_LESIONS`), not the hospital's own
-(:data:`HOSPITAL_LESIONS`, the ranges :func:`recon.data.phantoms.draw_head_ct` uses). The votes are what may move the
+The simulator is the program that drew the hospital's phantoms (its anatomy sampler, renderer, lesion shapes and
+labelling rule; the public heads share the anatomy), with the lesion ranges widened to a public guess
+(:data:`PUBLIC_LESIONS`) that contains the hospital's own (:data:`HOSPITAL_LESIONS`, the ranges
+:func:`recon.data.phantoms.draw_head_ct` uses): nothing is fitted to the hospital's images, but no real simulator is
+this close to a hospital's anatomy and scanner, so it is a best case for public knowledge. The votes are what may move the
 population from the public guess towards the hospital; a run with no votes (the population as first drawn) measures
 what the simulator carries on its own, and the hospital's own generator gives the (oracle) ceiling.
 """
@@ -24,7 +26,7 @@ import torch
 
 from recon.data.hospital import HYPERDENSE, has_haemorrhage
 from recon.data.phantoms import HeadCT, Lesion, draw_head_ct, render_head_ct
-from studies.private_evolution import Evolution, private_evolution
+from studies.private_evolution import CLASS_SEED, Evolution, private_evolution
 
 WORD = 47  # entropy word of the simulator's streams: shared with no data family
 MAX_LESIONS = 4  # as the phantoms
@@ -179,9 +181,6 @@ def lesion_statistics(heads: Sequence[HeadCT]) -> dict:
                       "level": float(np.mean([l.level for l in lesions])),
                       "edge": float(np.mean([l.edge for l in lesions]))} if lesions else None)
     return out
-
-
-CLASS_SEED = 10**6  # class c of a run draws from seed + c * CLASS_SEED on
 
 
 def simulated_set(per_class: int, seed: int, model: LesionModel | None = PUBLIC_LESIONS):

@@ -4,6 +4,7 @@ seed, and with little vote noise the evolved population's lesions move from the 
 images' lesions."""
 
 import dataclasses
+
 import numpy as np
 import pytest
 import torch
