@@ -27,6 +27,35 @@ DIFFUSION_BUDGETS = (1, 2, 4, 8, 60, 200, 1000)
 BORROWED = {1000: 200}
 
 
+# The rows the results table (``results/evaluation.json``) also holds, for the same task, budget and test images: where
+# the table ran the same prior, the chapter shows the table's tuned row rather than its own tuning of it (one tuned
+# value per setting; its 10-trial searches of DPS's peaked ζ landed up to 4.8 dB apart).
+TABLE_ROWS = ("DPS|60", "diffusion + proximal step|60")
+# The diffusion prior of each data family in the stored run: the checkpoints named like their family, from which the
+# consistency models were tuned (protocol.load_priors' default); the results table runs protocol.PRIORS.
+DIFFUSION_PRIORS = {family: family for family in protocol.FAMILIES}
+
+
+def with_table_rows(entry: dict, table_entry: dict, prior: str, source: str = "results/evaluation.json") -> dict:
+    """``entry`` (one setting of the head-to-head) with :data:`TABLE_ROWS` replaced by ``table_entry``'s rows of the
+    same method (one setting of the results table, read from ``source``) when that table ran ``prior``, the
+    chapter's diffusion prior, on the same task and as many test images; otherwise ``entry`` unchanged. A replaced
+    row and its tuning name their ``source``."""
+    if table_entry["task"] != entry["task"] or table_entry["prior"] != prior:
+        return entry
+    table = {row["method"]: row for row in table_entry["rows"]}
+    rows, tuned = dict(entry["rows"]), dict(entry["tuned"])
+    for label in TABLE_ROWS:
+        method = entry["tuned"][label]["method"]
+        if len(table[method]["psnr"]) != len(entry["rows"][label]["psnr"]):
+            raise ValueError(f"{source} scores {method} on {len(table[method]['psnr'])} test images of "
+                             f"{entry['task']}, the chapter on {len(entry['rows'][label]['psnr'])}; rerun one with the "
+                             "other's n_images.")
+        rows[label] = {**table[method], "source": source}
+        tuned[label] = {**table_entry["tuned"][method], "prior": entry["tuned"][label]["prior"], "source": source}
+    return {**entry, "rows": rows, "tuned": tuned}
+
+
 def cm_rows(task: protocol.Task) -> dict[str, dict]:
     """``label -> fixed options`` of the consistency-sampler rows at one budget (``steps`` added per budget)."""
     rows = {"CM + proximal step": {"guide": "proximal"},

@@ -175,3 +175,31 @@ def test_goal_rows_are_chosen_on_validation_values_and_verdicts_need_the_whole_i
     assert result["vs_tweedie"]["verdict"] == "undecided"  # +2 dB on average: the interval straddles the threshold
     assert result["vs_diffusion_60"]["verdict"] == "not met"  # -4 dB
     assert goals(synthetic_entry("noise-free", 4.5))["vs_diffusion_60"]["verdict"] == "met"
+
+
+def test_the_chapter_reads_the_results_tables_rows_where_that_table_ran_the_same_prior():
+    from studies.consistency_study import TABLE_ROWS, with_table_rows
+
+    entry = {"task": "CT, 8 views|noise-free|test",
+             "rows": {"DPS|60": {"method": "dps", "psnr": [27.0, 27.5]},
+                      "diffusion + proximal step|60": {"method": "proximal", "psnr": [33.0, 33.1]},
+                      "Tweedie + proximal step|1": {"method": "tweedie", "psnr": [25.0, 25.2]}},
+             "tuned": {"DPS|60": {"prior": "diffusion", "method": "dps", "best": {"zeta": 2.4}},
+                       "diffusion + proximal step|60": {"prior": "diffusion", "method": "proximal",
+                                                        "best": {"lam": 0.9}},
+                       "Tweedie + proximal step|1": {"prior": "diffusion", "method": "tweedie", "best": {}}}}
+    table = {"task": entry["task"], "prior": "head_ct",
+             "rows": [{"method": "dps", "options": {"zeta": 0.9}, "psnr": [31.9, 31.8]},
+                      {"method": "proximal", "options": {"lam": 0.89}, "psnr": [33.2, 33.1]}],
+             "tuned": {"dps": {"method": "dps", "best": {"zeta": 0.9}, "at_bound": []},
+                       "proximal": {"method": "proximal", "best": {"lam": 0.89}, "at_bound": []}}}
+    merged = with_table_rows(entry, table, "head_ct")
+    assert merged["rows"]["DPS|60"]["psnr"] == [31.9, 31.8] and merged["tuned"]["DPS|60"]["best"] == {"zeta": 0.9}
+    assert all(merged["rows"][label]["source"] == "results/evaluation.json" for label in TABLE_ROWS)
+    assert merged["tuned"]["DPS|60"]["prior"] == "diffusion"  # the notebook's prior kind survives
+    assert merged["rows"]["Tweedie + proximal step|1"] is entry["rows"]["Tweedie + proximal step|1"]
+    assert entry["rows"]["DPS|60"]["psnr"] == [27.0, 27.5]  # the stored entry is not changed
+    assert with_table_rows(entry, {**table, "prior": "brain_synth"}, "head_ct") is entry  # another prior: own rows
+    short = {**table, "rows": [{**row, "psnr": row["psnr"][:1]} for row in table["rows"]]}
+    with pytest.raises(ValueError, match="n_images"):
+        with_table_rows(entry, short, "head_ct")
