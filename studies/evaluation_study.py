@@ -1,8 +1,11 @@
 """The evaluation chapter's study (``results/evaluation.json``): every protocol task's methods tuned alike on
 validation images and tested on off-grid test images (:func:`run_task`), with the inverse-crime numbers beside the
-honest ones, quality against network evaluations (:func:`nfe_curve`) and posterior spread (:func:`uncertainty`)."""
+honest ones, quality against network evaluations (:func:`nfe_curve`) and posterior spread (:func:`uncertainty`); and
+the spread that re-training the prior adds (``results/prior_seeds.json``, :func:`seed_spread`)."""
 
 from __future__ import annotations
+
+from statistics import fmean
 
 from recon.methods import METHODS
 from recon.tuning import Tuned
@@ -52,3 +55,23 @@ def uncertainty(task: Task, prior, tuned: dict[str, Tuned], *, k: int, n_images:
         print(f"  {method}: mean {report.psnr_mean.mean():.2f} dB vs one sample {report.psnr_single.mean():.2f}, "
               f"coverage {report.coverage.mean():.2f}", flush=True)
     return out
+
+
+# Reading the prior-seed study (studies.experiments.prior_seeds): one stored task's rows are ``{prior: {method: row}}``.
+
+
+def seed_spread(entry: dict) -> dict[str, dict]:
+    """Per method of one task of the prior-seed study: each prior's mean test PSNR and the spread between priors
+    (highest minus lowest mean)."""
+    out = {}
+    for method in next(iter(entry["rows"].values())):
+        means = {prior: fmean(rows[method]["psnr"]) for prior, rows in entry["rows"].items()}
+        out[method] = {"means": means, "spread": max(means.values()) - min(means.values())}
+    return out
+
+
+def seed_differences(entry: dict, a: str, b: str) -> dict[str, float]:
+    """Method ``a`` minus method ``b`` (mean over the test images, paired) with each prior of the seed study: a
+    ranking that flips between priors is not one re-training keeps."""
+    return {prior: fmean(x - y for x, y in zip(rows[a]["psnr"], rows[b]["psnr"]))
+            for prior, rows in entry["rows"].items()}

@@ -139,28 +139,36 @@ def realism_validation(*, n_images: int = 32, sigmas=(0.02, 0.05), seed: int = 0
 @experiment
 def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: int = 60, curve_nfes=(10, 30, 60, 100,
                300), curve_images: int = 8, k: int = 8, seed: int = 0, device: str = "cpu", only: str | None = None,
-               reuse: str = "results/evaluation.json") -> dict:
+               reuse: str = "results/evaluation.json", tasks=None, tuned_from: str | None = None) -> dict:
     """The evaluation protocol (studies.protocol) on every task: methods tuned alike on validation images
     at ``nfe`` network evaluations, tested on ``n_images`` off-grid test images; the inverse-crime numbers of one task
     beside its honest ones; quality against NFE and posterior spread on two tasks. Each task runs with its family's
-    prior of :data:`studies.protocol.PRIORS`. ``only`` (a data family): run that family's tasks and keep the others'
-    entries from ``reuse`` (the result says which, with that run's provenance)."""
+    prior of :data:`studies.protocol.PRIORS`. ``only`` (a data family) or ``tasks`` (task keys): run those tasks and
+    keep the others' entries from ``reuse`` (the result says which, with that run's provenance). ``tuned_from`` (the
+    tuning study's file, :func:`tuning`): every method it swept on a task's setting takes the sweep's value
+    (:func:`studies.tuning_study.tuned_of`) instead of the ``n_trials`` search."""
     priors = protocol.protocol_priors(device)
     curve_tasks = {"CT, 16 views|" + protocol.LOW_DOSE.describe(), "MRI, 8x|noise-free"}
     family = {task.key: task.dataset for task in protocol.tasks(seed=seed)}
-    kept, record = reused_part(reuse, lambda e: family[e["task"]] != only, lambda r: r["tasks"]) if only else ([], None)
+    if tasks is not None and not set(tasks) <= set(family):
+        raise ValueError(f"unknown tasks {sorted(set(tasks) - set(family))}; choose protocol task keys.")
+    runs = {key for key in family if (only is None or family[key] == only) and (tasks is None or key in tasks)}
+    kept, record = reused_part(reuse, lambda e: e["task"] not in runs, lambda r: r["tasks"]) if runs != set(family) \
+        else ([], None)
     kept = {e["task"]: {"dataset": family[e["task"]], "prior": protocol.PRIORS[family[e["task"]]], **e} for e in kept}
+    swept = _swept(tuned_from, nfe=nfe, seed=seed) if tuned_from else {}
     tuned_by_setting, results = {}, []
     for task in protocol.tasks(seed=seed):
-        if only and task.dataset != only:
+        if task.key not in runs:
             results.append(kept[task.key])
             continue
         print(task.key, flush=True)
         setting, prior = f"{task.name}|{task.noise_name}", priors[task.dataset]
         if setting not in tuned_by_setting:  # the anatomy-shift task shares its setting's validation tuning
             choices = protocol.candidates(task, nfe, prior, with_pc=setting in curve_tasks)
-            tuned_by_setting[setting] = protocol.tune_all(task, choices, n_val=n_val, n_trials=n_trials, seed=seed,
-                                                          device=device)
+            fresh = protocol.tune_all(task, {label: c for label, c in choices.items() if (setting, label) not in swept},
+                                      n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+            tuned_by_setting[setting] = {label: swept.get((setting, label)) or fresh[label] for label in choices}
         tuned, run = tuned_by_setting[setting], {"n_images": n_images, "seed": seed, "device": device}
         entry = evaluation_study.run_task(task, prior, tuned, **run)
         if task.key == "CT, 16 views|noise-free|test":
@@ -171,6 +179,20 @@ def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: i
             entry["uncertainty"] = evaluation_study.uncertainty(task, prior, tuned, k=k, **curve)
         results.append({**entry, "dataset": task.dataset, "prior": protocol.PRIORS[task.dataset], "tuned": tuned})
     return {"tasks": results, **({"reused": record} if record else {})}
+
+
+def _swept(path: str, *, nfe: int, seed: int) -> dict:
+    """``(setting, label) -> Tuned`` of every finished sweep of the tuning study at ``path`` (a setting: task name and
+    noise, as the evaluation shares a setting's tuning between its test splits), refused when the study ran at another
+    budget or seed."""
+    from studies.tuning_study import load_sweeps, tuned_of
+
+    stored = load_sweeps(path)
+    if (stored["settings"]["nfe"], stored["settings"]["seed"]) != (nfe, seed):
+        raise ValueError(f"{path} swept at {stored['settings']['nfe']} NFE with seed {stored['settings']['seed']}, "
+                         f"this run is at {nfe} NFE with seed {seed}; pass the tuning study run with the same options.")
+    return {(f"{e['name']}|{e['noise']}", e["label"]): tuned_of(e, seed) for e in stored["sweeps"]
+            if e["split"] == "test"}
 
 
 def path_tasks(seed: int = 0) -> dict[str, protocol.Task]:
@@ -898,6 +920,39 @@ def lesions(*, n_images: int = 32, seed: int = 0, device: str = "cpu", evaluatio
     ct = [t for t in protocol.tasks(seed=seed) if t.dataset == "head_ct" and t.split == "test"]
     truth = {**summary(fidelity(truth_set, truth_set.truth, tau)), "threshold": tau}
     return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", ct, run, out)
+
+
+@experiment
+def prior_seeds(*, priors=("head_ct", "head_ct_seed1", "head_ct_seed2"), evaluation: str = "results/evaluation.json",
+                n_images: int = 32, seed: int = 0, device: str = "cpu", tasks=None, methods=None,
+                out: str | None = None) -> dict:
+    """Training as a variance source: the results table's score methods (Song et al.'s step or the DDRM rule, and
+    DPS; or those of them in ``methods``) on the CT tasks' test images (``tasks``: their keys; None: every CT test
+    task) with each head-CT prior of
+    ``priors`` (the shipped one and its card's command with another ``--seed``), all at the table's stored tuned
+    values (``evaluation``), so that what differs between the priors is their training run. TV and the classical
+    inverse use no prior and are not repeated."""
+    stored = load_results(evaluation)
+    entries = {e["task"]: e for e in stored["results"]["tasks"]}
+    ct = [t for t in protocol.tasks(seed=seed) if t.dataset == "head_ct" and t.split == "test"]
+    if tasks is not None and not set(tasks) <= {t.key for t in ct}:
+        raise ValueError(f"unknown tasks {sorted(set(tasks) - {t.key for t in ct})}; choose CT protocol task keys.")
+    loaded = {name: recon.load_prior(name, device) for name in priors}
+
+    def run(task):
+        print(task.key, flush=True)
+        data, entry = protocol.measured(task, n_images, seed), entries[task.key]
+        rows = {}
+        for name, prior in loaded.items():
+            choices = {m: Choice.tuned(tuned_from_json(entry["tuned"][m]), prior) for m in task.score_methods()
+                       if methods is None or m in methods}
+            rows[name] = protocol.evaluate_all(data, choices, seed=seed, device=device)
+        return {**task.header(), "rows": rows}
+
+    cards = {name: {key: prior.card.get(key) for key in ("command", "sha256", "hardware", "wall_time_s")}
+             for name, prior in loaded.items()}
+    chosen = [t for t in ct if tasks is None or t.key in tasks]
+    return each_setting({"priors": cards, "evaluation": stored["provenance"], "tasks": []}, "tasks", chosen, run, out)
 
 
 @experiment

@@ -26,7 +26,7 @@ import numpy as np
 from recon.data.offgrid import fine_and_truth
 from recon.methods import METHODS
 from recon.operators.noise import simulate
-from recon.tuning import search_plan
+from recon.tuning import Tuned, search_plan
 from studies.protocol import Choice, Measured, Task, measured, reconstruct_row
 
 
@@ -119,6 +119,18 @@ def planned(settings: dict, priors: dict | None = None) -> list[tuple[Task, str,
 def tuned_row(entry: dict) -> dict:
     """The test row of a stored sweep at its tuned (pooled validation) value."""
     return entry["rows"][entry["chosen"]]
+
+
+def tuned_of(entry: dict, seed: int) -> Tuned:
+    """A finished sweep as the protocol's tuning result (search "grid"), so that a study can run with the sweep's
+    value: the pooled validation choice and its mean validation PSNR, every grid point as a trial, and the parameters
+    whose choice sits on a bound of their range."""
+    space = METHODS[entry["method"]].space_for(entry["fixed"])
+    best = entry["points"][entry["chosen"]]
+    trials = [{**point, "value": fmean(val)} for point, val in zip(entry["points"], entry["val_psnr"])]
+    at_bound = [name for name, rng in space.items() if rng.at_bound(best[name])]
+    return Tuned(entry["method"], dict(entry["fixed"]), dict(best), trials[entry["chosen"]]["value"], trials, at_bound,
+                 seed, "grid")
 
 
 def draw_spread(entry: dict) -> tuple[float, float]:

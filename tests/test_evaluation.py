@@ -185,7 +185,17 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
     import recon
     from studies import protocol
     from studies.results import to_json
-    from studies.tuning_study import BOOTSTRAP, best_point, choices, draw_spread, grid_points, summary, sweep, tuned_row
+    from studies.tuning_study import (
+        BOOTSTRAP,
+        best_point,
+        choices,
+        draw_spread,
+        grid_points,
+        summary,
+        sweep,
+        tuned_of,
+        tuned_row,
+    )
 
     assert len(grid_points("tv", {"iters": 30})) == 13 and grid_points("fbp", {}) == [{}]
     pc = grid_points("proximal", {"steps": 2, "sampler": "pc"})  # lam and the corrector's snr: a 7 x 7 grid
@@ -219,6 +229,10 @@ def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle
               done={"val_psnr": saved[4]["val_psnr"], "rows": []})
     low, high = draw_spread(stored)
     assert low <= high and tuned_row(stored)["options"]["weight"] == entry["points"][entry["chosen"]]["weight"]
+    tuned = tuned_of(stored, seed=0)  # the sweep's value as the protocol's tuning result, for the studies that run it
+    assert tuned.best == entry["points"][entry["chosen"]] and tuned.value == pytest.approx(max(val_means))
+    assert tuned.search == "grid" and len(tuned.trials) == 13 and tuned.options == {"iters": 30, **tuned.best}
+    assert tuned.at_bound == ([] if 0 < entry["chosen"] < 12 else ["weight"])
 
     # what the chapter reads of a finished sweep
     stored.update(task=task.key, label="tv")
@@ -258,6 +272,27 @@ def test_the_tuning_study_is_read_from_its_results_or_its_partial_file(tmp_path)
         load_sweeps(tmp_path / "other.json")
 
 
+def test_the_evaluation_runs_with_the_sweeps_values_of_the_tasks_test_split(tmp_path):
+    import json
+
+    import pytest
+
+    from studies.experiments import _swept
+
+    settings = {"nfe": 60, "methods": None, "draws": 1, "n_val": 2, "n_images": 32, "seed": 0}
+    swept = {"task": "CT, 8 views|noise-free|test", "name": "CT, 8 views", "noise": "noise-free", "split": "test",
+             "label": "tv", "method": "tv", "fixed": {"iters": 30}, "points": [{"weight": 1e-4}, {"weight": 1e-2}],
+             "val_psnr": [[20.0, 21.0], [25.0, 24.0]], "chosen": 1}
+    shifted = {**swept, "task": "CT, 8 views|noise-free|test_shift", "split": "test_shift", "chosen": 0}
+    (tmp_path / "tuning.partial.json").write_text(json.dumps({"settings": settings, "sweeps": [swept, shifted]}))
+    tuned = _swept(tmp_path / "tuning.partial.json", nfe=60, seed=0)
+    assert list(tuned) == [("CT, 8 views|noise-free", "tv")]  # a setting's tuning is its test split's
+    chosen = tuned["CT, 8 views|noise-free", "tv"]
+    assert chosen.best == {"weight": 1e-2} and chosen.value == 24.5
+    with pytest.raises(ValueError, match="same options"):
+        _swept(tmp_path / "tuning.partial.json", nfe=100, seed=0)
+
+
 def test_images_at_a_given_psnr_hit_it():
     from recon.data import head_ct_phantoms
     from recon.metrics import psnr
@@ -270,3 +305,27 @@ def test_images_at_a_given_psnr_hit_it():
             assert float(psnr(x[None, None].float(), image[None, None])[0]) == pytest.approx(target, abs=0.05)
     with pytest.raises(ValueError, match="'noise' or 'blur'"):
         at_psnr(image, 30.0, "jpeg")
+
+
+def test_the_prior_seed_study_repeats_the_tables_methods_with_each_prior_and_reads_their_spread(tmp_path):
+    import pytest
+
+    from studies.evaluation_study import seed_differences, seed_spread
+    from studies.experiments import prior_seeds
+    from studies.results import to_json
+
+    task = "CT, 8 views|noise-free|test"  # one image, the shipped prior twice (by name and by folder): no spread
+    result = to_json(prior_seeds(priors=("head_ct", "checkpoints/head_ct_64"), n_images=1, tasks=[task],
+                                 methods=["proximal"]))
+    entry, = result["tasks"]
+    assert entry["task"] == task and set(entry["rows"]) == {"head_ct", "checkpoints/head_ct_64"}
+    spread = seed_spread(entry)
+    assert set(spread) == {"proximal"} and spread["proximal"]["spread"] == 0
+    assert result["priors"]["head_ct"]["sha256"] == result["priors"]["checkpoints/head_ct_64"]["sha256"]
+    with pytest.raises(ValueError, match="CT protocol task keys"):
+        prior_seeds(priors=("head_ct",), tasks=["MRI, 4x|noise-free|test"])
+
+    two = {"rows": {"a": {"m": {"psnr": [30.0, 32.0]}, "n": {"psnr": [29.0, 30.0]}},
+                    "b": {"m": {"psnr": [28.0, 29.0]}, "n": {"psnr": [29.0, 29.0]}}}}
+    assert seed_spread(two)["m"] == {"means": {"a": 31.0, "b": 28.5}, "spread": 2.5}
+    assert seed_differences(two, "m", "n") == {"a": 1.5, "b": -0.5}  # the ranking of m over n flips with the prior
