@@ -29,7 +29,7 @@ BORROWED = {1000: 200}
 
 # The rows the results table (``results/evaluation.json``) also holds, for the same task, budget and test images: where
 # the table ran the same prior, the chapter shows the table's tuned row rather than its own tuning of it (one tuned
-# value per setting; its 10-trial searches of DPS's peaked ζ landed up to 4.8 dB apart).
+# value per setting; two 10-trial searches of DPS's peaked ζ landed up to 4.6 dB apart).
 TABLE_ROWS = ("DPS|60", "diffusion + proximal step|60")
 # The diffusion prior of each data family in the stored run: the checkpoints named like their family, from which the
 # consistency models were tuned (protocol.load_priors' default); the results table runs protocol.PRIORS.
