@@ -770,16 +770,17 @@ def _solver_entry(task, prior, entry, tuned, *, nfes, n_images, table_nfe, seed,
 @experiment
 def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32, n_val: int = 8, n_trials: int = 10,
             seed: int = 0, device: str = "cpu", evaluation: str = "results/evaluation.json", tasks=None,
-            out: str | None = None) -> dict:
+            search: str = "tpe", out: str | None = None) -> dict:
     """Today's solvers (studies.solver_study) on the protocol tasks (``tasks``: their keys; None: all), tuned alike
-    at each of ``budgets`` on validation images and tested on ``n_images`` off-grid test images at every budget of
-    ``nfes``. The table's budget (the evaluation's ``nfe``) keeps the evaluation's tuned proximal and DPS values and
-    their rows there. With ``out``, the partial result is written after every task, and a rerun with the same
-    options continues from it."""
+    at each of ``budgets`` on validation images (``search``: :func:`recon.tuning.search_plan`'s, "tpe" with
+    ``n_trials`` or "protocol": a grid for one or two parameters, else TPE with at least 30 trials) and tested on
+    ``n_images`` off-grid test images at every budget of ``nfes``. The table's budget (the evaluation's ``nfe``) keeps
+    the evaluation's tuned proximal and DPS values and their rows there. With ``out``, the partial result is written
+    after every task, and a rerun with the same options continues from it."""
     from studies.solver_study import tune_setting
 
     options = {"budgets": list(budgets), "nfes": list(nfes), "n_images": n_images, "n_val": n_val,
-               "n_trials": n_trials, "seed": seed}
+               "n_trials": n_trials, "seed": seed, **({"search": search} if search != "tpe" else {})}
     partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
     done = {e["task"]: e for e in partial.get("tasks", [])} if partial.get("settings") == options else {}
     stored = load_results(evaluation)
@@ -803,7 +804,7 @@ def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32
             tuned_by_setting[setting] = {
                 b: tune_setting(task, prior, b, few_step=few_step, table_nfe=table_nfe,
                                 stored=kept if b == table_nfe else {}, n_val=n_val, n_trials=n_trials, seed=seed,
-                                device=device) for b in budgets}
+                                device=device, search=search) for b in budgets}
         return _solver_entry(task, prior, entry, tuned_by_setting[setting], nfes=nfes, n_images=n_images,
                              table_nfe=table_nfe, seed=seed, device=device)
 

@@ -179,6 +179,25 @@ def test_the_solvers_study_borrows_the_tuning_of_the_nearest_budget_in_log_nfe()
     assert methods_at(task, 60, 8) == ["proximal_ddrm", "dps", *SOLVERS]
 
 
+def test_the_solvers_study_tunes_with_the_search_it_is_given(monkeypatch):
+    from studies import protocol, solver_study
+
+    seen = {}
+
+    def record(task, todo, **options):  # what the study asks the protocol's tuner for, without tuning
+        seen.update(options, methods=list(todo))
+        return {}
+
+    monkeypatch.setattr(solver_study, "tune_all", record)
+    task = next(t for t in protocol.tasks() if t.noise is None)
+    kept = {"proximal": "stored", "dps": "stored"}
+    out = solver_study.tune_setting(task, None, 60, few_step=8, table_nfe=60, stored=kept, n_val=8, n_trials=10,
+                                    seed=0, search="protocol")
+    assert seen["search"] == "protocol" and seen["methods"] == list(solver_study.SOLVERS) and out == kept
+    solver_study.tune_setting(task, None, 8, few_step=8, table_nfe=60, stored={}, n_val=8, n_trials=10, seed=0)
+    assert seen["search"] == "tpe" and seen["name"]("dds").endswith("|8 NFE")  # the stored studies' search and names
+
+
 def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle():
     import pytest
 
