@@ -1,7 +1,7 @@
 """The evaluation chapter's study (``results/evaluation.json``): every protocol task's methods tuned alike on
 validation images and tested on off-grid test images (:func:`run_task`), with the inverse-crime numbers beside the
 honest ones, quality against network evaluations (:func:`nfe_curve`) and posterior spread (:func:`uncertainty`); and
-the spread that re-training the prior adds (``results/prior_seeds.json``, :func:`seed_spread`)."""
+the spread that re-training the prior adds (read from the prior-seed study, :func:`seed_spread`)."""
 
 from __future__ import annotations
 

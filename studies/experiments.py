@@ -929,10 +929,9 @@ def prior_seeds(*, priors=("head_ct", "head_ct_seed1", "head_ct_seed2"), evaluat
                 out: str | None = None) -> dict:
     """Training as a variance source: the results table's score methods (Song et al.'s step or the DDRM rule, and
     DPS; or those of them in ``methods``) on the CT tasks' test images (``tasks``: their keys; None: every CT test
-    task) with each head-CT prior of
-    ``priors`` (the shipped one and its card's command with another ``--seed``), all at the table's stored tuned
-    values (``evaluation``), so that what differs between the priors is their training run. TV and the classical
-    inverse use no prior and are not repeated."""
+    task) with each head-CT prior of ``priors`` (the shipped one and its card's command with another ``--seed``), all
+    at the table's stored tuned values (``evaluation``), so that what differs between the priors is their training
+    run. TV and the classical inverse use no prior and are not repeated."""
     stored = load_results(evaluation)
     entries = {e["task"]: e for e in stored["results"]["tasks"]}
     ct = [t for t in protocol.tasks(seed=seed) if t.dataset == "head_ct" and t.split == "test"]

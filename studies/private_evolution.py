@@ -109,8 +109,9 @@ class Evolution:
                    steps: int = 18) -> "Evolution":
         """The settings whose votes give (``epsilon``, ``delta``): the vote noise from the accountant, counts cut below
         ``threshold_sigmas`` noise deviations."""
-        sigma = sigma_for(epsilon, len(levels) + 1, delta)
-        return cls(n, tuple(levels), sigma=sigma, threshold=threshold_sigmas * sigma, steps=steps)
+        unset = cls(n, tuple(levels), sigma=1.0, threshold=0.0, steps=steps)  # its vote count, from the rule above
+        sigma = sigma_for(epsilon, unset.votes, delta)
+        return dataclasses.replace(unset, sigma=sigma, threshold=threshold_sigmas * sigma)
 
 
 class PriorSource:
