@@ -31,6 +31,11 @@ BORROWED = {1000: 200}
 # the table ran the same prior, the chapter shows the table's tuned row rather than its own tuning of it (one tuned
 # value per setting; two 10-trial searches of DPS's peaked ζ landed up to 4.6 dB apart).
 TABLE_ROWS = ("DPS|60", "diffusion + proximal step|60")
+# Likewise the rows today's solvers (``results/solvers.json``) tune at their own budget of SOLVER_BUDGET evaluations:
+# the re-noising sampler over the diffusion prior and Song et al.'s step (two 10-trial tunings of the first landed
+# up to 1.7 dB apart on CT).
+SOLVER_BUDGET = 8
+SOLVER_ROWS = (f"diffusion, CM sampler + proximal step|{SOLVER_BUDGET}", f"diffusion + proximal step|{SOLVER_BUDGET}")
 # The diffusion prior of each data family in the stored run: the checkpoints named like their family, from which the
 # consistency models were tuned (protocol.load_priors' default); the results table runs protocol.PRIORS.
 DIFFUSION_PRIORS = {family: family for family in protocol.FAMILIES}
@@ -41,18 +46,37 @@ def with_table_rows(entry: dict, table_entry: dict, prior: str, source: str = "r
     same method (one setting of the results table, read from ``source``) when that table ran ``prior``, the
     chapter's diffusion prior, on the same task and as many test images; otherwise ``entry`` unchanged. A replaced
     row and its tuning name their ``source``."""
-    if table_entry["task"] != entry["task"] or table_entry["prior"] != prior:
+    rows = {row["method"]: row for row in table_entry["rows"]}
+    return _with_rows(entry, table_entry, rows, table_entry["tuned"], prior, TABLE_ROWS, source)
+
+
+def with_solver_rows(entry: dict, solver_entry: dict, prior: str, source: str = "results/solvers.json") -> dict:
+    """``entry`` with :data:`SOLVER_ROWS` replaced by the solver study's rows of the same method, tuned and tested at
+    :data:`SOLVER_BUDGET` evaluations (one setting of ``results/solvers.json``), under the same conditions as
+    :func:`with_table_rows`."""
+    point = next((p for p in solver_entry["curve"] if p["nfe"] == SOLVER_BUDGET == p["tuned_at"]), None)
+    if point is None:
+        raise ValueError(f"{source} has no point tuned and tested at {SOLVER_BUDGET} evaluations for "
+                         f"{solver_entry['task']}; rerun the solver study with {SOLVER_BUDGET} among its budgets.")
+    tuned = solver_entry["tuned"][str(SOLVER_BUDGET)]
+    return _with_rows(entry, solver_entry, point["rows"], tuned, prior, SOLVER_ROWS, source)
+
+
+def _with_rows(entry: dict, other: dict, rows_by_method: dict, tuned_by_method: dict, prior: str, labels: tuple,
+               source: str) -> dict:
+    """``entry`` with each of ``labels`` replaced by the row and tuning of its method from another study's setting
+    ``other``, when that setting is the same task over ``prior`` (else ``entry`` itself)."""
+    if other["task"] != entry["task"] or other["prior"] != prior:
         return entry
-    table = {row["method"]: row for row in table_entry["rows"]}
     rows, tuned = dict(entry["rows"]), dict(entry["tuned"])
-    for label in TABLE_ROWS:
+    for label in labels:
         method = entry["tuned"][label]["method"]
-        if len(table[method]["psnr"]) != len(entry["rows"][label]["psnr"]):
-            raise ValueError(f"{source} scores {method} on {len(table[method]['psnr'])} test images of "
+        if len(rows_by_method[method]["psnr"]) != len(entry["rows"][label]["psnr"]):
+            raise ValueError(f"{source} scores {method} on {len(rows_by_method[method]['psnr'])} test images of "
                              f"{entry['task']}, the chapter on {len(entry['rows'][label]['psnr'])}; rerun one with the "
                              "other's n_images.")
-        rows[label] = {**table[method], "source": source}
-        tuned[label] = {**table_entry["tuned"][method], "prior": entry["tuned"][label]["prior"], "source": source}
+        rows[label] = {**rows_by_method[method], "source": source}
+        tuned[label] = {**tuned_by_method[method], "prior": entry["tuned"][label]["prior"], "source": source}
     return {**entry, "rows": rows, "tuned": tuned}
 
 

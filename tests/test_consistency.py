@@ -203,3 +203,30 @@ def test_the_chapter_reads_the_results_tables_rows_where_that_table_ran_the_same
     short = {**table, "rows": [{**row, "psnr": row["psnr"][:1]} for row in table["rows"]]}
     with pytest.raises(ValueError, match="n_images"):
         with_table_rows(entry, short, "head_ct")
+
+
+def test_the_chapter_reads_the_solver_studys_rows_at_its_budget():
+    from studies.consistency_study import SOLVER_ROWS, with_solver_rows
+
+    sampler, step = SOLVER_ROWS
+    entry = {"task": "CT, 16 views|noise-free|test",
+             "rows": {sampler: {"method": "consistency", "psnr": [34.6, 34.7]},
+                      step: {"method": "proximal", "psnr": [14.8, 14.7]},
+                      "CM + proximal step|8": {"method": "consistency", "psnr": [30.0, 30.1]}},
+             "tuned": {sampler: {"prior": "diffusion", "method": "consistency", "best": {"lam": 0.9}},
+                       step: {"prior": "diffusion", "method": "proximal", "best": {"lam": 1.0}},
+                       "CM + proximal step|8": {"prior": "cm", "method": "consistency", "best": {"lam": 0.5}}}}
+    point = {"nfe": 8, "tuned_at": 8, "rows": {"consistency": {"method": "consistency", "psnr": [35.9, 35.8]},
+                                               "proximal": {"method": "proximal", "psnr": [14.8, 14.8]}}}
+    solvers = {"task": entry["task"], "prior": "head_ct",
+               "curve": [{**point, "nfe": 4, "rows": {}}, point],  # the 4-NFE point, tuned at 8, is not read
+               "tuned": {"8": {"consistency": {"method": "consistency", "best": {"lam": 0.7}},
+                               "proximal": {"method": "proximal", "best": {"lam": 0.99}}}}}
+    merged = with_solver_rows(entry, solvers, "head_ct")
+    assert merged["rows"][sampler]["psnr"] == [35.9, 35.8] and merged["tuned"][sampler]["best"] == {"lam": 0.7}
+    assert all(merged["rows"][label]["source"] == "results/solvers.json" for label in SOLVER_ROWS)
+    assert merged["tuned"][sampler]["prior"] == "diffusion"
+    assert merged["rows"]["CM + proximal step|8"] is entry["rows"]["CM + proximal step|8"]  # the consistency model's
+    assert with_solver_rows(entry, {**solvers, "prior": "brain_synth"}, "head_ct") is entry
+    with pytest.raises(ValueError, match="no point tuned and tested at 8"):
+        with_solver_rows(entry, {**solvers, "curve": solvers["curve"][:1]}, "head_ct")

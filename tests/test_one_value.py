@@ -74,3 +74,19 @@ def test_the_consistency_chapter_shows_the_tables_rows_on_ct(table):
     assert all(e["rows"][label]["source"] == "results/evaluation.json" for e in ct for label in TABLE_ROWS)
     assert all(e["rows"][label]["psnr"] == table["tasks"][e["task"]]["by_method"][e["rows"][label]["method"]]["psnr"]
                for e in ct for label in TABLE_ROWS)
+
+
+def test_the_consistency_chapter_shows_the_solver_studys_rows_on_ct():
+    from studies.consistency_study import DIFFUSION_PRIORS, SOLVER_BUDGET, SOLVER_ROWS, with_solver_rows
+
+    stored = load_results("results/consistency.json")["results"]["head_to_head"]
+    solvers = {e["task"]: e for e in load_results("results/solvers.json")["results"]["tasks"]}
+    merged = [with_solver_rows(e, solvers[e["task"]], DIFFUSION_PRIORS[solvers[e["task"]]["dataset"]])
+              for e in stored if e["task"] in solvers]
+    ct = [e for e in merged if e["task"].startswith("CT")]
+    assert len(ct) == 4
+    for e in ct:
+        point = next(p for p in solvers[e["task"]]["curve"] if p["nfe"] == SOLVER_BUDGET == p["tuned_at"])
+        for label in SOLVER_ROWS:
+            assert e["rows"][label]["source"] == "results/solvers.json"
+            assert e["rows"][label]["psnr"] == point["rows"][e["rows"][label]["method"]]["psnr"]
