@@ -30,6 +30,7 @@ from recon.files import atomic_write_text
 from recon.models.checkpoints import CARD, CARD_DIGEST, card_digest, load_card, load_denoiser, resolve, shipped_name
 from recon.models.denoiser import denoising_psnr
 from recon.provenance import provenance
+from studies.statistics import unpaired_difference
 
 SIGMAS = (0.05, 0.1, 0.2, 0.4)
 
@@ -67,12 +68,17 @@ def image_sets(card: dict, n: int) -> dict[str, torch.Tensor]:
 
 
 def measure(prior: str, n: int) -> dict:
-    """``{set: {sigma: mean PSNR}}`` and the train-minus-held-out gap per sigma."""
+    """``{set: {sigma: mean PSNR}}``, the train-minus-held-out gap per sigma, and the gap's 95 % interval
+    (:func:`studies.statistics.unpaired_difference`: a bootstrap over the images of each set, so it carries the
+    image sampling only, not the noise draw or training)."""
     card = load_card(prior)
     denoiser = load_denoiser(prior)
-    rows = {name: {str(s): round(float(denoising_psnr(denoiser, images, s, seed=1).mean()), 2) for s in SIGMAS}
-            for name, images in image_sets(card, n).items()}
+    per_image = {name: {s: denoising_psnr(denoiser, images, s, seed=1) for s in SIGMAS}
+                 for name, images in image_sets(card, n).items()}
+    rows = {name: {str(s): round(float(v.mean()), 2) for s, v in values.items()} for name, values in per_image.items()}
+    gaps = {s: unpaired_difference(per_image["train"][s], per_image["held-out"][s]) for s in SIGMAS}
     rows["gap"] = {str(s): round(rows["train"][str(s)] - rows["held-out"][str(s)], 2) for s in SIGMAS}
+    rows["gap interval"] = {str(s): [round(g.low, 2), round(g.high, 2)] for s, g in gaps.items()}
     return rows
 
 
@@ -96,6 +102,9 @@ def main(argv=None) -> None:
     for prior in args.priors or shipped_priors():
         results[prior] = row = measure(prior, args.n)
         for name, values in row.items():
+            if name == "gap interval":
+                print(f"{prior:28s} {name:18s} " + "  ".join(f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in values.values()))
+                continue
             print(f"{prior:28s} {name:18s} " + "  ".join(f"{values[str(s)]:6.2f}" for s in SIGMAS), flush=True)
         if args.write_cards:
             write_card(prior, row, args.n)

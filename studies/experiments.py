@@ -22,8 +22,8 @@ import torch
 import recon
 from recon.data.offgrid import fine_and_truth
 from recon.files import atomic_write
-from recon.provenance import code_version, provenance
 from recon.methods import METHODS
+from recon.provenance import code_version, provenance
 from studies import evaluation_study, protocol
 from studies.ablation import lambda_sweep
 from studies.path_study import PATH_VARIANTS, run_rows, tune_baselines

@@ -32,7 +32,6 @@ from recon.random import generators, randn
 from recon.sampling.loops import sample_heun
 from recon.sampling.schedules import SIGMA_MIN, get_sigmas_karras
 
-
 CLASS_SEED = 10**6  # a study that evolves class c draws from seed + c * CLASS_SEED on, clear of the other class
 
 
@@ -106,7 +105,7 @@ class Evolution:
 
     @classmethod
     def at_epsilon(cls, n: int, levels, epsilon: float, delta: float, *, threshold_sigmas: float = 2.0,
-                   steps: int = 18) -> "Evolution":
+                   steps: int = 18) -> Evolution:
         """The settings whose votes give (``epsilon``, ``delta``): the vote noise from the accountant, counts cut below
         ``threshold_sigmas`` noise deviations."""
         unset = cls(n, tuple(levels), sigma=1.0, threshold=0.0, steps=steps)  # its vote count, from the rule above

@@ -51,6 +51,20 @@ def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, see
     return PairedComparison(float(d.mean()), float(interval.low), float(interval.high), len(d), level)
 
 
+def unpaired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> PairedComparison:
+    """Mean of ``a`` minus mean of ``b`` for two independent samples (say a prior's denoising PSNR on its training
+    images and on held-out ones) with a BCa bootstrap interval that resamples each sample on its own; ``n`` is the
+    smaller sample's size. Needs at least 3 values in each."""
+    a, b = (np.asarray(torch.as_tensor(v, dtype=torch.float64)) for v in (a, b))
+    if a.ndim != 1 or b.ndim != 1 or min(len(a), len(b)) < 3:
+        raise ValueError(f"need two 1-D samples of at least 3 values each; got shapes {a.shape} and {b.shape}.")
+    result = bootstrap((a, b), lambda u, v, axis=-1: u.mean(axis=axis) - v.mean(axis=axis), confidence_level=level,
+                       n_resamples=n_resamples, method="BCa", rng=np.random.default_rng(seed), vectorized=True)
+    interval = result.confidence_interval
+    return PairedComparison(float(a.mean() - b.mean()), float(interval.low), float(interval.high),
+                            min(len(a), len(b)), level)
+
+
 def holm(pvalues) -> list[float]:
     """Holm's step-down adjusted p-values (Holm 1979) for a family of tests, in the order given: a test is called at
     level alpha when its adjusted value is at most alpha, and the chance of any false call in the family stays below

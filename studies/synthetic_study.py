@@ -364,7 +364,7 @@ def pick_guidance(runs: list[dict], by: str = "validation") -> dict:
         if missing:
             raise ValueError(f"runs at w = {missing} hold no validation scores (results from before they were "
                              f"recorded); rerun their study, or pick with by='label'.")
-        score = lambda r: r["validation"]["auc"]  # noqa: E731
+        score = lambda r: r["validation"]["auc"]
     elif by == "label":
         score = label_separation
     else:

@@ -9,7 +9,7 @@ from test_sampling import gaussian_problem
 
 from recon.guidance import ProximalGuide
 from recon.sampling import get_sigmas_karras, sample_em
-from studies.statistics import holm, paired_difference
+from studies.statistics import holm, paired_difference, unpaired_difference
 from studies.uncertainty import posterior_samples, summarize
 
 
@@ -29,6 +29,19 @@ def test_the_bootstrap_interval_covers_the_true_difference_and_calls_ties():
     assert paired_difference([1.0, 2, 3], [2.0, 3, 4]).verdict == "worse"
     with pytest.raises(ValueError, match="equal length >= 3"):
         paired_difference([1.0, 2.0], [1.0, 2.0])
+
+
+def test_the_unpaired_interval_covers_the_true_difference_of_two_independent_samples():
+    rng = np.random.default_rng(2)
+    covered = 0
+    for _ in range(200):
+        result = unpaired_difference(rng.normal(31, 2, size=24), rng.normal(30, 1, size=40), n_resamples=999, seed=1)
+        covered += result.low <= 1.0 <= result.high
+    assert 0.90 <= covered / 200 <= 0.99
+    assert unpaired_difference(np.arange(10.0) + 20, np.arange(16.0)).verdict == "better"
+    assert unpaired_difference(np.arange(10.0) + 20, np.arange(16.0)).n == 10
+    with pytest.raises(ValueError, match="at least 3 values each"):
+        unpaired_difference([1.0, 2.0], [1.0, 2.0, 3.0])
 
 
 def test_holm_adjusts_in_order_and_keeps_the_family_error():
