@@ -117,11 +117,13 @@ def mean_se_plot(ax, xs, values: torch.Tensor, label: str, **style):
 
 
 class Phrase(str):
-    """Words to glue into the book's prose: shown as they are by ``{glue:text}``, without a string's quotes (glued
-    ``IPython.display.Markdown`` objects cannot be pasted across documents)."""
+    """Words to glue into the book's prose: shown as they are by ``{glue:text}`` (glued ``IPython.display.Markdown``
+    objects cannot be pasted across documents). Its text/plain is the quoted string: myst-nb literal-evaluates that text
+    before pasting it, which would turn "[+0.52, +0.95]" into a list and "0.50" into 0.5; a quoted string comes back
+    as itself, without its quotes."""
 
     def __repr__(self) -> str:
-        return str(self)
+        return repr(str(self))
 
 
 def panel_rows(rows: Sequence[dict], *, size: float = 1.9, title_size: int = 8):

@@ -18,8 +18,9 @@ def mean_se(values) -> tuple[float, float]:
 
 
 @dataclasses.dataclass(frozen=True)
-class PairedComparison:
-    """``mean`` of ``a - b`` over ``n`` paired images and its ``level`` interval ``[low, high]``."""
+class Comparison:
+    """``mean`` of ``a - b`` (over ``n`` paired images, or of two independent samples' means with ``n`` the smaller one's size)
+    and its ``level`` interval ``[low, high]``."""
 
     mean: float
     low: float
@@ -36,7 +37,10 @@ class PairedComparison:
         return f"{self.mean:+.2f} [{self.low:+.2f}, {self.high:+.2f}] ({self.verdict})"
 
 
-def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> PairedComparison:
+PairedComparison = Comparison  # its earlier name
+
+
+def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> Comparison:
     """Mean of ``a - b`` over paired values (per-image PSNR of two methods on the same images) with a BCa bootstrap
     interval (Efron & Tibshirani 1993; scipy.stats.bootstrap), resampling images. Needs at least 3 pairs."""
     a, b = (np.asarray(torch.as_tensor(v, dtype=torch.float64)) for v in (a, b))
@@ -44,14 +48,14 @@ def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, see
         raise ValueError(f"need two 1-D sequences of equal length >= 3 (one value per image); got {a.shape}, {b.shape}.")
     d = a - b
     if np.ptp(d) <= 1e-9 * max(1.0, float(np.abs(d).max())):  # the same difference on every image: that point
-        return PairedComparison(float(d[0]), float(d[0]), float(d[0]), len(d), level)
+        return Comparison(float(d[0]), float(d[0]), float(d[0]), len(d), level)
     result = bootstrap((d,), np.mean, confidence_level=level, n_resamples=n_resamples, method="BCa",
                        rng=np.random.default_rng(seed))
     interval = result.confidence_interval
-    return PairedComparison(float(d.mean()), float(interval.low), float(interval.high), len(d), level)
+    return Comparison(float(d.mean()), float(interval.low), float(interval.high), len(d), level)
 
 
-def unpaired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> PairedComparison:
+def unpaired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> Comparison:
     """Mean of ``a`` minus mean of ``b`` for two independent samples (say a prior's denoising PSNR on its training
     images and on held-out ones) with a BCa bootstrap interval that resamples each sample on its own; ``n`` is the
     smaller sample's size. Needs at least 3 values in each."""
@@ -61,8 +65,8 @@ def unpaired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, s
     result = bootstrap((a, b), lambda u, v, axis=-1: u.mean(axis=axis) - v.mean(axis=axis), confidence_level=level,
                        n_resamples=n_resamples, method="BCa", rng=np.random.default_rng(seed), vectorized=True)
     interval = result.confidence_interval
-    return PairedComparison(float(a.mean() - b.mean()), float(interval.low), float(interval.high),
-                            min(len(a), len(b)), level)
+    return Comparison(float(a.mean() - b.mean()), float(interval.low), float(interval.high), min(len(a), len(b)),
+                      level)
 
 
 def holm(pvalues) -> list[float]:

@@ -37,3 +37,34 @@ def test_no_notebook_text_types_a_measured_decibel_value():
         if found := typed_decibels(text):
             typed[notebook.name] = found
     assert not typed, f"glue these (or print them from a cell) instead of typing them: {typed}"
+
+
+def pasted(text_plain: str, spec: str = "") -> str:
+    """What ``{glue:text}`` shows for a glued value's text/plain (myst-nb literal-evaluates it first)."""
+    from myst_nb.core.variables import format_plain_text
+
+    return format_plain_text(text_plain, spec)
+
+
+def test_glued_words_are_pasted_as_they_are():
+    from studies.plotting import Phrase
+
+    for words in ("[+0.52, +0.95]", "0.50", "10, 30, 60", "met", "1e-05", "'quoted'"):
+        assert pasted(repr(Phrase(words))) == words
+        assert pasted(repr(Phrase(words)), "s") == words
+
+
+def test_every_stored_glue_value_is_pasted_as_it_was_printed():
+    changed = {}
+    for notebook in sorted(NOTEBOOKS.glob("*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            for output in cell.get("outputs", []):
+                name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+                data = output.get("data", {})
+                text = data.get("text/plain", data.get("application/papermill.record/text/plain"))
+                if name is None or text is None:
+                    continue
+                text = "".join(text) if isinstance(text, list) else text
+                if not text.startswith(("'", '"')) and pasted(text) != text:
+                    changed[f"{notebook.name}::{name}"] = (text, pasted(text))
+    assert not changed, f"glue these as studies.plotting.Phrase (and re-execute the notebook): {changed}"
