@@ -19,8 +19,8 @@ def mean_se(values) -> tuple[float, float]:
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """``mean`` of ``a - b`` (over ``n`` paired images, or of two independent samples' means with ``n`` the smaller one's size)
-    and its ``level`` interval ``[low, high]``."""
+    """``mean`` of ``a - b`` (over ``n`` paired images, or of two independent samples' means with ``n`` the smaller
+    one's size) and its ``level`` interval ``[low, high]``."""
 
     mean: float
     low: float
@@ -35,9 +35,6 @@ class Comparison:
 
     def __str__(self) -> str:
         return f"{self.mean:+.2f} [{self.low:+.2f}, {self.high:+.2f}] ({self.verdict})"
-
-
-PairedComparison = Comparison  # its earlier name
 
 
 def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999, seed: int = 0) -> Comparison:
