@@ -230,7 +230,8 @@ PRIVATE_RUN = ["--data", "head_ct_private", "--n-train", "2048", "--batch", "64"
 def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
     """``(checkpoint folder, recon.train arguments)`` of the chapter's priors, in training order: the public prior,
     then each private fine-tuning (ε = 10, non-private, ε = 10 from scratch, 4, 1), then the non-private one five
-    times longer and the audits' memorising positive control."""
+    times longer, the audits' memorising positive control, DP-SGD at the longer budget at ε = 10, 4, 1 and a repeat
+    of each, and a control trained four times longer."""
     dev = ["--device", device] if device else []
     public = ["--init", "checkpoints/head_ct_64_public"]
     runs = [("head_ct_64_public", ["--data", "head_ct_public", "--classes", "2", "--base", "16", "--n-train", "4096",
@@ -249,7 +250,16 @@ def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
                                               *public, "--precision", "fp32"]),
             # DP-SGD at the ceiling's budget (experiment synthetic_dp_long)
             ("head_ct_64_dp_eps10_long", [*PRIVATE_RUN[:6], "--steps", "1000", "--warmup", "20", "--checkpoint-every",
-                                          "100", *public, "--dp-epsilon", "10"])]
+                                          "100", *public, "--dp-epsilon", "10"]),
+            # the same at ε = 4 and 1, and each ε once more: a repeat draws new Poisson batches and noise from the
+            # operating system's entropy (no seed is recorded), so it is the same command into another folder
+            *[(f"head_ct_64_dp_eps{eps}_long{run}", [*PRIVATE_RUN[:6], "--steps", "1000", "--warmup", "20",
+                                                     "--checkpoint-every", "100", *public, "--dp-epsilon", eps])
+              for eps, run in (("4", ""), ("1", ""), ("10", "_run2"), ("4", "_run2"), ("1", "_run2"))],
+            # a stronger positive control: four times as many passes over the same 32 images
+            ("head_ct_64_private_memorised_4k", ["--data", "head_ct_private", "--n-train", "32", "--batch", "32",
+                                                 "--steps", "4000", "--warmup", "20", "--checkpoint-every", "100",
+                                                 *public, "--precision", "fp32"])]
     return [(f"checkpoints/{name}", [*args, *dev, "--out", f"checkpoints/{name}"]) for name, args in runs]
 
 

@@ -217,3 +217,12 @@ def test_calibration_removes_image_difficulty_from_the_membership_attack():
     assert raw["auc"] < 0.65 and calibrated["auc"] == 1.0 and calibrated["tpr_at_0.1pct_fpr"] == 1.0
     with pytest.raises(ValueError, match="same images, in the same order"):
         st.calibrated_membership(member, nonmember, difficulty[:100], difficulty[200:])
+
+
+def test_each_dp_repeat_is_its_runs_command_into_another_folder():
+    commands = dict(st.dp_commands())
+    assert len(commands) == len(st.dp_commands())  # one folder per run
+    for eps in ("10", "4", "1"):
+        first, repeat = (commands[f"checkpoints/head_ct_64_dp_eps{eps}_long{run}"] for run in ("", "_run2"))
+        assert first[:-2] == repeat[:-2] and first[-2:] != repeat[-2:] and "--seed" not in first
+        assert first[first.index("--dp-epsilon") + 1] == eps
