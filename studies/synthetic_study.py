@@ -234,6 +234,12 @@ def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
     of each, and a control trained four times longer."""
     dev = ["--device", device] if device else []
     public = ["--init", "checkpoints/head_ct_64_public"]
+    longer = [*PRIVATE_RUN[:6], "--steps", "1000", "--warmup", "20", "--checkpoint-every", "100", *public]
+
+    def memorising(steps):
+        return ["--data", "head_ct_private", "--n-train", "32", "--batch", "32", "--steps", str(steps), "--warmup", "20",
+                "--checkpoint-every", "100", *public, "--precision", "fp32"]
+
     runs = [("head_ct_64_public", ["--data", "head_ct_public", "--classes", "2", "--base", "16", "--n-train", "4096",
                                    "--steps", "2000"]),
             ("head_ct_64_dp_eps10", [*PRIVATE_RUN, *public, "--dp-epsilon", "10"]),
@@ -242,24 +248,16 @@ def dp_commands(device: str | None = None) -> list[tuple[str, list[str]]]:
             ("head_ct_64_dp_eps4", [*PRIVATE_RUN, *public, "--dp-epsilon", "4"]),
             ("head_ct_64_dp_eps1", [*PRIVATE_RUN, *public, "--dp-epsilon", "1"]),
             # the non-private ceiling of experiment synthetic_cfg: the same fine-tuning, five times longer
-            ("head_ct_64_private_long", [*PRIVATE_RUN[:6], "--steps", "1000", "--warmup", "20", "--checkpoint-every",
-                                         "100", *public, "--precision", "fp32"]),
+            ("head_ct_64_private_long", [*longer, "--precision", "fp32"]),
             # the audits' positive control: fine-tuned for 1,000 passes over 32 private images, to memorise them
-            ("head_ct_64_private_memorised", ["--data", "head_ct_private", "--n-train", "32", "--batch", "32",
-                                              "--steps", "1000", "--warmup", "20", "--checkpoint-every", "100",
-                                              *public, "--precision", "fp32"]),
-            # DP-SGD at the ceiling's budget (experiment synthetic_dp_long)
-            ("head_ct_64_dp_eps10_long", [*PRIVATE_RUN[:6], "--steps", "1000", "--warmup", "20", "--checkpoint-every",
-                                          "100", *public, "--dp-epsilon", "10"]),
-            # the same at ε = 4 and 1, and each ε once more: a repeat draws new Poisson batches and noise from the
-            # operating system's entropy (no seed is recorded), so it is the same command into another folder
-            *[(f"head_ct_64_dp_eps{eps}_long{run}", [*PRIVATE_RUN[:6], "--steps", "1000", "--warmup", "20",
-                                                     "--checkpoint-every", "100", *public, "--dp-epsilon", eps])
-              for eps, run in (("4", ""), ("1", ""), ("10", "_run2"), ("4", "_run2"), ("1", "_run2"))],
+            ("head_ct_64_private_memorised", memorising(1000)),
+            # DP-SGD at the ceiling's budget (experiment synthetic_dp_long) at ε = 10, 4 and 1, then each ε once
+            # more: a repeat draws new Poisson batches and noise from the operating system's entropy (no seed is
+            # recorded), so it is the same command into another folder
+            *[(f"head_ct_64_dp_eps{eps}_long{run}", [*longer, "--dp-epsilon", eps])
+              for run in ("", "_run2") for eps in ("10", "4", "1")],
             # a stronger positive control: four times as many passes over the same 32 images
-            ("head_ct_64_private_memorised_4k", ["--data", "head_ct_private", "--n-train", "32", "--batch", "32",
-                                                 "--steps", "4000", "--warmup", "20", "--checkpoint-every", "100",
-                                                 *public, "--precision", "fp32"])]
+            ("head_ct_64_private_memorised_4k", memorising(4000))]
     return [(f"checkpoints/{name}", [*args, *dev, "--out", f"checkpoints/{name}"]) for name, args in runs]
 
 
