@@ -141,7 +141,9 @@ def dds(problem: Problem, *, steps: int = 30, cg_iters: int = 5, eta: float = 0.
     return x
 
 
-@register_method("red_diff", space={"lam": Range(1e-3, 1e2, log=True), "lr": Range(1e-3, 0.5, log=True)},
+# RED-diff's lam weighs the regulariser against a data term normalised by ||y||^2, so useful values lie far below the
+# paper's (0.25): its grid's optimum sat on 1e-3, the lower bound of the first range, on CT 8 views at 8 and 60 NFE.
+@register_method("red_diff", space={"lam": Range(1e-5, 1e1, log=True), "lr": Range(1e-3, 0.5, log=True)},
                  budget="steps")
 def red_diff(problem: Problem, *, steps: int = 30, lam: float = 0.25, lr: float = 0.05,
              start_sigma: float | None = None) -> torch.Tensor:

@@ -776,19 +776,20 @@ def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32
     ``n_trials`` or "protocol": a grid for one or two parameters, else TPE with at least 30 trials) and tested on
     ``n_images`` off-grid test images at every budget of ``nfes``. The table's budget (the evaluation's ``nfe``) keeps
     the evaluation's tuned proximal and DPS values and their rows there. With ``out``, the partial result is written
-    after every task, and a rerun with the same options continues from it."""
-    from studies.solver_study import tune_setting
-
+    after every task and every tuning within one, and a rerun with the same options continues from it."""
     options = {"budgets": list(budgets), "nfes": list(nfes), "n_images": n_images, "n_val": n_val,
                "n_trials": n_trials, "seed": seed, **({"search": search} if search != "tpe" else {})}
     partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
-    done = {e["task"]: e for e in partial.get("tasks", [])} if partial.get("settings") == options else {}
+    same = partial.get("settings") == options
+    done = {e["task"]: e for e in partial.get("tasks", [])} if same else {}
     stored = load_results(evaluation)
     table_nfe, entries = stored["results"]["options"]["nfe"], {e["task"]: e for e in stored["results"]["tasks"]}
     if table_nfe not in budgets:
         raise ValueError(f"budgets {budgets} must hold the evaluation's budget {table_nfe} (its stored rows are used).")
     priors, tuned_by_setting = protocol.protocol_priors(device), {}
-    few_step = min(budgets)
+    result = {"settings": options, "tasks": [], "evaluation": stored["provenance"]}
+    tune = {"few_step": min(budgets), "table_nfe": table_nfe, "n_val": n_val, "n_trials": n_trials, "seed": seed,
+            "device": device, "search": search}
 
     def run(task):
         setting, prior = f"{task.name}|{task.noise_name}", priors[task.dataset]
@@ -800,19 +801,41 @@ def solvers(*, budgets=(8, 60), nfes=(4, 8, 10, 30, 60, 100), n_images: int = 32
         print(task.key, flush=True)
         entry = entries[task.key]
         if setting not in tuned_by_setting:
+            progress = partial.get("in_progress") if same else None
+            resumed = progress["tuned"] if progress and progress["task"] == task.key else {}
             kept = {m: tuned_from_json(entry["tuned"][m]) for m in task.score_methods()}
-            tuned_by_setting[setting] = {
-                b: tune_setting(task, prior, b, few_step=few_step, table_nfe=table_nfe,
-                                stored=kept if b == table_nfe else {}, n_val=n_val, n_trials=n_trials, seed=seed,
-                                device=device, search=search) for b in budgets}
+            tuned_by_setting[setting] = _tune_solver_setting(task, prior, budgets, kept, resumed, tune,
+                                                             lambda now: write_partial(out, {**result, "in_progress": {
+                                                                 "task": task.key, "tuned": now}}))
         return _solver_entry(task, prior, entry, tuned_by_setting[setting], nfes=nfes, n_images=n_images,
                              table_nfe=table_nfe, seed=seed, device=device)
 
     chosen = [t for t in protocol.tasks(seed=seed) if tasks is None or t.key in tasks]
     if tasks is not None and len(chosen) != len(tasks):
         raise ValueError(f"unknown tasks {sorted(set(tasks) - {t.key for t in chosen})}; choose protocol task keys.")
-    return each_setting({"settings": options, "tasks": [], "evaluation": stored["provenance"]}, "tasks", chosen, run,
-                        out)
+    return each_setting(result, "tasks", chosen, run, out)
+
+
+def _tune_solver_setting(task, prior, budgets, kept: dict, resumed: dict, tune: dict, save) -> dict:
+    """``budget -> label -> Tuned`` of the solvers experiment's setting: the table's ``kept`` values at its budget,
+    the ``resumed`` ones (``str(budget) -> label -> stored Tuned``, from a run cut short) and the rest tuned now;
+    ``save(now)`` gets every finished tuning (stored form) after each, so that a kill loses one method's tuning."""
+    from studies.solver_study import tune_setting
+
+    now = {b: dict(ts) for b, ts in to_json(resumed).items()}
+
+    def record(budget):
+        def on_tuned(label, tuned):
+            now.setdefault(str(budget), {})[label] = to_json(tuned)
+            save(now)
+        return on_tuned
+
+    out = {}
+    for b in budgets:
+        finished = {label: tuned_from_json(t) for label, t in resumed.get(str(b), {}).items()}
+        out[b] = tune_setting(task, prior, b, stored={**(kept if b == tune["table_nfe"] else {}), **finished},
+                              on_tuned=record(b), **tune)
+    return out
 
 
 @experiment

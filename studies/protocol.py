@@ -123,11 +123,11 @@ def candidates(task: Task, nfe: int, prior=None, with_pc: bool = False) -> dict[
 
 def tune_all(task: Task, choices: dict[str, Choice], *, n_val: int, n_trials: int, seed: int, device="cpu",
              space: dict | None = None, name: Callable[[str], str] | None = None,
-             search: str = "tpe") -> dict[str, Tuned]:
+             search: str = "tpe", on_tuned: Callable[[str, Tuned], None] | None = None) -> dict[str, Tuned]:
     """Every choice tuned alike on the task's first ``n_val`` validation images (off-grid, the task's noise):
     ``label -> Tuned``. ``space`` replaces the methods' own search spaces; ``name(label)`` names each study (its
     sampler's seed derives from the name), by default ``"{task name}|{noise}|{label}"``; ``search`` is
-    :func:`recon.tuning.search_plan`'s."""
+    :func:`recon.tuning.search_plan`'s; ``on_tuned(label, tuned)`` is called after each (a long run saves there)."""
     truth, fine = fine_and_truth(task.dataset, n_val, task.operator.image_shape[0], "val", seed)
     name = name or (lambda label: f"{task.name}|{task.noise_name}|{label}")
     tuned = {}
@@ -136,6 +136,8 @@ def tune_all(task: Task, choices: dict[str, Choice], *, n_val: int, n_trials: in
                                    fixed=choice.options, n_trials=n_trials, name=name(label), seed=seed,
                                    device=device, space=space, search=search)
         print(f"  tuned {label}: {tuned[label].best} ({tuned[label].value:.2f} dB on validation)", flush=True)
+        if on_tuned is not None:
+            on_tuned(label, tuned[label])
     return tuned
 
 

@@ -32,14 +32,17 @@ def methods_at(task: Task, budget: int, few_step: int) -> list[str]:
 
 
 def tune_setting(task: Task, prior, budget: int, *, few_step: int, table_nfe: int, stored: dict[str, Tuned],
-                 n_val: int, n_trials: int, seed: int, device="cpu", search: str = "tpe") -> dict[str, Tuned]:
-    """``label -> Tuned`` of every method of the setting at ``budget``; ``stored`` (the evaluation's tuned values)
-    are kept, not retuned; ``search`` is :func:`recon.tuning.search_plan`'s. A study at the table's budget is named
-    as the evaluation names its studies; one at another budget carries the budget in its name."""
+                 n_val: int, n_trials: int, seed: int, device="cpu", search: str = "tpe",
+                 on_tuned=None) -> dict[str, Tuned]:
+    """``label -> Tuned`` of every method of the setting at ``budget``; ``stored`` (the evaluation's tuned values,
+    and those a resumed run had finished) are kept, not retuned; ``search`` is :func:`recon.tuning.search_plan`'s;
+    ``on_tuned(label, tuned)`` after each fresh tuning. A study at the table's budget is named as the evaluation
+    names its studies; one at another budget carries the budget in its name."""
     todo = {m: Choice(m, budget_options(m, budget), prior) for m in methods_at(task, budget, few_step)
             if m not in stored}
     tuned = tune_all(task, todo, n_val=n_val, n_trials=n_trials, seed=seed, device=device, search=search,
-                     name=None if budget == table_nfe else (lambda label: f"{task.name}|{task.noise_name}|{label}|{budget} NFE"))
+                     name=None if budget == table_nfe else (lambda label: f"{task.name}|{task.noise_name}|{label}|{budget} NFE"),
+                     on_tuned=on_tuned)
     return {**stored, **tuned}
 
 

@@ -211,6 +211,36 @@ def test_the_solvers_study_tunes_with_the_search_it_is_given(monkeypatch):
     assert seen["search"] == "tpe" and seen["name"]("dds").endswith("|8 NFE")  # the stored studies' search and names
 
 
+def test_a_solvers_setting_cut_short_resumes_from_the_tunings_it_saved(monkeypatch):
+    from recon.tuning import Tuned
+    from studies import protocol, solver_study
+    from studies.experiments import _tune_solver_setting
+    from studies.results import to_json
+
+    asked, saved = [], []
+
+    def fake(task, todo, *, on_tuned=None, **options):  # "tunes" each method it is asked for, saving each
+        out = {}
+        for label, choice in todo.items():
+            asked.append(label)
+            out[label] = Tuned(choice.method, dict(choice.options), {"x": 1.0}, 30.0, [], [], 0, "grid")
+            on_tuned(label, out[label])
+        return out
+
+    monkeypatch.setattr(solver_study, "tune_all", fake)
+    task = next(t for t in protocol.tasks() if t.noise is None)
+    stored = Tuned("dds", {"steps": 8}, {"eta": 0.5}, 31.0, [], [], 0, "grid")
+    resumed = {"8": {"dds": to_json(stored)}}
+    tune = {"few_step": 8, "table_nfe": 60, "n_val": 4, "n_trials": 10, "seed": 0, "device": "cpu", "search": "grid"}
+    kept = {m: stored for m in task.score_methods()}
+    out = _tune_solver_setting(task, None, (8, 60), kept, resumed, tune, lambda now: saved.append(to_json(now)))
+    assert "dds" not in asked[:len(solver_study.methods_at(task, 8, 8)) - 1]  # the saved tuning is not redone
+    assert out[8]["dds"].best == {"eta": 0.5} and out[60]["proximal"] is stored
+    assert asked.count("dds") == 1 and set(task.score_methods()).isdisjoint(asked[-len(solver_study.SOLVERS):])
+    assert saved[-1]["8"]["dds"]["best"] == {"eta": 0.5} and set(saved[-1]) == {"8", "60"}
+    assert set(saved[-1]["60"]) == set(solver_study.SOLVERS)  # every fresh tuning saved, with what was resumed
+
+
 def test_the_tuning_sweep_chooses_on_validation_and_reports_draws_and_the_oracle():
     import pytest
 
