@@ -886,8 +886,9 @@ def tuning(*, nfe: int = 60, methods=None, draws: int = 1, n_val: int = 16, n_im
 
 
 def _lesion_choices(task: protocol.Task, entry: dict, solver_entry: dict | None, prior, table_nfe: int) -> dict:
-    """The methods of the lesion study on a CT task: the evaluation's rows as tuned there, today's solvers as tuned
-    at the table's budget (``results/solvers.json``), and the supervised networks trained for that view count."""
+    """The methods of the lesion study on a task: the evaluation's rows as tuned there, today's solvers as tuned
+    at the table's budget (``results/solvers.json``), and the supervised networks trained for that setting (CT: its
+    view count; MRI: its acceleration, equispaced) and for the family of settings."""
     choices = {r["method"]: Choice(r["method"], r["options"], prior) for r in entry["rows"]}
     if solver_entry is not None:
         from studies.solver_study import SOLVERS, rows_at
@@ -895,11 +896,33 @@ def _lesion_choices(task: protocol.Task, entry: dict, solver_entry: dict | None,
         rows = rows_at(solver_entry, table_nfe)
         choices.update({label: Choice(rows[label]["method"], rows[label]["options"], prior)
                         for label in SOLVERS if label in rows})
-    views = task.name.split(", ")[1].split(" ")[0]
-    networks = {"network (family)": "head_ct_sup_family", f"network ({views} views)": f"head_ct_sup_ct{views}"}
+    if task.dataset == "head_ct":
+        views = task.name.split(", ")[1].split(" ")[0]
+        networks = {"network (family)": "head_ct_sup_family", f"network ({views} views)": f"head_ct_sup_ct{views}"}
+    else:
+        rate = task.operator.acceleration
+        networks = {"network (family)": "brain_sup_family", f"network ({rate}x)": f"brain_sup_mri{rate}_equispaced"}
     choices.update({label: Choice("supervised", {"network": name}) for label, name in networks.items()
                     if _shipped(name)})
     return choices
+
+
+def _lesion_rows(data: protocol.Measured, truth_set, tau: float, choices: dict, *, seed: int, device: str) -> dict:
+    """Each choice's lesion fidelity (:func:`studies.lesions.fidelity` with its summary) on ``data``, whose truth is
+    ``truth_set``'s, with its PSNR and cost."""
+    from studies.lesions import fidelity, summary
+
+    if not torch.equal(data.truth, truth_set.truth):
+        raise AssertionError("the lesion set's truth is not the measured images; the phantoms changed.")
+    rows = {}
+    for label, choice in choices.items():
+        x, row = protocol.reconstruct_row(data, choice, seed=seed, device=device)
+        found = fidelity(truth_set, x, tau)
+        rows[label] = {**summary(found), **found, "method": choice.method, "options": choice.options,
+                       "psnr": row.psnr, "nfe": row.nfe}
+        print(f"  {label}: {rows[label]['contrast']:.2f} contrast, {rows[label]['missed']} missed, "
+              f"{rows[label]['invented']} invented", flush=True)
+    return rows
 
 
 def _shipped(name: str) -> bool:
@@ -927,23 +950,41 @@ def lesions(*, n_images: int = 32, seed: int = 0, device: str = "cpu", evaluatio
 
     def run(task):
         print(task.key, flush=True)
-        data = protocol.measured(task, n_images, seed)
-        if not torch.equal(data.truth, truth_set.truth):
-            raise AssertionError("the lesion set's truth is not the task's test images; the phantoms changed.")
-        rows = {}
-        for label, choice in _lesion_choices(task, entries[task.key], solved.get(task.key), priors[task.dataset],
-                                             table_nfe).items():
-            x, row = protocol.reconstruct_row(data, choice, seed=seed, device=device)
-            found = fidelity(truth_set, x, tau)
-            rows[label] = {**summary(found), **found, "method": choice.method, "options": choice.options,
-                           "psnr": row.psnr, "nfe": row.nfe}
-            print(f"  {label}: {rows[label]['contrast']:.2f} contrast, {rows[label]['missed']} missed, "
-                  f"{rows[label]['invented']} invented", flush=True)
+        choices = _lesion_choices(task, entries[task.key], solved.get(task.key), priors[task.dataset], table_nfe)
+        rows = _lesion_rows(protocol.measured(task, n_images, seed), truth_set, tau, choices, seed=seed, device=device)
         return {**task.header(), "rows": rows}
 
     ct = [t for t in protocol.tasks(seed=seed) if t.dataset == "head_ct" and t.split == "test"]
     truth = {**summary(fidelity(truth_set, truth_set.truth, tau)), "threshold": tau}
     return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", ct, run, out)
+
+
+@experiment
+def lesions_mri(*, n_images: int = 32, seed: int = 0, device: str = "cpu",
+                evaluation: str = "results/evaluation.json", solvers: str = "results/solvers.json",
+                out: str | None = None) -> dict:
+    """Lesion fidelity on brain slices, which carry no lesions of their own: two synthetic lesions per test slice
+    (:func:`studies.lesions.mri_lesion_set`), added to the fine image before it is measured off the grid, at the
+    table's in-distribution MRI tasks; every method of the results table, today's solvers and the supervised networks,
+    each with its stored tuned values (tuned on lesion-free slices, as a deployed method would be)."""
+    from recon.operators.noise import simulate
+    from studies.lesions import fidelity, mri_lesion_set, summary, threshold
+
+    stored = load_results(evaluation)
+    entries, table_nfe = {e["task"]: e for e in stored["results"]["tasks"]}, stored["results"]["options"]["nfe"]
+    solved = ({e["task"]: e for e in load_results(solvers)["results"]["tasks"]} if Path(solvers).exists() else {})
+    (truth_set, fine), priors = mri_lesion_set(n_images, seed=seed), protocol.protocol_priors(device)
+    tau = threshold(truth_set)
+
+    def run(task):
+        print(task.key, flush=True)
+        data = protocol.Measured(truth_set.truth, simulate(task.operator, truth_set.truth, task.noise, seed, fine))
+        choices = _lesion_choices(task, entries[task.key], solved.get(task.key), priors[task.dataset], table_nfe)
+        return {**task.header(), "rows": _lesion_rows(data, truth_set, tau, choices, seed=seed, device=device)}
+
+    mri = [t for t in protocol.tasks(seed=seed) if t.dataset == "brain" and t.split == "test"]
+    truth = {**summary(fidelity(truth_set, truth_set.truth, tau)), "threshold": tau}
+    return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", mri, run, out)
 
 
 @experiment

@@ -40,6 +40,11 @@ BRAIN = (0.38, 0.62)  # the lesion-free head's parenchyma levels (grey and white
 INSIDE = 3  # pixels the brain is eroded by for invented lesions: an edge's error (skull, ventricles) is not a lesion
 MARGIN = 2  # pixels around a true lesion's footprint in which a detection is that lesion, not an invented one
 FOOTPRINT = 0.1  # a lesion's footprint, for that margin: where it is at least this fraction of its peak
+# Synthetic lesions in T1 brain slices (no brain phantom carries lesions): two per slice, of these radii (pixels of the
+# reconstruction grid) and contrasts (of the image range, either sign), in the grey and white matter's intensities.
+MRI_LESIONS, MRI_RADIUS, MRI_CONTRAST = 2, (1.5, 3.0), (0.15, 0.3)
+MRI_BRAIN = (0.45, 0.95)  # grey and white matter of the template's T1 slices (CSF is darker, background 0)
+SCALP = 5  # pixels in from the head's outline before the brain starts
 
 
 @dataclasses.dataclass
@@ -50,6 +55,7 @@ class LesionSet:
     truth: torch.Tensor
     bare: torch.Tensor
     footprints: list[list[np.ndarray]]
+    parenchyma: np.ndarray | None = None  # (n, H, W) bool where lesions may lie; None: the head-CT levels BRAIN
 
     def deviation(self, i: int, image: np.ndarray) -> np.ndarray:
         """``image`` minus image ``i``'s lesion-free head."""
@@ -66,7 +72,8 @@ class LesionSet:
     def brain(self, i: int) -> np.ndarray:
         """Image ``i``'s parenchyma, ``INSIDE`` pixels in from the skull, the ventricles and any other tissue."""
         bare = self.bare[i, 0].numpy()
-        return ndi.binary_erosion((bare > BRAIN[0]) & (bare < BRAIN[1]), iterations=INSIDE)
+        tissue = (bare > BRAIN[0]) & (bare < BRAIN[1]) if self.parenchyma is None else self.parenchyma[i]
+        return ndi.binary_erosion(tissue, iterations=INSIDE)
 
     def near_lesions(self, i: int) -> np.ndarray:
         """Pixels within ``MARGIN`` of any lesion's footprint in image ``i``."""
@@ -93,6 +100,58 @@ def lesion_set(n: int, size: int = 64, split: str = "test", seed: int = 0, facto
                            for lesion in head.lesions])
     stack = lambda images: torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
     return LesionSet(stack(truth), stack(bare), footprints)
+
+
+def brain_parenchyma(image: np.ndarray) -> np.ndarray:
+    """A T1 brain slice's grey and white matter: ``MRI_BRAIN`` intensities inside the head, ``SCALP`` pixels in from
+    its outline (the bright scalp and fat lie there, not in the brain)."""
+    head = ndi.binary_fill_holes(image > 0.1)
+    return ndi.binary_erosion(head, iterations=SCALP) & (image > MRI_BRAIN[0]) & (image < MRI_BRAIN[1])
+
+
+def insert_lesions(fine: np.ndarray, factor: int, rng: np.random.Generator, count: int = MRI_LESIONS) -> list:
+    """``count`` synthetic lesions for a fine T1 slice ``(f H, f W)``: discs of ``MRI_RADIUS`` pixels of the
+    reconstruction grid, centred in its parenchyma at least two diameters apart, with a soft edge (one pixel of the
+    reconstruction grid) and a contrast of ``MRI_CONTRAST`` of either sign (hypointense, as a T1 "black hole", or
+    hyperintense, as an enhancing lesion). Returns each lesion as a fine image to add."""
+    size = fine.shape[0] // factor
+    allowed = brain_parenchyma(fine.reshape(size, factor, size, factor).mean(axis=(1, 3)))
+    allowed = ndi.binary_erosion(allowed, iterations=int(np.ceil(MRI_RADIUS[1])))
+    yy, xx = np.mgrid[:fine.shape[0], :fine.shape[1]] / factor  # fine pixel centres, in coarse pixels
+    out, centres = [], []
+    for y, x in rng.permutation(np.argwhere(allowed)):
+        if len(out) == count:
+            break
+        radius = rng.uniform(*MRI_RADIUS)
+        if any(np.hypot(y - cy, x - cx) < 2 * (radius + r) for cy, cx, r in centres):
+            continue
+        distance = np.hypot(yy - (y + 0.5), xx - (x + 0.5))
+        amplitude = rng.choice([-1.0, 1.0]) * rng.uniform(*MRI_CONTRAST)
+        out.append(amplitude * np.clip(radius - distance + 0.5, 0.0, 1.0))
+        centres.append((y, x, radius))
+    return out
+
+
+def mri_lesion_set(n: int, size: int = 64, split: str = "test", seed: int = 0, factor: int = 4) -> tuple:
+    """``(LesionSet, fine)``: the first ``n`` brain slices of ``split`` (:func:`recon.data.fine_and_truth`'s), each with
+    :func:`insert_lesions` added to its fine image before it is averaged to the grid (so the lesions are measured off
+    the grid, as the anatomy is), clipped to the image range; ``fine`` is what to measure. The lesions' positions,
+    sizes and signs come from a generator seeded with ``seed``."""
+    from recon.data.offgrid import fine_and_truth
+
+    rng = np.random.default_rng([seed, 1])
+    plain, fine = fine_and_truth("brain", n, size, split, seed, factor)
+    coarse = lambda image: image.reshape(size, factor, size, factor).mean(axis=(1, 3))
+    truth, bare, footprints, tissue, lesioned = [], [], [], [], []
+    for image, slice_ in zip(fine[:, 0].numpy().astype(np.float64), plain[:, 0].numpy()):
+        parts = insert_lesions(image, factor, rng)
+        lesioned.append(np.clip(image + sum(parts), 0.0, 1.0))
+        truth.append(coarse(lesioned[-1]))
+        bare.append(slice_)
+        footprints.append([coarse(np.clip(image + part, 0.0, 1.0)) - bare[-1] for part in parts])
+        tissue.append(brain_parenchyma(bare[-1]))
+    stack = lambda images: torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+    return LesionSet(stack(truth), stack(bare), footprints, np.stack(tissue)), stack(lesioned)
 
 
 def blob(image: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Lesion fidelity (studies.lesions): the truth keeps every lesion it is calibrated to find and invents none; erasing
-the lesions loses all their contrast; blur loses some; a blob added to the brain is an invented lesion."""
+the lesions loses all their contrast; blur loses some; a blob added to the brain is an invented lesion. The same for
+the synthetic lesions added to brain slices."""
 
 import numpy as np
 import pytest
@@ -55,3 +56,43 @@ def test_a_blob_in_the_brain_is_an_invented_lesion(lesions):
     assert result["invented"][i] == 1 and sum(result["invented"]) == 1
     with pytest.raises(ValueError, match="no lesion"):
         threshold(LesionSet(lesions.truth[:1], lesions.bare[:1], [[]]))
+
+
+@pytest.fixture(scope="module")
+def brain_lesions():
+    from studies.lesions import mri_lesion_set
+
+    return mri_lesion_set(6)
+
+
+def test_synthetic_brain_lesions_lie_in_the_parenchyma_and_are_measured_off_the_grid(brain_lesions):
+    from studies.lesions import MRI_LESIONS, mri_lesion_set
+
+    lesions, fine = brain_lesions
+    truth, plain = fine_and_truth("brain", 6)
+    assert torch.equal(lesions.bare, truth)  # the protocol's test slices, lesions aside
+    assert all(len(parts) == MRI_LESIONS for parts in lesions.footprints)
+    for i, parts in enumerate(lesions.footprints):
+        for k, part in enumerate(parts):
+            assert lesions.parenchyma[i][lesions.core(i, k)].all()  # in grey or white matter, not CSF or background
+    assert torch.allclose(fine.reshape(6, 1, 64, 4, 64, 4).mean(dim=(3, 5)), lesions.truth, atol=1e-6)
+    assert not torch.equal(fine, plain) and torch.equal(mri_lesion_set(6)[1], fine)  # seeded: the same set again
+
+
+def test_the_brain_truth_keeps_its_synthetic_lesions_and_erasing_them_misses_all(brain_lesions):
+    lesions, _ = brain_lesions
+    tau = threshold(lesions)
+    kept, erased = summary(fidelity(lesions, lesions.truth, tau)), summary(fidelity(lesions, lesions.bare, tau))
+    assert kept["contrast"] == pytest.approx(1.0) and kept["invented"] == 0
+    assert kept["missed_share"] <= CALIBRATION + 2 / kept["lesions"]
+    assert erased["missed"] == erased["lesions"] and erased["kept_half"] == 0.0 and erased["invented"] == 0
+
+
+def test_the_mri_lesion_study_runs_the_mri_networks():
+    from studies import protocol
+    from studies.experiments import _lesion_choices
+
+    task = next(t for t in protocol.tasks() if t.name == "MRI, 8x" and t.noise is None and t.split == "test")
+    entry = {"rows": [{"method": "tv", "options": {"weight": 0.01}}]}
+    choices = _lesion_choices(task, entry, None, None, 60)
+    assert {c.options.get("network") for c in choices.values()} >= {"brain_sup_family", "brain_sup_mri8_equispaced"}
