@@ -925,6 +925,15 @@ def _lesion_rows(data: protocol.Measured, truth_set, tau: float, choices: dict, 
     return rows
 
 
+def _table_and_solvers(evaluation: str, solvers: str) -> tuple:
+    """The stored results table, its entries by task, its budget, and the solvers study's entries by task (none if
+    that file is absent), for the studies that run the table's tuned values."""
+    stored = load_results(evaluation)
+    entries, table_nfe = {e["task"]: e for e in stored["results"]["tasks"]}, stored["results"]["options"]["nfe"]
+    solved = ({e["task"]: e for e in load_results(solvers)["results"]["tasks"]} if Path(solvers).exists() else {})
+    return stored, entries, table_nfe, solved
+
+
 def _shipped(name: str) -> bool:
     from recon.models.checkpoints import resolve
 
@@ -942,9 +951,7 @@ def lesions(*, n_images: int = 32, seed: int = 0, device: str = "cpu", evaluatio
     recovered, lesions missed and invented, against the detector calibrated on the truth."""
     from studies.lesions import fidelity, lesion_set, summary, threshold
 
-    stored = load_results(evaluation)
-    entries, table_nfe = {e["task"]: e for e in stored["results"]["tasks"]}, stored["results"]["options"]["nfe"]
-    solved = ({e["task"]: e for e in load_results(solvers)["results"]["tasks"]} if Path(solvers).exists() else {})
+    stored, entries, table_nfe, solved = _table_and_solvers(evaluation, solvers)
     truth_set, priors = lesion_set(n_images, seed=seed), protocol.protocol_priors(device)
     tau = threshold(truth_set)
 
@@ -970,9 +977,7 @@ def lesions_mri(*, n_images: int = 32, seed: int = 0, device: str = "cpu",
     from recon.operators.noise import simulate
     from studies.lesions import fidelity, mri_lesion_set, summary, threshold
 
-    stored = load_results(evaluation)
-    entries, table_nfe = {e["task"]: e for e in stored["results"]["tasks"]}, stored["results"]["options"]["nfe"]
-    solved = ({e["task"]: e for e in load_results(solvers)["results"]["tasks"]} if Path(solvers).exists() else {})
+    stored, entries, table_nfe, solved = _table_and_solvers(evaluation, solvers)
     (truth_set, fine), priors = mri_lesion_set(n_images, seed=seed), protocol.protocol_priors(device)
     tau = threshold(truth_set)
 
