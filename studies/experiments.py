@@ -139,14 +139,16 @@ def realism_validation(*, n_images: int = 32, sigmas=(0.02, 0.05), seed: int = 0
 @experiment
 def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: int = 60, curve_nfes=(10, 30, 60, 100,
                300), curve_images: int = 8, k: int = 8, seed: int = 0, device: str = "cpu", only: str | None = None,
-               reuse: str = "results/evaluation.json", tasks=None, tuned_from: str | None = None) -> dict:
+               reuse: str = "results/evaluation.json", tasks=None, tuned_from: str | None = None,
+               search: str = "tpe") -> dict:
     """The evaluation protocol (studies.protocol) on every task: methods tuned alike on validation images
     at ``nfe`` network evaluations, tested on ``n_images`` off-grid test images; the inverse-crime numbers of one task
     beside its honest ones; quality against NFE and posterior spread on two tasks. Each task runs with its family's
     prior of :data:`studies.protocol.PRIORS`. ``only`` (a data family) or ``tasks`` (task keys): run those tasks and
     keep the others' entries from ``reuse`` (the result says which, with that run's provenance). ``tuned_from`` (the
     tuning study's file, :func:`tuning`): every method it swept on a task's setting takes the sweep's value
-    (:func:`studies.tuning_study.tuned_of`) instead of the ``n_trials`` search."""
+    (:func:`studies.tuning_study.tuned_of`) instead of the search; ``search`` is :func:`recon.tuning.search_plan`'s
+    for the rest ("tpe" with ``n_trials``, or "protocol": a grid for one or two parameters)."""
     priors = protocol.protocol_priors(device)
     curve_tasks = {"CT, 16 views|" + protocol.LOW_DOSE.describe(), "MRI, 8x|noise-free"}
     family = {task.key: task.dataset for task in protocol.tasks(seed=seed)}
@@ -167,7 +169,7 @@ def evaluation(*, n_images: int = 32, n_val: int = 8, n_trials: int = 10, nfe: i
         if setting not in tuned_by_setting:  # the anatomy-shift task shares its setting's validation tuning
             choices = protocol.candidates(task, nfe, prior, with_pc=setting in curve_tasks)
             fresh = protocol.tune_all(task, {label: c for label, c in choices.items() if (setting, label) not in swept},
-                                      n_val=n_val, n_trials=n_trials, seed=seed, device=device)
+                                      n_val=n_val, n_trials=n_trials, seed=seed, device=device, search=search)
             tuned_by_setting[setting] = {label: swept.get((setting, label)) or fresh[label] for label in choices}
         tuned, run = tuned_by_setting[setting], {"n_images": n_images, "seed": seed, "device": device}
         entry = evaluation_study.run_task(task, prior, tuned, **run)

@@ -355,6 +355,26 @@ def test_the_evaluation_runs_with_the_sweeps_values_of_the_tasks_test_split(tmp_
         _swept(tmp_path / "tuning.partial.json", nfe=100, seed=0)
 
 
+def test_the_evaluation_tunes_what_no_sweep_covers_with_the_search_it_is_given(monkeypatch):
+    from recon.tuning import Tuned
+    from studies import evaluation_study, experiments, protocol
+
+    seen = {}
+
+    def record(task, choices, **options):  # the protocol's tuner, without tuning
+        seen.update(options, labels=list(choices))
+        return {label: Tuned(c.method, dict(c.options), {}, 0.0, [], [], 0, "grid") for label, c in choices.items()}
+
+    monkeypatch.setattr(protocol, "tune_all", record)
+    monkeypatch.setattr(evaluation_study, "run_task", lambda task, prior, tuned, **run: {"task": task.key, "rows": []})
+    monkeypatch.setattr(protocol, "protocol_priors", lambda device: {"head_ct": None, "brain": None})
+    key = "CT, 8 views|noise-free|test"
+    out = experiments.evaluation(tasks=[key], search="protocol", n_val=16)
+    assert seen["search"] == "protocol" and seen["n_val"] == 16 and "dps" in seen["labels"]
+    fresh = next(e for e in out["tasks"] if e["task"] == key)
+    assert fresh["tuned"]["dps"].value == 0.0 and "reused" in out  # this task tuned now, the others kept
+
+
 def test_images_at_a_given_psnr_hit_it():
     from recon.data import head_ct_phantoms
     from recon.metrics import psnr
