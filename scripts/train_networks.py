@@ -1,5 +1,6 @@
-"""Train the shift chapter's supervised networks (single-setting, family, oracles) and the synthetic-data chapter's
-priors (public, private at each ε, non-private), skipping those whose card exists.
+"""Train the shift chapter's supervised networks (single-setting, family, oracles), the synthetic-data chapter's
+priors (public, private at each ε, non-private) and the head-CT prior retrained with other seeds (the evaluation's
+training-variance study), skipping those whose card exists.
 
     python scripts/train_networks.py                # every network, one after the other, resuming interrupted runs
     python scripts/train_networks.py --dry-run      # print the commands
@@ -19,6 +20,7 @@ from pathlib import Path
 from recon.cli.train import STATE
 from recon.models.checkpoints import CARD
 from recon.train import main as train_main
+from studies.evaluation_study import seed_commands
 from studies.shift_study import network_commands
 from studies.synthetic_study import dp_commands
 
@@ -29,7 +31,8 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="checkpoint folder names to train (default: all)")
     parser.add_argument("--dry-run", action="store_true")
     args = parser.parse_args(argv)
-    for folder, train_args in network_commands(device=args.device) + dp_commands(device=args.device):
+    for folder, train_args in (network_commands(device=args.device) + dp_commands(device=args.device)
+                              + seed_commands(device=args.device)):
         if args.only is not None and Path(folder).name not in args.only:
             continue
         done = (Path(folder) / CARD).exists()

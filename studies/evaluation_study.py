@@ -5,9 +5,11 @@ the spread that re-training the prior adds (read from the prior-seed study, :fun
 
 from __future__ import annotations
 
+import shlex
 from statistics import fmean
 
 from recon.methods import METHODS
+from recon.models.checkpoints import load_card
 from recon.tuning import Tuned
 from studies.protocol import Choice, Task, evaluate_all, measured
 
@@ -75,3 +77,23 @@ def seed_differences(entry: dict, a: str, b: str) -> dict[str, float]:
     ranking that flips between priors is not one re-training keeps."""
     return {prior: fmean(x - y for x, y in zip(rows[a]["psnr"], rows[b]["psnr"]))
             for prior, rows in entry["rows"].items()}
+
+
+PRIOR_SEEDS = (1, 2)  # the head-CT prior retrained with these seeds (the shipped one used seed 0)
+
+
+def seed_commands(device: str | None = None, prior: str = "head_ct") -> list[tuple[str, list[str]]]:
+    """``(checkpoint folder, train arguments)`` of the prior retrained with each of :data:`PRIOR_SEEDS`: the shipped
+    card's command (one home for how the prior is trained) with another ``--seed`` (its training draw, initialisation
+    and noise), into its own folder, checkpointing every 100 steps so that a stopped run resumes."""
+    command = shlex.split(load_card(prior)["command"])
+    if command[:3] != ["python", "-m", "recon.train"] or "--seed" in command:
+        raise ValueError(f"the {prior} card's command {shlex.join(command)!r} is not a seed-0 `python -m recon.train` "
+                         "run; retrain from its own command.")
+    args, out = command[3:], []
+    folder = args[args.index("--out") + 1]
+    for seed in PRIOR_SEEDS:
+        train = [a if a != folder else f"{folder}_seed{seed}" for a in args]
+        out.append((f"{folder}_seed{seed}", [*train, "--seed", str(seed), "--checkpoint-every", "100",
+                                             *(["--device", device] if device else [])]))
+    return out

@@ -411,3 +411,25 @@ def test_the_prior_seed_study_repeats_the_tables_methods_with_each_prior_and_rea
                     "b": {"m": {"psnr": [28.0, 29.0]}, "n": {"psnr": [29.0, 29.0]}}}}
     assert seed_spread(two)["m"] == {"means": {"a": 31.0, "b": 28.5}, "spread": 2.5}
     assert seed_differences(two, "m", "n") == {"a": 1.5, "b": -0.5}  # the ranking of m over n flips with the prior
+
+
+def test_each_prior_seed_is_the_shipped_cards_command_with_another_seed_into_its_own_folder(monkeypatch):
+    import shlex
+
+    import pytest
+
+    from recon.models.checkpoints import load_card
+    from studies.evaluation_study import PRIOR_SEEDS, seed_commands
+
+    card = shlex.split(load_card("head_ct")["command"])[3:]
+    runs = seed_commands()
+    assert [folder for folder, _ in runs] == [f"checkpoints/head_ct_64_seed{s}" for s in PRIOR_SEEDS]
+    for (folder, args), seed in zip(runs, PRIOR_SEEDS):
+        assert args[args.index("--seed") + 1] == str(seed) and args[args.index("--out") + 1] == folder
+        rest = [a for i, a in enumerate(args) if i not in (args.index("--out") + 1,)]
+        assert rest[:len(card) - 1] == [a for a in card if a != "checkpoints/head_ct_64"]  # nothing else changes
+    from studies import evaluation_study
+
+    monkeypatch.setattr(evaluation_study, "load_card", lambda prior: {"command": "python -m recon.train --seed 3"})
+    with pytest.raises(ValueError, match="seed-0"):
+        seed_commands()  # a card that already names a seed: which seed is the 'other' one is unclear
