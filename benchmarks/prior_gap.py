@@ -77,7 +77,7 @@ def measure(prior: str, n: int) -> dict:
                  for name, images in image_sets(card, n).items()}
     rows = {name: {str(s): round(float(v.mean()), 2) for s, v in values.items()} for name, values in per_image.items()}
     gaps = {s: unpaired_difference(per_image["train"][s], per_image["held-out"][s]) for s in SIGMAS}
-    rows["gap"] = {str(s): round(rows["train"][str(s)] - rows["held-out"][str(s)], 2) for s in SIGMAS}
+    rows["gap"] = {str(s): round(g.mean, 2) for s, g in gaps.items()}  # the unrounded means' difference
     rows["gap interval"] = {str(s): [round(g.low, 2), round(g.high, 2)] for s, g in gaps.items()}
     return rows
 
