@@ -363,17 +363,18 @@ def consistency_timing(*, batch: int = 32, nfes=(1, 2, 4, 8), repeats: int = 3, 
 @experiment
 def shift(*, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 10, spread_k: int = 8,
           spread_images: int = 6, seed: int = 0, device: str = "cpu", out: str | None = None, only: str | None = None,
-          reuse: str = "results/shift.json") -> dict:
+          reuse: str = "results/shift.json", search: str = "tpe") -> dict:
     """The operator-shift grid of the shift chapter (studies.shift_study): at every point the prior with λ
     carried over from the training setting and tuned there (``nfe`` Euler–Maruyama levels), its posterior spread, and
     the supervised networks; then the anatomy panel. Each family's prior is that of :data:`studies.protocol.PRIORS`.
     With ``out``, the prior's points are written there after each one and a rerun with the same options continues
     from them (the networks' rows are always recomputed: they are cheap). ``only`` (a data family): run that family's
-    points and keep the others' from ``reuse`` (the result says which, with that run's provenance)."""
+    points and keep the others' from ``reuse`` (the result says which, with that run's provenance). ``search`` tunes λ
+    (:func:`recon.tuning.search_plan`'s: "tpe" with ``n_trials``, or "protocol": its 13-point grid)."""
     from studies.shift_study import anatomy_panel, network_rows, prior_point, shift_grid, source_task
 
     options = {"nfe": nfe, "n_images": n_images, "n_val": n_val, "n_trials": n_trials, "spread_k": spread_k,
-               "spread_images": spread_images, "seed": seed}
+               "spread_images": spread_images, "seed": seed, **({"search": search} if search != "tpe" else {})}
     partial = json.loads(Path(out).read_text()) if out and Path(out).exists() else {}
     done = {(p["setting"], p["noise"]): p for p in partial.get("points", [])} if partial.get("options") == options else {}
     carried = {key: tuned_from_json(t) for key, t in partial.get("carried", {}).items()} if done else {}
@@ -391,7 +392,8 @@ def shift(*, nfe: int = 30, n_images: int = 32, n_val: int = 8, n_trials: int = 
         print(point.setting, point.axis, point.value, "(stored)" if key in done else "", flush=True)
         points.append(done.get(key) or prior_point(point, priors[point.dataset], carried[source.key], nfe=nfe,
                                                    n_images=n_images, n_val=n_val, n_trials=n_trials, seed=seed,
-                                                   spread_k=spread_k, spread_images=spread_images, device=device))
+                                                   spread_k=spread_k, spread_images=spread_images, device=device,
+                                                   search=search))
         write_partial(out, {"options": options, "carried": carried, "points": points})
     for point, result in zip(shift_grid(), points):
         if only and point.dataset != only:
@@ -433,7 +435,7 @@ def shift_tune(source, prior, options: dict, device) -> dict:
     from studies.shift_study import tune_lambda
 
     return tune_lambda(source, prior, nfe=options["nfe"], n_val=options["n_val"], n_trials=options["n_trials"],
-                       seed=options["seed"], device=device)
+                       seed=options["seed"], device=device, search=options.get("search", "tpe"))
 
 
 @experiment

@@ -107,12 +107,15 @@ def available(name: str | None) -> bool:
     return True
 
 
-def tune_lambda(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> Tuned:
+def tune_lambda(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu",
+                search: str = "tpe") -> Tuned:
     """λ of the task's proximal method (Song et al.'s step, or the DDRM rule on noisy data) tuned on validation images
-    at ``nfe`` Euler–Maruyama levels, by the protocol's study."""
+    at ``nfe`` Euler–Maruyama levels, by the protocol's study (``search``: :func:`recon.tuning.search_plan`'s; "protocol"
+    puts λ on its 13-point grid)."""
     method = task.score_methods()[0]
     choice = {method: Choice(method, protocol.budget_options(method, nfe), prior)}
-    return protocol.tune_all(task, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device)[method]
+    return protocol.tune_all(task, choice, n_val=n_val, n_trials=n_trials, seed=seed, device=device,
+                             search=search)[method]
 
 
 def tune_truncated(task: protocol.Task, prior, *, nfe: int, n_val: int, n_trials: int, seed: int, device="cpu") -> Tuned:
@@ -148,7 +151,7 @@ def spread(data: protocol.Measured, choice: Choice, *, k: int, seed: int, device
 
 
 def prior_point(shift: Shift, prior, carried: Tuned, *, nfe: int, n_images: int, n_val: int, n_trials: int,
-                seed: int, spread_k: int = 8, spread_images: int = 8, device="cpu") -> dict:
+                seed: int, spread_k: int = 8, spread_images: int = 8, device="cpu", search: str = "tpe") -> dict:
     """The prior at one grid point on its off-grid test images: λ carried over from the training setting and λ tuned
     here, the classical inverse beside them, and the prior's posterior spread (λ carried over) on the first
     ``spread_images``. At the source task itself (the training setting with the source's noise) nothing is shifted
@@ -159,7 +162,7 @@ def prior_point(shift: Shift, prior, carried: Tuned, *, nfe: int, n_images: int,
     data = protocol.measured(task, n_images, seed)
     is_source = task.key == source_task(shift, seed).key
     tuned_here = carried if is_source else tune_lambda(task, prior, nfe=nfe, n_val=n_val, n_trials=n_trials,
-                                                       seed=seed, device=device)
+                                                       seed=seed, device=device, search=search)
     runs = {"prior, λ carried over": Choice.tuned(carried, prior), "prior, λ tuned here": Choice.tuned(tuned_here, prior),
             task.classical: Choice(task.classical, {})}
     rows = protocol.evaluate_all(data, runs, seed=seed, device=device)

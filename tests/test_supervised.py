@@ -184,3 +184,16 @@ def test_the_network_list_names_every_checkpoint_once_with_its_settings():
             make_operator(setting, 16)
         if folder.endswith(tuple(setting_tag(s) for s in ORACLES["head_ct"] + ORACLES["brain"])):  # fine-tuned
             assert args[args.index("--init") + 1] in folders and settings == [args[start]]
+
+
+def test_the_shift_study_tunes_lambda_with_the_search_it_is_given(monkeypatch):
+    from studies import experiments, protocol, shift_study
+
+    seen = []
+    monkeypatch.setattr(protocol, "tune_all", lambda task, choices, **options: seen.append(options["search"]) or
+                        {m: "tuned" for m in choices})
+    source = shift_study.source_task(shift_grid()[0], 0)
+    options = {"nfe": 30, "n_val": 16, "n_trials": 10, "seed": 0, "search": "protocol"}
+    assert experiments.shift_tune(source, None, options, "cpu") == "tuned"
+    assert experiments.shift_tune(source, None, {k: v for k, v in options.items() if k != "search"}, "cpu") == "tuned"
+    assert seen == ["protocol", "tpe"]  # the stored study's options carry no search: its 10-trial TPE
