@@ -87,16 +87,18 @@ def lambda_sweeps(*, lam_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), n_images: int = 
 
 
 @experiment
-def lambda_study(*, n_trials: int = 24, n_val: int = 8, n_images: int = 32, levels: int = 15, seed: int = 0) -> dict:
-    """optuna's TPE over (lam, snr) of the proximal step with the predictor–corrector sampler (``levels`` levels, two
-    network evaluations each), per task, on validation images, each study with its own seed; the tuned point's PSNR
-    on the test images is reported, never used to choose."""
+def lambda_study(*, n_trials: int = 24, n_val: int = 8, n_images: int = 32, levels: int = 15, seed: int = 0,
+                 search: str = "tpe") -> dict:
+    """optuna's TPE (or, with ``search="protocol"``, the protocol's 7 x 7 grid) over (lam, snr) of the proximal step
+    with the predictor–corrector sampler (``levels`` levels, two network evaluations each), per task, on validation
+    images, each study with its own seed; the tuned point's PSNR on the test images is reported, never used to
+    choose."""
     priors = load_priors()
     studies = {}
     for key, task in lambda_tasks(seed).items():
         prior, method = priors[task.dataset], task.score_methods()[0]
         choice = {method: Choice(method, {"steps": levels, "sampler": "pc"}, prior)}
-        tuned = protocol.tune_all(task, choice, n_val=n_val, n_trials=n_trials, seed=seed,
+        tuned = protocol.tune_all(task, choice, n_val=n_val, n_trials=n_trials, seed=seed, search=search,
                                   name=lambda _, key=key: f"lambda|{key}")[method]
         row = protocol.reconstruct_row(protocol.measured(task, n_images, seed), Choice.tuned(tuned, prior), seed=seed)[1]
         studies[key] = {"name": task.name, "noise": task.noise_name, "method": method, "best": tuned.best,

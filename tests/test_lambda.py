@@ -34,3 +34,24 @@ def test_lambda_sweep_is_one_batch_and_lambda_controls_the_data_fit():
     # lam = 0 ignores the data, lam = 1 fits it (up to the last level's y_t noise)
     assert (sweep.residual[2] < 0.1 * sweep.residual[0]).all()
     assert (sweep.psnr[2] > sweep.psnr[0]).all()
+
+
+def test_the_lambda_study_tunes_with_the_search_it_is_given(monkeypatch):
+    from recon.tuning import Tuned
+    from studies import experiments, protocol
+
+    seen = []
+
+    def record(task, choices, **options):  # the protocol's tuner, without tuning
+        seen.append(options["search"])
+        return {m: Tuned(c.method, dict(c.options), {"lam": 1.0, "snr": 0.1}, 0.0, [], [], 0, "grid")
+                for m, c in choices.items()}
+
+    monkeypatch.setattr(protocol, "tune_all", record)
+    task = next(t for t in protocol.tasks() if t.key == "CT, 16 views|noise-free|test")
+    monkeypatch.setattr(experiments, "lambda_tasks", lambda seed: {task.key: task})
+    monkeypatch.setattr(experiments, "load_priors", lambda: {"head_ct": None})
+    monkeypatch.setattr(protocol, "reconstruct_row", lambda data, choice, seed: (None, type("R", (), {"psnr": [1.0]})))
+    monkeypatch.setattr(protocol, "measured", lambda task, n, seed: None)
+    out = experiments.lambda_study(search="protocol")
+    assert seen == ["protocol"] and out["studies"][task.key]["best"] == {"lam": 1.0, "snr": 0.1}
