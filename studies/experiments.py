@@ -828,7 +828,7 @@ def _tune_solver_setting(task, prior, budgets, kept: dict, resumed: dict, tune: 
     ``save(now)`` gets every finished tuning (stored form) after each, so that a kill loses one method's tuning."""
     from studies.solver_study import tune_setting
 
-    now = {b: dict(ts) for b, ts in to_json(resumed).items()}
+    now = {b: dict(ts) for b, ts in resumed.items()}  # already in stored form
 
     def record(budget):
         def on_tuned(label, tuned):
