@@ -50,13 +50,30 @@ def run_experiment(name: str, **options) -> dict:
 
 
 def each_setting(result: dict, key: str, settings: Iterable, run: Callable[[object], dict],
-                 out: str | None = None) -> dict:
+                 out: str | None = None, *, resume: dict | None = None) -> dict:
     """``result[key]`` extended by ``run(setting)`` for every setting; with ``out``, the partial result is written
-    there after each (a long run that is cut short keeps what it finished)."""
-    for setting in settings:
-        result[key].append(run(setting))
-        write_partial(out, result)
+    there after each (a long run that is cut short keeps what it finished). With ``resume`` (the run's options), a
+    partial file that the same options and inputs wrote is continued: its first entries are kept, in order."""
+    done = _resumable(out, result, key, resume) if resume is not None else []
+    for i, setting in enumerate(settings):
+        if i < len(done):
+            print(f"setting {i + 1} (stored in {out})", flush=True)
+        result[key].append(done[i] if i < len(done) else run(setting))
+        write_partial(out, result if resume is None else {**result, "resumed_options": resume})
     return result
+
+
+def _resumable(out: str | None, result: dict, key: str, options: dict) -> list:
+    """The entries under ``key`` of the partial file ``out`` when it was written with these ``options`` and the same
+    inputs (every other key of ``result``); else none, and a word that the run starts afresh."""
+    if not out or not Path(out).exists():
+        return []
+    partial = json.loads(Path(out).read_text())
+    mine = to_json({**{k: v for k, v in result.items() if k != key}, "resumed_options": options})
+    if {k: v for k, v in partial.items() if k != key} != mine:
+        print(f"{out} holds another run (other options or inputs): starting afresh.", flush=True)
+        return []
+    return partial[key]
 
 
 def lambda_tasks(seed: int = 0) -> dict[str, protocol.Task]:
@@ -969,7 +986,8 @@ def lesions(*, n_images: int = 32, seed: int = 0, device: str = "cpu", evaluatio
 
     ct = [t for t in protocol.tasks(seed=seed) if t.dataset == "head_ct" and t.split == "test"]
     truth = {**summary(fidelity(truth_set, truth_set.truth, tau)), "threshold": tau}
-    return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", ct, run, out)
+    return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", ct, run, out,
+                        resume={"n_images": n_images, "seed": seed, "evaluation": evaluation, "solvers": solvers})
 
 
 @experiment
@@ -995,7 +1013,8 @@ def lesions_mri(*, n_images: int = 32, seed: int = 0, device: str = "cpu",
 
     mri = [t for t in protocol.tasks(seed=seed) if t.dataset == "brain" and t.split == "test"]
     truth = {**summary(fidelity(truth_set, truth_set.truth, tau)), "threshold": tau}
-    return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", mri, run, out)
+    return each_setting({"truth": truth, "evaluation": stored["provenance"], "tasks": []}, "tasks", mri, run, out,
+                        resume={"n_images": n_images, "seed": seed, "evaluation": evaluation, "solvers": solvers})
 
 
 @experiment
@@ -1027,7 +1046,8 @@ def prior_seeds(*, priors=("head_ct", "head_ct_seed1", "head_ct_seed2"), evaluat
     cards = {name: {key: prior.card.get(key) for key in ("command", "sha256", "hardware", "wall_time_s")}
              for name, prior in loaded.items()}
     chosen = [t for t in ct if tasks is None or t.key in tasks]
-    return each_setting({"priors": cards, "evaluation": stored["provenance"], "tasks": []}, "tasks", chosen, run, out)
+    return each_setting({"priors": cards, "evaluation": stored["provenance"], "tasks": []}, "tasks", chosen, run, out,
+                        resume={"n_images": n_images, "seed": seed, "tasks": tasks, "methods": methods})
 
 
 @experiment
@@ -1059,4 +1079,5 @@ def real_solvers(*, n_val: int = 8, seed: int = 0, device: str = "cpu", evaluati
     wanted = {SETTINGS[m] for m in modalities}
     chosen = [t for t in protocol.tasks(seed=seed) if t.name in wanted and t.split == "test"]
     result = {"nfe": table_nfe, "evaluation": stored["provenance"], "solvers": solved["provenance"], "tasks": []}
-    return each_setting(result, "tasks", chosen, run, out)
+    return each_setting(result, "tasks", chosen, run, out, resume={"n_val": n_val, "seed": seed,
+                                                                  "modalities": list(modalities)})

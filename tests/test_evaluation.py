@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -433,3 +435,26 @@ def test_each_prior_seed_is_the_shipped_cards_command_with_another_seed_into_its
     monkeypatch.setattr(evaluation_study, "load_card", lambda prior: {"command": "python -m recon.train --seed 3"})
     with pytest.raises(ValueError, match="seed-0"):
         seed_commands()  # a card that already names a seed: which seed is the 'other' one is unclear
+
+
+def test_a_study_cut_short_continues_from_its_partial_file_only_when_its_options_and_inputs_match(tmp_path):
+    from studies.experiments import each_setting
+
+    out, ran = tmp_path / "partial.json", []
+
+    def run(setting):
+        ran.append(setting)
+        if setting == "c" and len(ran) == 3:
+            raise KeyboardInterrupt  # the session ends during the third setting
+        return {"task": setting, "value": len(ran)}
+
+    with pytest.raises(KeyboardInterrupt):
+        each_setting({"header": 1, "tasks": []}, "tasks", "abc", run, str(out), resume={"n": 2})
+    result = each_setting({"header": 1, "tasks": []}, "tasks", "abc", run, str(out), resume={"n": 2})
+    assert ran == ["a", "b", "c", "c"] and [e["task"] for e in result["tasks"]] == ["a", "b", "c"]
+    assert "resumed_options" not in result  # the result file holds what the study found, not its resumption
+    assert json.loads(out.read_text())["resumed_options"] == {"n": 2}
+    ran.clear()
+    each_setting({"header": 1, "tasks": []}, "tasks", "ab", run, str(out), resume={"n": 3})  # other options
+    each_setting({"header": 2, "tasks": []}, "tasks", "ab", run, str(out), resume={"n": 3})  # other inputs
+    assert ran == ["a", "b", "a", "b"]
