@@ -111,7 +111,8 @@ def test_without_fresh_noise_the_estimate_based_solvers_sample_the_gaussian_post
 
 
 @pytest.mark.parametrize("method,noise_std,options,spread", [
-    ("diffpir", 0.0, {"lam": 1e-6, "zeta": 1.0}, (0.4, 0.6)), ("daps", 0.0, {"s": 0.01, "step": 0.3, "langevin": 5}, (0.45, 0.7)),
+    ("diffpir", 0.0, {"lam": 1e-6, "zeta": 1.0}, (0.4, 0.6)),
+    ("daps", 0.0, {"s": 0.01, "step": 0.3, "langevin": 5}, (0.45, 0.7)),
     ("daps", 0.05, {"step": 0.3, "langevin": 5}, (0.55, 0.85)), ("red_diff", 0.0, {"lam": 0.25}, (0.25, 0.45))],
     ids=["diffpir-fresh-noise", "daps-noise-free", "daps-noisy", "red-diff"])
 def test_the_other_solvers_keep_the_posterior_mean_and_shrink_its_spread(method, noise_std, options, spread):
